@@ -1,0 +1,149 @@
+"""The Python API: what the CLI, tests and orchestrators (Airflow, Dagster) call.
+
+    >>> import driftline
+    >>> summary = driftline.run(project="my_project")      # doctest: +SKIP
+    >>> summary.exit_code                                   # doctest: +SKIP
+    0
+
+Errors raise ``driftline.DriftlineError`` subclasses carrying ``path:line:column: message``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import ibis
+
+from driftline import backends
+from driftline.bind import BoundMonitor, bind_monitor
+from driftline.errors import ConfigError, ConfigErrors, DriftlineError
+from driftline.judge import FAIL, SEVERITY, WARN
+from driftline.plan.profile import ColumnBins, ReferenceProfile, now_utc, profile_key
+from driftline.plan.source import CURRENT, REFERENCE
+from driftline.project import Project, load_project
+from driftline.runner import WindowEvaluator, WindowOutcome
+from driftline.spec.types import to_utc_naive
+from driftline.store import ResultStore
+from driftline.windows import Window, due_windows, last_due_end, reference_window, windows_between
+
+EXIT_OK, EXIT_WARN, EXIT_FAIL, EXIT_ERROR = 0, 1, 2, 3
+
+
+@dataclass
+class RunSummary:
+    """What a run or backfill evaluated: one outcome per monitor window."""
+
+    outcomes: list[WindowOutcome] = field(default_factory=list)
+    notifications: list = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if any(o.status == "error" for o in self.outcomes):
+            return EXIT_ERROR
+        worst = max((SEVERITY.get(o.worst, 0) for o in self.outcomes), default=0)
+        return {SEVERITY[FAIL]: EXIT_FAIL, SEVERITY[WARN]: EXIT_WARN}.get(worst, EXIT_OK)
+
+
+@dataclass
+class Workspace:
+    """A loaded project connected to its warehouse, with its result store ready."""
+
+    project: Project
+    con: ibis.BaseBackend
+    store: ResultStore
+
+    @classmethod
+    def open(cls, project: str | Path = ".", connection: str | None = None) -> Workspace:
+        loaded = load_project(project, connection)
+        con = backends.connect(loaded.connection, loaded.root)
+        return cls(loaded, con, ResultStore(con, loaded.results_schema))
+
+    def bind(self, names: Sequence[str] | None = None, dialect: str | None = None) -> list[BoundMonitor]:
+        bound, problems = [], []
+        for loaded in self.project.select(list(names or [])):
+            try:
+                bound.append(bind_monitor(loaded, self.con, self.project.macros, dialect))
+            except ConfigErrors as error:
+                problems.extend(error.errors)
+            except ConfigError as error:
+                problems.append(error)
+        if problems:
+            raise ConfigErrors(problems)
+        return bound
+
+    def evaluator(self, monitor: BoundMonitor) -> WindowEvaluator:
+        return WindowEvaluator(monitor.plan, self.store, monitor.loaded.spec.source.where)
+
+
+def validate(project: str | Path = ".", connection: str | None = None) -> list[str]:
+    """Parse every file and check every monitor against the warehouse schema."""
+    workspace = Workspace.open(project, connection)
+    return [b.loaded.name for b in workspace.bind()]
+
+
+def run(
+    project: str | Path = ".",
+    at: datetime | str | None = None,
+    monitors: Sequence[str] | None = None,
+    connection: str | None = None,
+    notify: bool = True,
+) -> RunSummary:
+    """Evaluate every due window not yet completed (first run: the latest due window)."""
+    now = to_utc_naive(at) if at is not None else now_utc()
+    workspace = Workspace.open(project, connection)
+    bound = workspace.bind(monitors)
+    workspace.store.ensure_tables()
+    plans = {}
+    for monitor in bound:
+        spec = monitor.loaded.spec
+        plans[monitor.loaded.name] = due_windows(now, spec.schedule, workspace.store.completed_until(spec.name))
+    return _evaluate(workspace, bound, plans, notify, now)
+
+
+def backfill(
+    start: datetime | str,
+    end: datetime | str,
+    project: str | Path = ".",
+    monitors: Sequence[str] | None = None,
+    connection: str | None = None,
+    notify: bool = False,
+    at: datetime | str | None = None,
+) -> RunSummary:
+    """(Re-)evaluate every whole window in [start, end) that is due."""
+    now = to_utc_naive(at) if at is not None else now_utc()
+    first, last = to_utc_naive(start), to_utc_naive(end)
+    workspace = Workspace.open(project, connection)
+    bound = workspace.bind(monitors)
+    workspace.store.ensure_tables()
+    plans = {}
+    for monitor in bound:
+        schedule = monitor.loaded.spec.schedule
+        plans[monitor.loaded.name] = windows_between(first, min(last, last_due_end(now, schedule)), schedule.every)
+    return _evaluate(workspace, bound, plans, notify, now)
+
+
+def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, list[Window]], notify: bool, now: datetime) -> RunSummary:
+    summary = RunSummary()
+    for monitor in bound:
+        evaluator = workspace.evaluator(monitor)
+        for window in plans[monitor.loaded.name]:
+            summary.outcomes.append(evaluator.evaluate(window))
+    return summary
+
+
+def compile(
+    project: str | Path = ".",
+    monitor: str | None = None,
+    dialect: str | None = None,
+    connection: str | None = None,
+    at: datetime | str | None = None,
+) -> str:
+    """The SQL a run executes for the latest due window of each monitor, in ``dialect``."""
+    from driftline.compile import compile_monitors
+
+    now = to_utc_naive(at) if at is not None else now_utc()
+    workspace = Workspace.open(project, connection)
+    return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)

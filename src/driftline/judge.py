@@ -1,0 +1,100 @@
+"""Judging values: static thresholds (and, through ``anomaly``, bands learned from history)
+turn each check value into a status: ok, warn, fail or insufficient_data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from driftline.spec.models import Bound, CheckBase, DriftCheck
+
+OK, WARN, FAIL, INSUFFICIENT, ERROR = "ok", "warn", "fail", "insufficient_data", "error"
+SEVERITY = {OK: 0, INSUFFICIENT: 0, WARN: 1, FAIL: 2, ERROR: 3}
+
+# Which way is worse, per metric; a plain-number threshold breaches in that direction.
+HIGHER_IS_WORSE = {
+    "psi", "kl", "js", "hellinger", "tvd", "linf", "chi2", "ks", "wasserstein",
+    "fpr", "log_loss", "brier", "mae", "rmse", "mape",
+    "demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference",
+    "predictive_parity_difference", "null_rate", "out_of_range_rate", "new_category_rate",
+    "freshness_hours", "schema_change", "latency",
+}
+LOWER_IS_WORSE = {
+    "accuracy", "precision", "recall", "f1", "specificity", "roc_auc", "r2",
+    "macro_precision", "macro_recall", "macro_f1", "demographic_parity_ratio", "disparate_impact",
+    "row_count",
+}
+
+
+def direction(metric: str) -> str | None:
+    """"above" when higher is worse, "below" when lower is worse, None when neither."""
+    if metric in HIGHER_IS_WORSE:
+        return "above"
+    if metric in LOWER_IS_WORSE:
+        return "below"
+    return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    warn_threshold: str | None
+    fail_threshold: str | None
+
+
+def breaches(value: float, threshold: float | Bound, metric: str, reference_value: float | None) -> bool | None:
+    """Whether ``value`` breaches ``threshold``; None when it cannot be told (no reference)."""
+    if not isinstance(threshold, Bound):
+        threshold = Bound(**{direction(metric) or "above": float(threshold)})
+    if threshold.above is not None:
+        return value > threshold.above
+    if threshold.below is not None:
+        return value < threshold.below
+    if threshold.outside is not None:
+        low, high = threshold.outside
+        return value < low or value > high
+    if reference_value is None:
+        return None
+    if threshold.drop is not None:
+        return reference_value - value > threshold.drop
+    return value - reference_value > threshold.rise
+
+
+def judge_static(
+    check: CheckBase,
+    metric: str,
+    value: float | None,
+    p_value: float | None = None,
+    reference_value: float | None = None,
+) -> Verdict:
+    """Status from the check's static warn/fail thresholds (and its p_value gate for drift)."""
+    written = Verdict(OK, describe(check.warn), describe(check.fail))
+    if value is None:
+        return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold)
+    gate = isinstance(check, DriftCheck) and check.p_value is not None
+    significant = not gate or (p_value is not None and p_value <= check.p_value)
+    for status, threshold in ((FAIL, check.fail), (WARN, check.warn)):
+        if threshold is None or not significant:
+            continue
+        verdict = breaches(value, threshold, metric, reference_value)
+        if verdict is None:
+            return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold)
+        if verdict:
+            return Verdict(status, written.warn_threshold, written.fail_threshold)
+    return written
+
+
+def describe(threshold: float | Bound | None) -> str | None:
+    """The threshold as written in YAML, for the result tables and messages."""
+    if threshold is None:
+        return None
+    if not isinstance(threshold, Bound):
+        return f"{threshold:g}"
+    (key, value), = ((k, v) for k, v in threshold.__dict__.items() if v is not None)
+    shown = f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, tuple) else f"{value:g}"
+    return f"{{{key}: {shown}}}"
+
+
+def worst(statuses: Any) -> str:
+    """The most severe of several statuses (ok when there are none)."""
+    return max(statuses, key=lambda s: SEVERITY.get(s, 0), default=OK)

@@ -1,0 +1,95 @@
+"""Drift values per check × column × segment, from histogram counts (binned methods) or from
+the exact-distance query (``ks``, ``wasserstein``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftline import stats
+from driftline.plan.profile import ColumnBins, ReferenceProfile, SegmentKey
+from driftline.spec.models import CheckBase, DriftCheck, check_name
+
+EXACT_METHODS = ("ks", "wasserstein")
+
+
+@dataclass
+class Measurement:
+    """One check's value for one column and segment of a window, before it is judged."""
+
+    check: CheckBase
+    check_type: str
+    metric: str
+    column_name: str | None
+    segment_key: str | None
+    segment_value: str | None
+    value: float | None
+    p_value: float | None = None
+    n_current: int | None = None
+    n_reference: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def check_name(self) -> str:
+        return check_name(self.check)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Reference and current counts of one column in one segment."""
+
+    bins: ColumnBins
+    reference: list[int]
+    current: list[int]
+
+
+def binned_drift(check: DriftCheck, column: str, segment: SegmentKey, histogram: Histogram, enough_rows: bool) -> Measurement:
+    """A binned method (psi, kl, js, hellinger, tvd, linf, chi2) on one histogram."""
+    reference = np.asarray(histogram.reference, dtype="float64")
+    current = np.asarray(histogram.current, dtype="float64")
+    n_ref, n_cur = int(reference.sum()), int(current.sum())
+    measured = Measurement(check, "drift", check.method, column, *segment, None, None, n_cur, n_ref)
+    if not enough_rows or n_ref == 0 or n_cur == 0:
+        measured.details["reason"] = "not enough rows" if n_ref and n_cur else "empty window"
+        return measured
+    if check.method == "chi2":
+        measured.value, measured.p_value = stats.chi2(reference, current, check.epsilon)
+    elif check.method in ("psi", "kl"):
+        measured.value = stats.BINNED_METHODS[check.method](reference, current, check.epsilon)
+    else:
+        measured.value = stats.BINNED_METHODS[check.method](reference, current)
+    return measured
+
+
+def exact_drift(check: DriftCheck, column: str, segment: SegmentKey, row: pd.Series | None, enough_rows: bool) -> Measurement:
+    """``ks`` (D and asymptotic p-value) or ``wasserstein`` (normalised by σ_ref unless not)."""
+    measured = Measurement(check, "drift", check.method, column, *segment, None)
+    if row is None:
+        measured.details["reason"] = "empty window"
+        return measured
+    n_ref, n_cur = _count(row.n_reference), _count(row.n_current)
+    measured.n_reference, measured.n_current = n_ref, n_cur
+    if not enough_rows or not n_ref or not n_cur:
+        measured.details["reason"] = "not enough rows" if n_ref and n_cur else "empty window"
+        return measured
+    if check.method == "ks":
+        measured.value = _number(row.ks_statistic)
+        if measured.value is not None:
+            measured.p_value = stats.ks_pvalue(measured.value, n_ref, n_cur)
+        return measured
+    raw = _number(row.wasserstein)
+    sigma = _number(row.reference_std) or 0.0
+    measured.details.update({"wasserstein": raw, "reference_std": sigma})
+    measured.value = raw if raw is None or not check.normalize else raw / max(sigma, 1e-3)
+    return measured
+
+
+def _count(value: Any) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)

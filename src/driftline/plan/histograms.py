@@ -1,0 +1,166 @@
+"""Histograms in the warehouse: bin edges and categories of the reference, then the counts of
+every drift column × segment × window in ONE query.
+
+The counting query is one GROUP BY over the segment columns with conditional counts as
+aggregates (``sum(x >= edge)`` per edge, ``sum(x = category)`` per category): a single scan,
+portable to every backend (no GROUPING SETS), whose result has one row per combination of
+segment values. Overall and per-segment counts are sums of those rows, done in Python on a
+frame of at most (segment combinations × bins × columns) numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from driftline import backends
+from driftline.plan.columns import DriftColumn
+from driftline.plan.profile import NULL_SEGMENT, ColumnBins, distinct_edges, uniform_edges
+from driftline.plan.source import SIDE
+
+ROWS = "__rows"
+
+
+def clean(value: ir.Column) -> ir.Column:
+    """NaN becomes null: SPEC §6 excludes both from distributions."""
+    if value.type().is_floating():
+        return ibis.ifelse(value.isnan(), ibis.null(value.type()), value)
+    return value
+
+
+def finite(value: ir.Column) -> ir.Column:
+    """Only finite values set edges: an infinite quantile would make empty, unbounded bins.
+
+    ``BETWEEN -max AND max`` is the portable finiteness test (``isinf()`` compiles to a constant
+    false on Spark); NaN fails it too.
+    """
+    if value.type().is_floating():
+        return ibis.ifelse(value.between(-sys.float_info.max, sys.float_info.max), value, ibis.null(value.type()))
+    return value
+
+
+def as_text(value: ir.Column) -> ir.Column:
+    return value if value.type().is_string() else value.cast("string")
+
+
+# -- the reference's edges and categories ------------------------------------------------------
+
+
+def edges_query(reference: ir.Table, columns: Sequence[DriftColumn], dialect: str) -> ir.Table | None:
+    """One aggregate row with the quantiles (or min and max) that become numeric edges."""
+    metrics: dict[str, ir.Scalar] = {}
+    for i, column in enumerate(c for c in columns if c.binning.kind == "numeric"):
+        values = finite(reference[column.name]).cast("float64")
+        if column.binning.method == "uniform":
+            metrics[f"e{i}_min"], metrics[f"e{i}_max"] = values.min(), values.max()
+        else:
+            probabilities = [k / column.binning.bins for k in range(1, column.binning.bins)]
+            for k, quantile in enumerate(backends.quantiles(values, probabilities, dialect)):
+                metrics[f"e{i}_q{k}"] = quantile
+    return reference.aggregate(**metrics) if metrics else None
+
+
+def categories_query(reference: ir.Table, columns: Sequence[DriftColumn]) -> ir.Table | None:
+    """The ``max_categories`` most frequent values of each categorical column (ties by value)."""
+    parts = []
+    for column in (c for c in columns if c.binning.kind == "categorical"):
+        value = as_text(reference[column.name])
+        counted = (
+            reference.filter(value.notnull())
+            .group_by(value=value)
+            .aggregate(n=ibis._.count())
+        )
+        rank = ibis.row_number().over(order_by=[ibis.desc(counted.n), counted.value])
+        top = counted.mutate(rank=rank).filter(ibis._.rank < column.binning.max_categories)
+        parts.append(top.select(column=ibis.literal(column.name), binning=ibis.literal(column.binning.key), value="value", n="n", rank="rank"))
+    return ibis.union(*parts, distinct=False) if parts else None
+
+
+def finish_bins(columns: Sequence[DriftColumn], edges: pd.Series | None, categories: pd.DataFrame | None) -> dict[tuple[str, str], ColumnBins]:
+    """Turn the two small query results into one ColumnBins per (column, binning)."""
+    bins: dict[tuple[str, str], ColumnBins] = {}
+    for i, column in enumerate(c for c in columns if c.binning.kind == "numeric"):
+        if column.binning.method == "uniform":
+            cut = uniform_edges(_number(edges[f"e{i}_min"]), _number(edges[f"e{i}_max"]), column.binning.bins)
+        else:
+            cut = distinct_edges([_number(edges[f"e{i}_q{k}"]) for k in range(column.binning.bins - 1)])
+        bins[column.key] = ColumnBins(column.name, column.binning.key, "numeric", edges=cut)
+    for column in (c for c in columns if c.binning.kind == "categorical"):
+        mine = categories[(categories.column == column.name) & (categories.binning == column.binning.key)] if categories is not None else None
+        kept = tuple(mine.sort_values("rank").value.astype(str)) if mine is not None else ()
+        bins[column.key] = ColumnBins(column.name, column.binning.key, "categorical", categories=kept)
+    return bins
+
+
+def _number(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+# -- the counts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountLayout:
+    """Which aggregate column of the counting query holds what."""
+
+    bins: tuple[ColumnBins, ...]
+    segments: tuple[str, ...]
+
+    def segment_alias(self, i: int) -> str:
+        return f"__seg{i}"
+
+    def valid_alias(self, c: int) -> str:
+        return f"c{c}_n"
+
+    def step_alias(self, c: int, k: int) -> str:
+        return f"c{c}_{k}"
+
+
+def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
+    """ONE grouped aggregate: per side and segment combination, conditional counts per bin."""
+    metrics: dict[str, ir.Scalar] = {ROWS: rows.count()}
+    for c, column_bins in enumerate(layout.bins):
+        value = clean(rows[column_bins.column])
+        if column_bins.kind == "categorical":
+            value = as_text(value)
+            steps = [value == category for category in column_bins.categories]
+        else:
+            steps = [value >= edge for edge in column_bins.edges]
+        metrics[layout.valid_alias(c)] = value.count()
+        for k, step in enumerate(steps):
+            metrics[layout.step_alias(c, k)] = step.cast("int64").sum()
+    keys = {layout.segment_alias(i): as_text(rows[s]) for i, s in enumerate(layout.segments)}
+    return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
+
+
+def rollup(frame: pd.DataFrame, layout: CountLayout) -> dict[tuple[str, str | None, str | None], pd.Series]:
+    """Sums of the counting rows: overall, and per value of each segment column, per side."""
+    frame = frame.copy()
+    value_columns = [c for c in frame.columns if c != SIDE and not c.startswith("__seg")]
+    frame[value_columns] = frame[value_columns].fillna(0).astype("int64")
+    totals: dict[tuple[str, str | None, str | None], pd.Series] = {}
+    for side, part in frame.groupby(SIDE):
+        totals[(side, None, None)] = part[value_columns].sum()
+        for i, segment in enumerate(layout.segments):
+            alias = layout.segment_alias(i)
+            keyed = part.assign(**{alias: part[alias].fillna(NULL_SEGMENT)})
+            for value, group in keyed.groupby(alias):
+                totals[(side, segment, str(value))] = group[value_columns].sum()
+    return totals
+
+
+def bin_counts(totals: pd.Series, layout: CountLayout, c: int) -> list[int]:
+    """Counts per bin of column ``c`` from its ``valid`` and step aggregates."""
+    column_bins = layout.bins[c]
+    valid = int(totals[layout.valid_alias(c)])
+    steps = [int(totals[layout.step_alias(c, k)]) for k in range(column_bins.size - 1)]
+    if column_bins.kind == "categorical":
+        return [*steps, valid - sum(steps)]
+    # steps are "x >= edge_k", decreasing in k: bin i holds edge_i <= x < edge_(i+1)
+    upper = [valid, *steps]
+    return [upper[i] - (upper[i + 1] if i + 1 < len(upper) else 0) for i in range(len(upper))]

@@ -1,0 +1,111 @@
+"""The reference profile: bin edges, categories and reference counts, computed once and reused.
+
+A profile is keyed by the monitor, its reference window and the binning configuration, stored
+as JSON in ``driftline_profiles`` and read back by every later run on the same reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from driftline.plan.columns import DriftColumn
+from driftline.windows import Window
+
+OTHER = "__other__"
+NULL_SEGMENT = "__null__"
+
+SegmentKey = tuple[str | None, str | None]  # (segment_key, segment_value); (None, None) = overall
+
+
+@dataclass(frozen=True)
+class ColumnBins:
+    """The bins of one column: interior numeric edges, or the kept categories (+ __other__)."""
+
+    column: str
+    binning: str
+    kind: str
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return (len(self.edges) if self.kind == "numeric" else len(self.categories)) + 1
+
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        """(lower, upper) of each bin; None for open ends and categorical bins."""
+        if self.kind != "numeric":
+            return [(None, None)] * self.size
+        cuts: list[float | None] = [None, *self.edges, None]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    def labels(self) -> list[str]:
+        if self.kind != "numeric":
+            return [*self.categories, OTHER]
+        return [f"[{_fmt(lo, '-inf')}, {_fmt(hi, '+inf')})" for lo, hi in self.bounds()]
+
+
+def _fmt(value: float | None, open_end: str) -> str:
+    return open_end if value is None else f"{value:.6g}"
+
+
+@dataclass
+class ReferenceProfile:
+    key: str
+    window: Window
+    bins: dict[tuple[str, str], ColumnBins] = field(default_factory=dict)
+    counts: dict[tuple[str, str, str | None, str | None], list[int]] = field(default_factory=dict)
+    rows: dict[SegmentKey, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "bins": [vars(b) | {"edges": list(b.edges), "categories": list(b.categories)} for b in self.bins.values()],
+                "counts": [[*k, v] for k, v in self.counts.items()],
+                "rows": [[*k, v] for k, v in self.rows.items()],
+                "metrics": self.metrics,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, key: str, window: Window, text: str) -> ReferenceProfile:
+        data = json.loads(text)
+        bins = {}
+        for item in data["bins"]:
+            b = ColumnBins(item["column"], item["binning"], item["kind"], tuple(item["edges"]), tuple(item["categories"]))
+            bins[(b.column, b.binning)] = b
+        counts = {tuple(item[:4]): item[4] for item in data["counts"]}
+        rows = {tuple(item[:2]): item[2] for item in data["rows"]}
+        return cls(key, window, bins, counts, rows, data.get("metrics", {}))
+
+
+def profile_key(monitor: str, window: Window, columns: list[DriftColumn], segments: list[str], where: str | None) -> str:
+    """Same monitor, reference window, columns, binning, segments and filter → same profile."""
+    config = json.dumps(
+        [monitor, window.start.isoformat(), window.end.isoformat(), sorted(c.key for c in columns), segments, where]
+    )
+    return hashlib.sha256(config.encode()).hexdigest()[:32]
+
+
+def distinct_edges(values: list[float | None]) -> tuple[float, ...]:
+    """SPEC §6: the edges are the distinct values among the reference quantiles."""
+    finite = sorted({float(v) for v in values if v is not None and math.isfinite(float(v))})
+    return tuple(finite)
+
+
+def uniform_edges(low: float | None, high: float | None, bins: int) -> tuple[float, ...]:
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return ()
+    if high <= low:
+        return (float(low),)
+    step = (high - low) / bins
+    return distinct_edges([low + step * k for k in range(1, bins)])
+
+
+def now_utc() -> datetime:
+    return datetime.utcnow().replace(microsecond=0)

@@ -1,0 +1,127 @@
+"""The project: ``driftline_project.yml``, its monitors and macros, and the connection URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import Field
+
+from driftline.errors import ConfigError, ConfigErrors, Location
+from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
+from driftline.spec.models import Strict
+from driftline.spec.yaml_source import load_yaml
+
+PROJECT_FILE = "driftline_project.yml"
+CONNECTION_ENV = "DRIFTLINE_CONNECTION"
+
+
+class SlackConfig(Strict):
+    token: str | None = None
+    webhook_url: str | None = None
+    channel: str | None = None
+    base_url: str | None = None
+
+
+class NotifyConfig(Strict):
+    slack: SlackConfig | None = None
+
+
+class ResultsConfig(Strict):
+    schema_: str | None = Field(None, alias="schema")
+
+
+class ProjectFile(Strict):
+    name: str
+    connection: str = "duckdb://warehouse.duckdb"
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    report_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    settings: ProjectFile
+    connection: str
+    monitors: dict[str, LoadedMonitor]
+    macros: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def results_schema(self) -> str | None:
+        return self.settings.results.schema_
+
+    def select(self, names: list[str] | None) -> list[LoadedMonitor]:
+        """The monitors named (all when ``names`` is empty), in file order."""
+        if not names:
+            return list(self.monitors.values())
+        from driftline.spec.errors import did_you_mean
+
+        unknown = [n for n in names if n not in self.monitors]
+        if unknown:
+            raise ConfigError(
+                f"unknown monitor {unknown[0]!r}{did_you_mean(unknown[0], self.monitors)}; "
+                f"monitors: {', '.join(self.monitors)}",
+                Location(str(self.root / "monitors")),
+            )
+        return [self.monitors[n] for n in names]
+
+
+def load_project(
+    directory: str | Path = ".",
+    connection: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Project:
+    """Read and validate a whole project; every problem found is reported at once."""
+    from driftline.macros import load_macros
+
+    env = os.environ if env is None else env
+    root = Path(directory).resolve()
+    project_file = root / PROJECT_FILE
+    if not project_file.is_file():
+        raise ConfigError(
+            f"no {PROJECT_FILE} here; run `driftline init {directory}` or pass --project DIR",
+            Location(str(project_file)),
+        )
+    data, positions = load_yaml(project_file, env)
+    settings = validate_model(ProjectFile, data or {}, positions)
+    problems: list[ConfigError] = []
+    monitors = _load_monitors(root, env, problems)
+    macros = {}
+    try:
+        macros = load_macros(sorted((root / "macros").glob("*.yml")))
+    except ConfigErrors as error:
+        problems.extend(error.errors)
+    except ConfigError as error:
+        problems.append(error)
+    if problems:
+        raise ConfigErrors(problems)
+    url = connection or env.get(CONNECTION_ENV) or settings.connection
+    return Project(root, settings, url, monitors, macros)
+
+
+def _load_monitors(root: Path, env: Mapping[str, str], problems: list[ConfigError]) -> dict[str, LoadedMonitor]:
+    monitors: dict[str, LoadedMonitor] = {}
+    files = sorted((root / "monitors").glob("*.yml")) + sorted((root / "monitors").glob("*.yaml"))
+    for file in files:
+        try:
+            loaded = load_monitor_file(file, env)
+        except ConfigErrors as error:
+            problems.extend(error.errors)
+            continue
+        except ConfigError as error:
+            problems.append(error)
+            continue
+        for monitor in loaded:
+            if monitor.name in monitors:
+                problems.append(
+                    ConfigError(f"duplicate monitor name {monitor.name!r}", monitor.positions.locate(("name",)))
+                )
+            monitors[monitor.name] = monitor
+    return monitors

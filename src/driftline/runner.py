@@ -1,0 +1,215 @@
+"""The run stage: execute a monitor's plan for one window, measure, judge and store.
+
+Per window: at most two small queries build the reference profile (once per reference window,
+then cached), ONE query counts every histogram, and each opt-in exact method adds one query.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+import pandas as pd
+
+import driftline
+from driftline.errors import DriftlineError, WarehouseError
+from driftline.judge import INSUFFICIENT, judge_static, worst
+from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
+from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
+from driftline.plan.monitor import MonitorPlan
+from driftline.plan.profile import ReferenceProfile, SegmentKey, now_utc, profile_key
+from driftline.plan.source import CURRENT, REFERENCE
+from driftline.store import ResultStore, WindowRecord
+from driftline.windows import Window, reference_window
+
+
+@dataclass
+class WindowOutcome:
+    monitor: str
+    window: Window
+    run_id: str
+    status: str  # success | error
+    error: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    queries: int = 0
+
+    @property
+    def worst(self) -> str:
+        return "error" if self.status == "error" else worst(r["status"] for r in self.results)
+
+
+class WindowEvaluator:
+    """Evaluates windows of one monitor against one warehouse and result store."""
+
+    def __init__(self, plan: MonitorPlan, store: ResultStore, where_sql: str | None = None):
+        self.plan = plan
+        self.store = store
+        self.where_sql = where_sql
+        self.queries = 0
+
+    @property
+    def monitor(self):
+        return self.plan.monitor
+
+    def evaluate(self, window: Window) -> WindowOutcome:
+        run = _run_row(self.monitor.name, window)
+        self.queries = 0
+        self.store.mark_running(run)
+        try:
+            record, outcome = self._measure_and_judge(window, run)
+            self.store.replace_window(record)
+        except DriftlineError as error:
+            return self._failed(run, window, str(error))
+        except Exception as error:  # the warehouse's own error, kept on one line
+            return self._failed(run, window, f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
+        return outcome
+
+    def _failed(self, run: dict[str, Any], window: Window, message: str) -> WindowOutcome:
+        run.update(status="error", error=message, finished_at=now_utc())
+        self.store.record_error(run)
+        return WindowOutcome(self.monitor.name, window, run["run_id"], "error", message, queries=self.queries)
+
+    def _measure_and_judge(self, window: Window, run: dict[str, Any]) -> tuple[WindowRecord, WindowOutcome]:
+        reference = reference_window(self.monitor.reference, window)
+        profile, cached = self._profile(reference)
+        windows = {CURRENT: window} if cached else {CURRENT: window, REFERENCE: reference}
+        counts_expr, layout = self.plan.counts_query(windows, profile.bins)
+        totals = rollup(self._execute(counts_expr), layout)
+        if not cached:
+            self._complete_profile(profile, totals, layout)
+        current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
+        measurements, histogram_rows = self._binned(profile, totals, layout, current_rows)
+        measurements += self._exact(window, reference, current_rows)
+        results = [self._judged(m, run, window) for m in measurements]
+        for row in histogram_rows:
+            row.update(run_id=run["run_id"], monitor=self.monitor.name)
+        run.update(
+            status="success",
+            finished_at=now_utc(),
+            rows_current=current_rows.get((None, None), 0),
+            rows_reference=profile.rows.get((None, None), 0),
+        )
+        outcome = WindowOutcome(self.monitor.name, window, run["run_id"], "success", results=results, queries=self.queries)
+        return WindowRecord(run, results, histogram_rows), outcome
+
+    # -- the reference profile ------------------------------------------------------------------
+
+    def _profile(self, reference: Window) -> tuple[ReferenceProfile, bool]:
+        columns = self.plan.binned_columns
+        key = profile_key(self.monitor.name, reference, columns, self.plan.segments, self.where_sql)
+        stored = self.store.load_profile(key)
+        if stored is not None:
+            return ReferenceProfile.from_json(key, reference, stored), True
+        edges_expr = self.plan.edges_query(reference)
+        categories_expr = self.plan.categories_query(reference)
+        edges = self._execute(edges_expr).iloc[0] if edges_expr is not None else None
+        categories = self._execute(categories_expr) if categories_expr is not None else None
+        return ReferenceProfile(key, reference, finish_bins(columns, edges, categories)), False
+
+    def _complete_profile(self, profile: ReferenceProfile, totals: dict, layout: CountLayout) -> None:
+        for (side, segment_key, segment_value), sums in totals.items():
+            if side != REFERENCE:
+                continue
+            profile.rows[(segment_key, segment_value)] = int(sums[ROWS])
+            for c, column_bins in enumerate(layout.bins):
+                key = (column_bins.column, column_bins.binning, segment_key, segment_value)
+                profile.counts[key] = bin_counts(sums, layout, c)
+        self.store.save_profile(profile.key, self.monitor.name, profile.window, profile.to_json(), now_utc())
+
+    # -- measurements ---------------------------------------------------------------------------
+
+    def _segments(self, profile: ReferenceProfile, current_rows: dict) -> list[SegmentKey]:
+        keys = set(profile.rows) | set(current_rows) | {(None, None)}
+        return sorted(keys, key=lambda k: (k[0] is not None, k[0] or "", k[1] or ""))
+
+    def _binned(self, profile: ReferenceProfile, totals: dict, layout: CountLayout, current_rows: dict):
+        measurements: list[Measurement] = []
+        histogram_rows: list[dict[str, Any]] = []
+        index = {(b.column, b.binning): c for c, b in enumerate(layout.bins)}
+        segments = self._segments(profile, current_rows)
+        histograms: dict[tuple, Histogram] = {}
+        for c, column_bins in enumerate(layout.bins):
+            for segment in segments:
+                reference = profile.counts.get((column_bins.column, column_bins.binning, *segment), [0] * column_bins.size)
+                sums = totals.get((CURRENT, *segment))
+                current = bin_counts(sums, layout, c) if sums is not None else [0] * column_bins.size
+                histograms[(c, segment)] = Histogram(column_bins, reference, current)
+                histogram_rows += _histogram_rows(column_bins.column, segment, histograms[(c, segment)])
+        for check in self.plan.drift_checks(binned=True):
+            for column in self.plan.columns_by_check[_name(check)]:
+                c = index[column.key]
+                for segment in segments:
+                    enough = current_rows.get(segment, 0) >= self.monitor.min_rows
+                    measurements.append(binned_drift(check, column.name, segment, histograms[(c, segment)], enough))
+        return measurements, histogram_rows
+
+    def _exact(self, window: Window, reference: Window, current_rows: dict) -> list[Measurement]:
+        measurements = []
+        for (name, column), expr in self.plan.exact_queries(window, reference).items():
+            check = next(c for c in self.plan.drift_checks(binned=False) if _name(c) == name)
+            frame = self._execute(expr)
+            by_segment = {
+                (None if pd.isna(r.segment_key) else r.segment_key, None if pd.isna(r.segment_value) else r.segment_value): r
+                for r in frame.itertuples(index=False)
+            }
+            for segment in sorted(set(by_segment) | {(None, None)}, key=lambda k: (k[0] is not None, k[0] or "", k[1] or "")):
+                enough = current_rows.get(segment, 0) >= self.monitor.min_rows
+                row = by_segment.get(segment)
+                measurements.append(exact_drift(check, column, segment, pd.Series(row._asdict()) if row is not None else None, enough))
+        return measurements
+
+    def _judged(self, m: Measurement, run: dict[str, Any], window: Window) -> dict[str, Any]:
+        reference_value = m.details.get("reference_value")
+        verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference_value)
+        status = INSUFFICIENT if m.value is None else verdict.status
+        return {
+            "run_id": run["run_id"], "monitor": self.monitor.name, "check_name": m.check_name,
+            "check_type": m.check_type, "metric": m.metric, "column_name": m.column_name,
+            "segment_key": m.segment_key, "segment_value": m.segment_value,
+            "window_start": window.start, "window_end": window.end,
+            "value": m.value, "p_value": m.p_value, "status": status,
+            "warn_threshold": verdict.warn_threshold, "fail_threshold": verdict.fail_threshold,
+            "n_current": m.n_current, "n_reference": m.n_reference,
+            "details": json.dumps(m.details, default=str) if m.details else None,
+            "created_at": now_utc(),
+        }
+
+    def _execute(self, expr) -> pd.DataFrame:
+        self.queries += 1
+        try:
+            return expr.execute()
+        except DriftlineError:
+            raise
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise WarehouseError(f"{self.monitor.name}: query failed: {first}") from error
+
+
+def _name(check) -> str:
+    from driftline.spec.models import check_name
+
+    return check_name(check)
+
+
+def _histogram_rows(column: str, segment: SegmentKey, histogram: Histogram) -> list[dict[str, Any]]:
+    bounds, labels = histogram.bins.bounds(), histogram.bins.labels()
+    return [
+        {
+            "column_name": column, "segment_key": segment[0], "segment_value": segment[1],
+            "bin_index": i, "bin_label": labels[i], "lower": bounds[i][0], "upper": bounds[i][1],
+            "reference_count": histogram.reference[i], "current_count": histogram.current[i],
+        }
+        for i in range(histogram.bins.size)
+    ]
+
+
+def _run_row(monitor: str, window: Window) -> dict[str, Any]:
+    return {
+        "run_id": uuid.uuid4().hex, "monitor": monitor, "window_start": window.start,
+        "window_end": window.end, "started_at": now_utc(), "finished_at": None,
+        "status": "running", "error": None, "rows_current": None, "rows_reference": None,
+        "driftline_version": driftline.__version__,
+    }

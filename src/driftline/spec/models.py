@@ -1,0 +1,267 @@
+"""The typed monitor specification (SPEC §3), validated by pydantic.
+
+Every model forbids unknown keys, so a misspelled key is an error with a close-match suggestion
+(see ``spec/loader.py``, which turns pydantic's errors into ``path:line:column: message``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from driftline.spec.types import Duration, Timestamp
+
+NAME_PATTERN = r"^[a-z0-9_]+$"
+
+DRIFT_METHODS = ("psi", "kl", "js", "hellinger", "tvd", "linf", "chi2", "ks", "wasserstein")
+BINARY_METRICS = (
+    "accuracy", "precision", "recall", "f1", "fpr", "specificity", "roc_auc",
+    "log_loss", "brier", "positive_rate", "label_rate",
+)
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2", "mean_error")
+MULTICLASS_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+PERFORMANCE_METRICS = tuple(dict.fromkeys(BINARY_METRICS + REGRESSION_METRICS + MULTICLASS_METRICS))
+FAIRNESS_METRICS = (
+    "demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",
+    "equalized_odds_difference", "predictive_parity_difference", "disparate_impact",
+)
+QUALITY_METRICS = (
+    "row_count", "null_rate", "distinct_count", "mean", "stddev", "min", "max",
+    "out_of_range_rate", "new_category_rate", "freshness_hours", "schema_change",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bound(Strict):
+    """A threshold in one of its explicit forms; exactly one key is set."""
+
+    above: float | None = None
+    below: float | None = None
+    outside: tuple[float, float] | None = None
+    drop: float | None = None
+    rise: float | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Bound:
+        given = [k for k, v in self.__dict__.items() if v is not None]
+        if len(given) != 1:
+            raise ValueError("a threshold takes exactly one of above, below, outside, drop, rise")
+        if self.outside is not None and self.outside[0] > self.outside[1]:
+            raise ValueError("outside: [lo, hi] needs lo <= hi")
+        return self
+
+
+Threshold = Union[float, Bound]
+
+
+class Anomaly(Strict):
+    method: Literal["zscore", "mad"] = "mad"
+    sensitivity: float = Field(3.0, gt=0)
+    history: int = Field(28, ge=2)
+    min_history: int = Field(7, ge=2)
+    seasonality: Literal["none", "day_of_week", "hour_of_day"] = "none"
+    direction: Literal["both", "up", "down"] = "both"
+
+
+class CheckBase(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+    warn: Threshold | None = None
+    fail: Threshold | None = None
+    anomaly: Anomaly | None = None
+
+
+ColumnSelection = Union[Literal["features", "score", "prediction", "label"], list[str]]
+
+
+class DriftCheck(CheckBase):
+    type: Literal["drift"] = "drift"
+    columns: ColumnSelection = "features"
+    method: Literal[DRIFT_METHODS] = "psi"  # type: ignore[valid-type]
+    p_value: float | None = Field(None, gt=0, lt=1)
+    binning: Literal["quantile", "uniform"] = "quantile"
+    bins: int = Field(10, ge=2, le=1000)
+    max_categories: int = Field(20, ge=1, le=1000)
+    epsilon: float = Field(1e-4, gt=0, lt=1)
+    normalize: bool = True
+
+    @model_validator(mode="after")
+    def _default_thresholds(self) -> DriftCheck:
+        # SPEC §6: psi defaults to warn 0.1 and fail 0.25 when no threshold is written.
+        if self.method == "psi" and self.warn is None and self.fail is None and self.anomaly is None:
+            return self.model_copy(update={"warn": 0.1, "fail": 0.25})
+        return self
+
+
+class PerformanceCheck(CheckBase):
+    type: Literal["performance"] = "performance"
+    metric: Literal[PERFORMANCE_METRICS]  # type: ignore[valid-type]
+
+
+class FairnessCheck(CheckBase):
+    type: Literal["fairness"] = "fairness"
+    metric: Literal[FAIRNESS_METRICS]  # type: ignore[valid-type]
+    group: str
+    reference_group: str | None = None
+
+
+class QualityCheck(CheckBase):
+    type: Literal["quality"] = "quality"
+    metric: Literal[QUALITY_METRICS]  # type: ignore[valid-type]
+    columns: ColumnSelection | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class LatencyCheck(CheckBase):
+    type: Literal["latency"] = "latency"
+    column: str
+    quantile: float = Field(0.95, gt=0, lt=1)
+
+
+class MetricCheck(CheckBase):
+    type: Literal["metric"] = "metric"
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    sql: str
+
+
+Check = Annotated[
+    Union[DriftCheck, PerformanceCheck, FairnessCheck, QualityCheck, LatencyCheck, MetricCheck],
+    Field(discriminator="type"),
+]
+CHECK_TYPES = ("drift", "performance", "fairness", "quality", "latency", "metric")
+
+
+class Source(Strict):
+    table: str | None = None
+    sql: str | None = None
+    timestamp: str
+    where: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_sql(self) -> Source:
+        if (self.table is None) == (self.sql is None):
+            raise ValueError("source takes exactly one of `table` or `sql`")
+        return self
+
+
+class Labels(Strict):
+    table: str
+    key: str
+    column: str
+    delay: Duration = timedelta(0)
+
+
+class Model(Strict):
+    task: Literal["binary_classification", "multiclass_classification", "regression"] = (
+        "binary_classification"
+    )
+    score: str | None = None
+    prediction: str | None = None
+    threshold: float = 0.5
+    label: str | None = None
+    labels: Labels | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> Model:
+        if self.label is not None and self.labels is not None:
+            raise ValueError("model takes `label` (in the source table) or `labels` (joined), not both")
+        if self.task == "binary_classification" and self.score is None and self.prediction is None:
+            raise ValueError("a binary_classification model needs `score` or `prediction`")
+        if self.task != "binary_classification" and self.prediction is None:
+            raise ValueError(f"a {self.task} model needs `prediction`")
+        return self
+
+
+class Schedule(Strict):
+    every: Duration
+    delay: Duration = timedelta(0)
+
+
+class Reference(Strict):
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    trailing: Duration | None = None
+
+    @model_validator(mode="after")
+    def _fixed_or_trailing(self) -> Reference:
+        fixed = self.start is not None or self.end is not None
+        if fixed == (self.trailing is not None):
+            raise ValueError("reference takes `start` and `end`, or `trailing`")
+        if fixed and (self.start is None or self.end is None or self.start >= self.end):
+            raise ValueError("reference needs `start` before `end`")
+        return self
+
+
+class Features(Strict):
+    numeric: list[str] = []
+    categorical: list[str] = []
+
+
+class Alerts(Strict):
+    channel: str | None = None
+    min_severity: Literal["warn", "fail"] = "warn"
+    cooldown: Duration = timedelta(hours=24)
+
+
+class Monitor(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str | None = None
+    owner: str | None = None
+    runbook: str | None = None
+    tags: list[str] = []
+    source: Source
+    model: Model | None = None
+    schedule: Schedule
+    reference: Reference
+    segments: list[str] = []
+    min_rows: int = Field(100, ge=1)
+    features: Features = Field(default_factory=Features)
+    checks: list[Check] = Field(min_length=1)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @model_validator(mode="after")
+    def _unique_check_names(self) -> Monitor:
+        seen: set[str] = set()
+        for check in self.checks:
+            name = check_name(check)
+            if name in seen:
+                raise ValueError(f"two checks are named {name!r}; give one of them a `name:`")
+            seen.add(name)
+        return self
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _tag_checks(cls, value: Any) -> Any:
+        """`- drift: {...}` → `{"type": "drift", ...}` so pydantic can discriminate on the key."""
+        if not isinstance(value, list):
+            return value
+        return [_tag_check(item) for item in value]
+
+
+def _tag_check(item: Any) -> Any:
+    if not (isinstance(item, dict) and len(item) == 1):
+        raise ValueError(
+            "each check is a mapping with one key, its type: " + ", ".join(CHECK_TYPES)
+        )
+    (kind, body), = item.items()
+    if kind not in CHECK_TYPES:
+        raise ValueError(f"unknown check type {kind!r}; expected one of " + ", ".join(CHECK_TYPES))
+    return {**(body or {}), "type": kind}
+
+
+def check_name(check: CheckBase) -> str:
+    """The check's `name`, or one derived from its type, metric and method."""
+    if check.name:
+        return check.name
+    if isinstance(check, DriftCheck):
+        subject = check.columns if isinstance(check.columns, str) and check.columns != "features" else None
+        return "_".join(p for p in ("drift", subject, check.method) if p)
+    if isinstance(check, LatencyCheck):
+        return f"latency_{check.column}_p{round(check.quantile * 100):g}"
+    return f"{check.type}_{check.metric}"  # type: ignore[attr-defined]
