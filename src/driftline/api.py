@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import ibis
 
 from driftline import backends
+from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor, bind_monitor
 from driftline.errors import ConfigError, ConfigErrors, DriftlineError
 from driftline.judge import FAIL, SEVERITY, WARN
@@ -129,8 +130,9 @@ def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, 
     summary = RunSummary()
     for monitor in bound:
         evaluator = workspace.evaluator(monitor)
-        for window in plans[monitor.loaded.name]:
-            summary.outcomes.append(evaluator.evaluate(window))
+        outcomes = [evaluator.evaluate(window) for window in plans[monitor.loaded.name]]
+        summary.outcomes += outcomes
+        summary.notifications += process_alerts(workspace, monitor, outcomes, notify, now)
     return summary
 
 

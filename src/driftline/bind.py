@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 from driftline import backends
 from driftline.errors import ConfigError, ConfigErrors, WarehouseError
 from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
+from driftline.plan.model_checks import validate_model_checks
 from driftline.plan.monitor import EXACT_METHODS, MonitorPlan, build_plan
 from driftline.spec.errors import did_you_mean
 from driftline.spec.loader import LoadedMonitor
@@ -41,6 +42,7 @@ def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[s
     _check_columns(loaded, schema, problems)
     _check_drift_options(loaded, schema, problems)
     where = _where(loaded, table, macros, problems)
+    validate_model_checks(loaded, table, macros, problems)
     if problems:
         raise ConfigErrors(problems)
     plan = build_plan(loaded.spec, table, where, dialect or con.name)

@@ -15,10 +15,12 @@ from typing import Any, Iterable
 import pandas as pd
 
 import driftline
+from driftline.anomaly import apply_anomaly_bands
 from driftline.errors import DriftlineError, WarehouseError
 from driftline.judge import INSUFFICIENT, judge_static, worst
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
+from driftline.plan.model_checks import measure_model_checks
 from driftline.plan.monitor import MonitorPlan
 from driftline.plan.profile import ReferenceProfile, SegmentKey, now_utc, profile_key
 from driftline.plan.source import CURRENT, REFERENCE
@@ -83,7 +85,9 @@ class WindowEvaluator:
         current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
         measurements, histogram_rows = self._binned(profile, totals, layout, current_rows)
         measurements += self._exact(window, reference, current_rows)
+        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, now_utc())
         results = [self._judged(m, run, window) for m in measurements]
+        results = apply_anomaly_bands(self.store, self.monitor, window, results)
         for row in histogram_rows:
             row.update(run_id=run["run_id"], monitor=self.monitor.name)
         run.update(
