@@ -1,0 +1,1 @@
+"""Alert notifications: Block Kit rendering (``messages``) and delivery to Slack (``slack``)."""

@@ -1,0 +1,1 @@
+"""Plan: spec + window → ibis expressions. Nothing here executes; the run stage does."""

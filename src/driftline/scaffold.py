@@ -1,0 +1,80 @@
+"""``driftline init``: a new project with a commented example monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from driftline.errors import ConfigError, Location
+
+PROJECT = """\
+name: {name}
+connection: duckdb://warehouse.duckdb     # an ibis URL; ${{ENV_VAR}} is interpolated everywhere
+results:
+  schema: null                            # where result tables go; null = connection default
+notify:
+  slack:
+    # token: ${{SLACK_BOT_TOKEN}}          # bot token (chat.postMessage) ...
+    # webhook_url: ${{SLACK_WEBHOOK_URL}}  # ... or an incoming webhook
+    channel: "#ml-alerts"
+report_url: null                          # where report.html is published, linked from alerts
+"""
+
+MONITOR = """\
+# One monitor per file. Run `driftline validate` after editing, `driftline schema` for the JSON Schema.
+name: example_model
+description: Example model — replace the table and columns with yours
+owner: "@ml-team"
+runbook: https://wiki.example.com/runbooks/example-model
+
+source:
+  table: predictions                 # [catalog.][schema.]table, or `sql:` a single SELECT
+  timestamp: scored_at               # event time column; windows are cut on it
+
+schedule:
+  every: 1d                          # window length and cadence
+  delay: 1h                          # a window is due once now >= window end + delay
+
+reference:
+  trailing: 28d                      # the 28 days just before each window (or start:/end:)
+
+segments: []                         # e.g. [region]
+min_rows: 100
+
+features:
+  numeric: []                        # e.g. [age, income]
+  categorical: []                    # e.g. [country]
+
+checks:
+  - drift:
+      columns: features
+      method: psi
+      warn: 0.1
+      fail: 0.25
+
+alerts:
+  min_severity: warn
+  cooldown: 24h
+"""
+
+MACROS = """\
+macros:
+  conversion_rate:
+    args: [flag]
+    sql: avg(case when {flag} then 1.0 else 0.0 end)
+"""
+
+
+def scaffold(directory: Path) -> list[Path]:
+    """Write the project files; refuse to overwrite any that exist."""
+    files = {
+        directory / "driftline_project.yml": PROJECT.format(name=directory.resolve().name.replace(" ", "_") or "project"),
+        directory / "monitors" / "example_model.yml": MONITOR,
+        directory / "macros" / "kpi.yml": MACROS,
+    }
+    existing = [path for path in files if path.exists()]
+    if existing:
+        raise ConfigError("already exists; remove it or pick another directory", Location(str(existing[0])))
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(files)
