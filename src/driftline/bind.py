@@ -130,15 +130,18 @@ def _where(loaded: LoadedMonitor, table: ir.Table, macros: Mapping[str, Any], pr
     sql = loaded.spec.source.where
     if not sql:
         return None
-    from driftline.macros import parse_expression
+    from driftline.macros import contains_aggregate, parse_expression
     from driftline.sql_to_ibis import to_ibis
 
     location = loaded.positions.locate(("source", "where"))
     try:
         expression = parse_expression(sql, macros=macros, location=location, what="where")
-        predicate = to_ibis(expression, table, location=location)
+        predicate = to_ibis(expression, table, location=location, what="where")
     except ConfigError as error:
         problems.append(error)
+        return None
+    if contains_aggregate(expression):
+        problems.append(ConfigError("where: an aggregate cannot filter rows; use a plain condition such as \"model_version = 'v3'\"", location))
         return None
     if not predicate.type().is_boolean():
         problems.append(ConfigError(f"where: expected a true/false condition, got a {predicate.type()} value", location))

@@ -77,7 +77,7 @@ def _rebind_where(bound: BoundMonitor, table: ibis.Table):
 
     location = bound.loaded.positions.locate(("source", "where"))
     expression = parse_expression(bound.loaded.spec.source.where, macros=bound.macros, location=location, what="where")
-    return to_ibis(expression, table, location=location)
+    return to_ibis(expression, table, location=location, what="where")
 
 
 def _bins(workspace: Workspace, plan: MonitorPlan, reference: Window, bound: BoundMonitor) -> tuple[dict, bool]:
