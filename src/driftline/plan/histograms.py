@@ -16,6 +16,7 @@ from typing import Sequence
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from driftline import backends
@@ -140,17 +141,19 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
 
 def rollup(frame: pd.DataFrame, layout: CountLayout) -> dict[tuple[str, str | None, str | None], pd.Series]:
     """Sums of the counting rows: overall, and per value of each segment column, per side."""
-    frame = frame.copy()
     value_columns = [c for c in frame.columns if c != SIDE and not c.startswith("__seg")]
-    frame[value_columns] = frame[value_columns].fillna(0).astype("int64")
+    matrix = frame[value_columns].apply(pd.to_numeric).fillna(0).to_numpy(dtype="int64")
     totals: dict[tuple[str, str | None, str | None], pd.Series] = {}
-    for side, part in frame.groupby(SIDE):
-        totals[(side, None, None)] = part[value_columns].sum()
+    for side in frame[SIDE].dropna().unique():
+        rows = (frame[SIDE] == side).to_numpy()
+        totals[(side, None, None)] = pd.Series(matrix[rows].sum(axis=0), index=value_columns)
         for i, segment in enumerate(layout.segments):
-            alias = layout.segment_alias(i)
-            keyed = part.assign(**{alias: part[alias].fillna(NULL_SEGMENT)})
-            for value, group in keyed.groupby(alias):
-                totals[(side, segment, str(value))] = group[value_columns].sum()
+            labels = frame.loc[rows, layout.segment_alias(i)].fillna(NULL_SEGMENT).astype(str).to_numpy()
+            codes, values = pd.factorize(labels)
+            sums = np.zeros((len(values), len(value_columns)), dtype="int64")
+            np.add.at(sums, codes, matrix[rows])
+            for code, value in enumerate(values):
+                totals[(side, segment, str(value))] = pd.Series(sums[code], index=value_columns)
     return totals
 
 
