@@ -1,0 +1,461 @@
+"""What the report shows, computed from the result frames: monitors, checks, lines, heat maps.
+
+Pure functions from :class:`~driftline.report.data.ReportData` to small frozen view objects; no
+HTML here. Times on charts are seconds since the epoch (UTC) of each window's start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from driftline.report import svg
+from driftline.report.data import ReportData
+from driftline.report.info import MonitorInfo
+
+# From harmless to alarming; the worst status of a set is the one furthest right.
+STATUS_ORDER = ("ok", "insufficient_data", "warn", "fail", "error")
+STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_ORDER)}
+CHECK_TYPE_ORDER = ("drift", "performance", "fairness", "quality", "latency", "metric")
+SERIES_KEY = ["column_name", "segment_key", "segment_value"]
+MAX_OVERALL_LINES = 8  # overall lines per chart (one per column)
+MAX_SEGMENT_LINES = 3  # plus the worst few segments
+MAX_HEATMAP_SEGMENTS = 14
+LABELS_NOT_MATURE = "labels not mature"
+
+
+def worst(statuses: Sequence[str | None]) -> str | None:
+    """The most alarming status among ``statuses`` (None when there is none).
+
+    >>> worst(["ok", "warn", "insufficient_data"])
+    'warn'
+    """
+    known = [s for s in statuses if s in STATUS_ORDER]
+    return max(known, key=STATUS_ORDER.index) if known else None
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One drawn line: a column and/or segment of a check over time, and its last known value
+    (``known_at`` is set when that is not the latest window, e.g. labels still to come)."""
+
+    label: str
+    css: str
+    x: np.ndarray
+    y: np.ndarray
+    latest_value: float | None
+    latest_status: str | None
+    known_at: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class FairnessView:
+    """Per-group rates of the latest window that has them."""
+
+    window_start: pd.Timestamp
+    groups: dict[str, dict[str, float]]
+    excluded: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CheckView:
+    """One check of a monitor: its chart and what goes around it."""
+
+    monitor: str
+    name: str
+    check_type: str
+    metric: str
+    anchor: str
+    status: str | None
+    warn_threshold: str | None
+    fail_threshold: str | None
+    lines: tuple[SeriesView, ...]
+    hidden_series: int
+    band: svg.Band | None = None
+    rules: tuple[svg.Rule, ...] = ()
+    markers: tuple[svg.Marker, ...] = ()
+    pending: svg.Span | None = None
+    fairness: FairnessView | None = None
+    drift_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # column -> overall rows
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """Statuses of the latest window: one row per check, one column per segment."""
+
+    segments: tuple[str, ...]
+    rows: tuple[tuple[CheckView, tuple[tuple[str | None, str], ...]], ...]  # (status, tooltip)
+    hidden_segments: int = 0
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """One monitor: its overview line, open alerts, heat map and checks."""
+
+    info: MonitorInfo
+    status: str | None
+    latest_window: tuple[pd.Timestamp, pd.Timestamp] | None
+    last_run_at: pd.Timestamp | None
+    last_run_error: str | None
+    open_alerts: pd.DataFrame
+    checks: tuple[CheckView, ...] = ()
+    heatmap: HeatMap | None = None
+    x_domain: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def anchor(self) -> str:
+        return self.info.name
+
+    @property
+    def open_alert_count(self) -> int:
+        return len(self.open_alerts)
+
+
+@dataclass(frozen=True)
+class _MonitorFrames:
+    """One monitor's slice of every frame."""
+
+    history: pd.DataFrame
+    runs: pd.DataFrame
+    alerts: pd.DataFrame
+    details: pd.DataFrame
+
+
+def build_monitors(data: ReportData, infos: Sequence[MonitorInfo]) -> list[MonitorView]:
+    """A view per monitor: the given ones in order, then any others found in the tables."""
+    infos = list(infos)
+    known = {info.name for info in infos}
+    found = pd.concat([data.history.monitor, data.runs.monitor]).dropna().unique()
+    infos += [MonitorInfo(str(n), None, None, None) for n in sorted(found) if n not in known]
+    return [_monitor(info, _slice(data, info.name)) for info in infos]
+
+
+def epoch_seconds(values: pd.Series) -> np.ndarray:
+    """Naive-UTC timestamps as float seconds since 1970-01-01."""
+    return ((values - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)).to_numpy(float)
+
+
+# --- a monitor ----------------------------------------------------------------------------------
+
+
+def _slice(data: ReportData, name: str) -> _MonitorFrames:
+    def of(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame.monitor == name]
+
+    return _MonitorFrames(of(data.history), of(data.runs), of(data.alerts), of(data.details))
+
+
+def _monitor(info: MonitorInfo, frames: _MonitorFrames) -> MonitorView:
+    history, runs = frames.history, frames.runs
+    last_error = _last_run_error(runs)
+    last_run_at = runs.finished_at.max() if len(runs) else None
+    base = MonitorView(
+        info=info,
+        status="error" if last_error else None,
+        latest_window=None,
+        last_run_at=last_run_at,
+        last_run_error=last_error,
+        open_alerts=_open_alerts(frames.alerts),
+    )
+    if history.empty:
+        return base
+    latest_start = history.window_start.max()
+    latest = history[history.window_start == latest_start]
+    checks = tuple(
+        _check(info.name, name, rows, latest_start, frames)
+        for name, rows in _checks_in_order(history)
+    )
+    return replace(
+        base,
+        status=worst([base.status, *latest.status]),
+        latest_window=(latest_start, latest.window_end.max()),
+        last_run_at=last_run_at if last_run_at is not None else history.created_at.max(),
+        checks=checks,
+        heatmap=_heatmap(checks, latest),
+        x_domain=_x_domain(history),
+    )
+
+
+def _open_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Open alerts, fail before warn, the newest first."""
+    open_alerts = alerts[alerts.state == "open"]
+    severity = open_alerts.severity.map({"fail": 0, "warn": 1}).fillna(2)
+    order = open_alerts.assign(_severity=severity).sort_values(
+        ["_severity", "opened_at"], ascending=[True, False]
+    )
+    return order.drop(columns="_severity")
+
+
+def _last_run_error(runs: pd.DataFrame) -> str | None:
+    """The error of the monitor's latest run, if that run failed."""
+    last = runs.sort_values(["window_end", "finished_at"]).tail(1)
+    if last.empty or last.status.iloc[0] != "error":
+        return None
+    return _text(last.error.iloc[0]) or "run failed"
+
+
+def _x_domain(history: pd.DataFrame) -> tuple[float, float]:
+    """The time axis every chart of a monitor shares, so charts line up under each other."""
+    x = epoch_seconds(history.window_start)
+    low, high = float(x.min()), float(x.max())
+    return (low, high) if high > low else (low - 43200, low + 43200)
+
+
+def _checks_in_order(history: pd.DataFrame):
+    """(check_name, rows) by check type (drift first), then name."""
+    def order(item):
+        name, rows = item
+        kind = rows.check_type.iloc[0]
+        rank = CHECK_TYPE_ORDER.index(kind) if kind in CHECK_TYPE_ORDER else len(CHECK_TYPE_ORDER)
+        return rank, name
+
+    return sorted(history.groupby("check_name", sort=False), key=order)
+
+
+# --- a check ------------------------------------------------------------------------------------
+
+
+def _check(
+    monitor: str, name: str, rows: pd.DataFrame, latest_start: pd.Timestamp, frames: _MonitorFrames
+) -> CheckView:
+    """A check's chart (the lines worth drawing, thresholds, band, alert markers) and extras."""
+    rows = rows.sort_values(["window_start", "created_at"])
+    series = [_Series.of(key, part) for key, part in rows.groupby(SERIES_KEY, dropna=False)]
+    drawn = _pick_lines(series)
+    lines = tuple(s.view(f"s{i}" if s.overall else f"s{i} segment") for i, s in enumerate(drawn))
+    latest = rows[rows.window_start == latest_start]
+    if latest.empty:
+        latest = rows[rows.window_start == rows.window_start.max()]
+    primary = drawn[0] if drawn else None
+    last = rows.iloc[-1]  # the check as configured now (thresholds may have changed)
+    details = frames.details[frames.details.check_name == name]
+    return CheckView(
+        monitor=monitor,
+        name=name,
+        check_type=str(last.check_type),
+        metric=str(last.metric),
+        anchor=f"{monitor}-{name}",
+        status=worst(list(latest.status)),
+        warn_threshold=_text(last.warn_threshold),
+        fail_threshold=_text(last.fail_threshold),
+        lines=lines,
+        hidden_series=len(series) - len(drawn),
+        band=primary.band() if primary else None,
+        rules=primary.rules() if primary else (),
+        markers=_alert_markers(frames.alerts[frames.alerts.check_name == name], drawn),
+        pending=_pending_span(details, rows),
+        fairness=_fairness(details),
+        drift_rows=_drift_rows(last.check_type, drawn, series),
+    )
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds a DataFrame
+class _Series:
+    """All rows of one column × segment of a check, and how alarming it has been."""
+
+    key: tuple
+    rows: pd.DataFrame
+
+    @classmethod
+    def of(cls, key: tuple, rows: pd.DataFrame) -> _Series:
+        return cls(_key(key), rows)
+
+    @property
+    def overall(self) -> bool:
+        return self.key[1] is None
+
+    @property
+    def label(self) -> str:
+        column, segment_key, segment_value = self.key
+        segment = None if segment_key is None else f"{segment_key}={segment_value}"
+        return " · ".join(p for p in (column, segment) if p) or "overall"
+
+    @cached_property
+    def badness(self) -> tuple[int, int]:
+        """(latest status rank, warn + 2 × fail windows over the whole history)."""
+        statuses = self.rows.status
+        latest = STATUS_RANK.get(statuses.iloc[-1], 0)
+        return latest, int((statuses == "warn").sum() + 2 * (statuses == "fail").sum())
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        return epoch_seconds(self.rows.window_start)
+
+    def view(self, css: str) -> SeriesView:
+        y = _floats(self.rows.value)
+        known = np.flatnonzero(np.isfinite(y))
+        last = self.rows.iloc[known[-1] if len(known) else -1]
+        value = float(last.value) if pd.notna(last.value) else None
+        stale = len(known) and known[-1] != len(y) - 1
+        return SeriesView(self.label, css, self.x, y, value, last.status,
+                          last.window_start if stale else None)  # fmt: skip
+
+    def band(self) -> svg.Band | None:
+        lower, upper = _floats(self.rows.band_lower), _floats(self.rows.band_upper)
+        if not np.isfinite(lower).any():
+            return None
+        return svg.Band(self.x, lower, upper)
+
+    def rules(self) -> tuple[svg.Rule, ...]:
+        rules = []
+        for level in ("warn", "fail"):
+            y = _floats(self.rows[f"{level}_threshold_value"])
+            if np.isfinite(y).any():
+                rules.append(svg.Rule(f"{level} threshold", self.x, y, level))
+        return tuple(rules)
+
+
+def _pick_lines(series: list[_Series]) -> list[_Series]:
+    """Overall lines (worst first, at most a few) and the worst few segments that misbehaved.
+
+    Worst means: the latest status, then how often the series breached; among drift series,
+    whose values all mean "higher is worse", then the latest value.
+    """
+    def rank(s: _Series):
+        latest, breaches = s.badness
+        drift = s.rows.check_type.iloc[0] == "drift"
+        value = s.rows.value.iloc[-1] if drift and pd.notna(s.rows.value.iloc[-1]) else 0.0
+        return -latest, -breaches, -value, s.label
+
+    overall = sorted((s for s in series if s.overall), key=rank)[:MAX_OVERALL_LINES]
+    troubled = [s for s in series if not s.overall and (s.badness[0] >= 2 or s.badness[1] > 0)]
+    return overall + sorted(troubled, key=rank)[:MAX_SEGMENT_LINES]
+
+
+def _alert_markers(alerts: pd.DataFrame, drawn: list[_Series]) -> tuple[svg.Marker, ...]:
+    """Where alerts of the drawn series opened and resolved, placed on the window judged then."""
+    by_key = {s.key: s for s in drawn}
+    markers = []
+    for alert in alerts.itertuples(index=False):
+        series = by_key.get(_key((alert.column_name, alert.segment_key, alert.segment_value)))
+        if series is None:
+            continue
+        opened = f"{alert.severity} alert opened {_when(alert.opened_at)} · {series.label}"
+        markers.append(svg.Marker(_window_of(series, alert.opened_at), f"opened {alert.severity}",
+                                  opened))  # fmt: skip
+        if alert.state == "resolved" and pd.notna(alert.resolved_at):
+            resolved = f"alert resolved {_when(alert.resolved_at)} · {series.label}"
+            markers.append(svg.Marker(_window_of(series, alert.resolved_at), "resolved", resolved))
+    return tuple(markers)
+
+
+def _window_of(series: _Series, moment: pd.Timestamp) -> float:
+    """The start of the latest window that had ended by ``moment``: the window being judged."""
+    ends = series.rows.window_end.to_numpy()
+    i = int(np.searchsorted(ends, np.datetime64(moment), side="right")) - 1
+    return float(series.x[max(i, 0)])
+
+
+def _pending_span(details: pd.DataFrame, rows: pd.DataFrame) -> svg.Span | None:
+    """The stretch of recent windows whose labels have not arrived yet (performance checks)."""
+    waiting = details[details.status == "insufficient_data"]
+    waiting = waiting[[_reason(d) == LABELS_NOT_MATURE for d in waiting.details]]
+    if waiting.empty:
+        return None
+    start = epoch_seconds(waiting.window_start.sort_values().head(1))[0]
+    end = epoch_seconds(rows.window_start.tail(1))[0]
+    count = waiting.window_start.nunique()
+    return svg.Span(float(start), float(end), f"labels not mature ({count} windows)")
+
+
+def _fairness(details: pd.DataFrame) -> FairnessView | None:
+    """The per-group rates of the latest overall window whose details list groups."""
+    overall = details[details.segment_key.isna()].sort_values("window_start", ascending=False)
+    for row in overall.itertuples(index=False):
+        parsed = _json(row.details)
+        if parsed.get("groups"):
+            return FairnessView(
+                window_start=row.window_start,
+                groups=parsed["groups"],
+                excluded=tuple(parsed.get("excluded_groups") or ()),
+            )
+    return None
+
+
+def _drift_rows(check_type: str, drawn: list[_Series], series: list[_Series]) -> dict:
+    """The overall rows per column whose histograms a drift check shows, drawn (worst) first."""
+    if check_type != "drift":
+        return {}
+    overall = [s for s in series if s.overall and s.key[0] is not None]
+    drawn_first = [s for s in drawn if s in overall] + sorted(
+        (s for s in overall if s not in drawn), key=lambda s: s.label
+    )
+    return {s.key[0]: s.rows[["window_start", "value", "status"]] for s in drawn_first}
+
+
+# --- heat map -----------------------------------------------------------------------------------
+
+
+def _heatmap(checks: tuple[CheckView, ...], latest: pd.DataFrame) -> HeatMap:
+    """Worst status per check × segment in the latest window (columns of a check combined)."""
+    segment = np.where(
+        latest.segment_key.isna(),
+        "overall",
+        latest.segment_key.astype(str) + "=" + latest.segment_value.astype(str),
+    )
+    rank = latest.status.map(STATUS_RANK).fillna(0)
+    latest = latest.assign(segment_label=segment, status_rank=rank)
+    # The worst row of each check × segment speaks for the cell.
+    by_rank = latest.sort_values("status_rank", ascending=False, kind="stable")
+    worst_rows = by_rank.drop_duplicates(["check_name", "segment_label"])
+    cells = {
+        (row.check_name, row.segment_label): (row.status, _cell_tooltip(row))
+        for row in worst_rows.itertuples(index=False)
+    }
+    segments = _heatmap_segments(latest)
+    rows = tuple(
+        (check, tuple(cells.get((check.name, s), (None, "no result")) for s in segments))
+        for check in checks
+    )
+    hidden = latest.segment_label.nunique() - len(segments)
+    return HeatMap(tuple(segments), rows, hidden)
+
+
+def _heatmap_segments(latest: pd.DataFrame) -> list[str]:
+    """'overall' first, then the most troubled segments, at most a screen's width of them."""
+    others = latest[latest.segment_label != "overall"]
+    rank = others.status_rank.groupby(others.segment_label).max()
+    ordered = sorted(rank.index, key=lambda s: (-rank[s], s))[:MAX_HEATMAP_SEGMENTS]
+    return ["overall", *ordered] if (latest.segment_label == "overall").any() else ordered
+
+
+def _cell_tooltip(row) -> str:
+    where = f"{row.column_name}: " if pd.notna(row.column_name) else ""
+    return f"{where}{row.metric} = {svg.format_number(row.value)} ({row.status})"
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _key(values: tuple) -> tuple:
+    """A series key (column, segment key, segment value) with None for every kind of null."""
+    return tuple(None if pd.isna(v) else v for v in values)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _text(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _json(text) -> dict:
+    try:
+        parsed = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _reason(text) -> str | None:
+    return _json(text).get("reason")
+
+
+def _when(moment: pd.Timestamp) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if pd.notna(moment) else "–"
