@@ -1,10 +1,275 @@
-"""Alert episodes and their notifications."""
+"""Alert episodes (SPEC §5, ``driftline_alerts``): when a breach opens one, when it is worth
+another message, and when it is over.
+
+A **fingerprint** names one series of results: monitor, check, column and segment. Its episodes
+follow each other and never overlap. Each result of a fingerprint moves its latest episode on,
+window by window, in window order:
+
+=============================  ===================  ==========================================
+result                         no open episode      open episode
+=============================  ===================  ==========================================
+warn/fail ≥ ``min_severity``   open it: *new*       severity rises (warn → fail): *escalated*,
+                                                    at once; else, once ``cooldown`` has passed
+                                                    since the last announcement: *reminder*
+ok, or a breach below
+``min_severity``               —                    resolve it: *resolved*
+insufficient_data, error       —                    —
+=============================  ===================  ==========================================
+
+An episode's severity only goes up: fail → warn → fail is no new escalation, so a value that
+hovers around the fail line does not send a message every window. The cooldown runs from the
+last announcement (new, escalated or reminder), so an episode that stays open is recalled once
+per cooldown.
+
+Every time is a window time (the ``window_end`` of the result), never the wall clock, so a
+backfill over history opens and resolves the same episodes every time it runs. A window already
+accounted for by a fingerprint's latest episode (at or before its last breach or its
+resolution) is not looked at again when it is re-run: recorded episodes are not rewritten.
+
+What the episodes' changes have to tell people is queued in the outbox (``driftline.outbox``)
+and committed together with them, before anything is sent.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from driftline import outbox
+from driftline.judge import FAIL, OK, SEVERITY, WARN
+from driftline.notify.messages import Breach
+from driftline.spec.models import Monitor
+from driftline.windows import Window
+
+OPEN, RESOLVED = "open", "resolved"
+NEW, ESCALATED, REMINDER, RESOLVED_KIND = "new", "escalated", "reminder", "resolved"
 
 
-def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bool, now: Any) -> list[Any]:
-    """Open, update and resolve alert episodes for a monitor's evaluated windows; deliver."""
-    return []
+def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bool, now: Any, dry_run: bool = False) -> list[outbox.Notification]:
+    """Open, update and resolve a monitor's alert episodes from its evaluated windows, then
+    deliver what is pending; returns what was sent (or, per mode, printed or previewed).
+
+    ``notify=False`` stores episodes and sends nothing (``notify_status`` suppressed);
+    ``dry_run`` renders every pending message without sending it, leaving it pending. ``now``
+    is the run's clock; episodes use window times instead, so it does not enter them.
+    """
+    spec: Monitor = monitor.loaded.spec
+    project, store = workspace.project, workspace.store
+    mode = outbox.mode_for(project, notify, dry_run)
+    book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_state(spec.name).to_dict("records")])
+    channel = outbox.channel_for(spec, project)
+    for outcome in outcomes:
+        if outcome.status != "success":
+            continue
+        for event in book.observe_window(outcome.results, outcome.window, outcome.run_id):
+            outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, channel)
+    store.save_alerts([episode.row() for episode in book.changed])
+    return outbox.deliver(store, book.with_pending(), spec, project, mode)
+
+
+# -- episodes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Episode:
+    """One row of ``driftline_alerts``: a breach episode and the state of its notifications."""
+
+    alert_id: str
+    fingerprint: str
+    monitor: str
+    check_name: str
+    column_name: str | None
+    segment_key: str | None
+    segment_value: str | None
+    severity: str
+    state: str
+    opened_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+    last_run_id: str | None
+    value: float | None
+    message: str | None
+    notify_status: str
+    notify_attempts: int
+    channel: str | None
+    slack_ts: str | None
+    notified_at: datetime | None
+    payload: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Episode:
+        """An episode from a row read back from the table (pandas types, NaN/NaT for null)."""
+        values = {name: _plain(row.get(name)) for name in cls.__dataclass_fields__}
+        values["notify_attempts"] = int(values["notify_attempts"] or 0)
+        return cls(**values)
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def horizon(self) -> datetime:
+        """The latest window time this episode accounts for."""
+        return max(t for t in (self.last_seen_at, self.resolved_at) if t is not None)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling about an episode, as a line of a Slack message."""
+
+    episode: Episode
+    breach: Breach
+
+
+class EpisodeBook:
+    """The latest episode of every fingerprint of one monitor, moved on result by result."""
+
+    def __init__(self, monitor: Monitor, episodes: Iterable[Episode]):
+        self.monitor = monitor
+        self.episodes = {episode.alert_id: episode for episode in episodes}
+        self.latest: dict[str, Episode] = {}
+        for episode in sorted(self.episodes.values(), key=lambda e: e.opened_at):
+            self.latest[episode.fingerprint] = episode
+        self._changed: dict[str, Episode] = {}
+
+    @property
+    def changed(self) -> list[Episode]:
+        """Episodes opened or updated since the book was loaded."""
+        return list(self._changed.values())
+
+    def with_pending(self) -> list[Episode]:
+        """Every known episode with a notification waiting in the outbox, oldest first."""
+        waiting = [e for e in self.episodes.values() if e.notify_status == outbox.PENDING]
+        return sorted(waiting, key=lambda e: (e.opened_at, e.alert_id))
+
+    def observe_window(self, results: Iterable[Mapping[str, Any]], window: Window, run_id: str) -> list[Event]:
+        """Move every fingerprint on by its result in ``window``; the events worth telling."""
+        events = (self.observe(result, window, run_id) for result in results)
+        return [event for event in events if event is not None]
+
+    def observe(self, result: Mapping[str, Any], window: Window, run_id: str) -> Event | None:
+        """Apply one result to its fingerprint's latest episode (see the module's table)."""
+        key = fingerprint(result)
+        latest = self.latest.get(key)
+        when = window.end
+        if latest is not None and when <= latest.horizon:
+            return None  # a re-run of a window this episode already accounts for
+        current = latest if latest is not None and latest.state == OPEN else None
+        status = result["status"]
+        if self._alerting(status):
+            return self._breached(current, key, result, when, run_id)
+        if status in (OK, WARN, FAIL) and current is not None:
+            return self._resolve(current, result, when, run_id)
+        return None
+
+    def _alerting(self, status: str) -> bool:
+        floor = SEVERITY[self.monitor.alerts.min_severity]
+        return status in (WARN, FAIL) and SEVERITY[status] >= floor
+
+    def _breached(self, episode: Episode | None, key: str, result: Mapping[str, Any], when: datetime, run_id: str) -> Event | None:
+        status = result["status"]
+        if episode is None:
+            episode = self._open(key, result, when)
+            kind = NEW
+        elif SEVERITY[status] > SEVERITY[episode.severity]:
+            episode.severity, episode.notified_at = status, when
+            kind = ESCALATED
+        elif when - (episode.notified_at or episode.opened_at) >= self.monitor.alerts.cooldown:
+            episode.notified_at = when
+            kind = REMINDER
+        else:
+            kind = None
+        episode.last_seen_at, episode.value, episode.last_run_id = when, result["value"], run_id
+        episode.message = describe(result, status)
+        self._touch(episode)
+        return Event(episode, breach_of(result, status, kind, episode)) if kind else None
+
+    def _open(self, key: str, result: Mapping[str, Any], when: datetime) -> Episode:
+        episode = Episode(
+            alert_id=_digest(key, when.isoformat()), fingerprint=key, monitor=self.monitor.name,
+            check_name=result["check_name"], column_name=result["column_name"],
+            segment_key=result["segment_key"], segment_value=result["segment_value"],
+            severity=result["status"], state=OPEN, opened_at=when, last_seen_at=when,
+            resolved_at=None, last_run_id=None, value=None, message=None,
+            notify_status=outbox.SUPPRESSED, notify_attempts=0, channel=None, slack_ts=None,
+            notified_at=when, payload=None,
+        )
+        self.episodes[episode.alert_id] = self.latest[key] = episode
+        return episode
+
+    def _resolve(self, episode: Episode, result: Mapping[str, Any], when: datetime, run_id: str) -> Event:
+        episode.state, episode.resolved_at, episode.last_run_id = RESOLVED, when, run_id
+        self._touch(episode)
+        return Event(episode, breach_of(result, episode.severity, RESOLVED_KIND, episode))
+
+    def _touch(self, episode: Episode) -> None:
+        self._changed[episode.alert_id] = episode
+
+
+# -- what a result says -------------------------------------------------------------------------
+
+
+def fingerprint(result: Mapping[str, Any]) -> str:
+    """A fixed-length id of monitor, check, column and segment (their text is in their own columns)."""
+    return _digest(*(result.get(key) for key in ("monitor", "check_name", "column_name", "segment_key", "segment_value")))
+
+
+def breach_of(result: Mapping[str, Any], severity: str, kind: str, episode: Episode) -> Breach:
+    """The message line for ``result`` (see :class:`~driftline.notify.messages.Breach`)."""
+    return Breach(
+        check_name=result["check_name"], check_type=result["check_type"], metric=result["metric"],
+        column_name=result["column_name"], segment_key=result["segment_key"],
+        segment_value=result["segment_value"], severity=severity, value=_plain(result["value"]),
+        threshold=threshold_text(result, severity), reference_value=_details(result).get("reference_value"),
+        kind=kind, opened_at=episode.opened_at, anchor=f"{episode.monitor}-{result['check_name']}",
+    )
+
+
+def threshold_text(result: Mapping[str, Any], severity: str) -> str | None:
+    """The line the value is judged against: the anomaly band when it decided (or is the only
+    line), else the threshold of ``severity`` as written."""
+    written = result["fail_threshold"] if severity == FAIL else result["warn_threshold"]
+    details = _details(result)
+    band = details.get("band") or {}
+    if "lower" in band and (details.get("anomalous") or not written):
+        return f"anomaly band [{band['lower']:.4g}, {band['upper']:.4g}]"
+    return written
+
+
+def describe(result: Mapping[str, Any], severity: str) -> str:
+    """One plain line for the ``message`` column: ``fail drift_psi on x (region=a): psi 0.31 (threshold 0.25)``."""
+    subject = result["check_name"]
+    if result["column_name"]:
+        subject += f" on {result['column_name']}"
+    if result["segment_key"]:
+        subject += f" ({result['segment_key']}={result['segment_value']})"
+    value = _plain(result["value"])
+    shown = "n/a" if value is None else f"{value:.4g}"
+    threshold = threshold_text(result, severity)
+    return f"{severity} {subject}: {result['metric']} {shown}" + (f" (threshold {threshold})" if threshold else "")
+
+
+def _details(result: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(result["details"]) if result.get("details") else {}
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    """A value read from a frame as a plain Python value: None for NaN/NaT/NA, datetimes."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value

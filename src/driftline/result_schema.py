@@ -90,6 +90,11 @@ TABLES: dict[str, ibis.Schema] = {
             "notify_attempts": "int64",
             "channel": "string",
             "slack_ts": "string",
+            # Added after SPEC §5's list (additive): the window time of the episode's latest
+            # announcement (its cooldown clock), and the notifications waiting in the outbox as
+            # JSON (see driftline.outbox); null once nothing is pending.
+            "notified_at": "timestamp",
+            "payload": "string",
         }
     ),
     # Not part of the BI contract: cached reference profiles (edges, categories, reference counts

@@ -1,0 +1,296 @@
+"""The alert outbox: notifications wait in ``driftline_alerts`` until Slack has them.
+
+Nothing is lost and nothing is sent twice:
+
+1. A run queues what its episodes have to tell (``notify_status = pending``; the notices in
+   ``payload``) and commits that together with the episodes, in one transaction, before anything
+   is sent.
+2. Then it delivers every pending notice of the monitor — its own and those earlier runs could
+   not deliver — and records each outcome, message by message: ``sent`` with Slack's ``ts``;
+   ``retry`` (Slack down, timed out, still rate-limited) keeps the notice pending with
+   ``notify_attempts + 1``, for the next run; ``failed`` (a refused token, an unknown channel)
+   is reported once and not tried again.
+
+``notify_attempts`` counts every call to Slack about the episode (its opening, reminders,
+escalation and resolution, retries included), so a stuck notification shows as a growing count.
+A crash between Slack's answer and the write of its outcome would send that message again on the
+next run: delivery is at least once, and exactly once whenever the run finishes.
+
+**Payload.** One row per episode holds at most two notices: an *announcement* (the episode's line
+in the monitor's run message: new, escalated or reminder) and a *resolution* (a reply in the
+thread of the message that announced it). ``payload`` holds them as JSON — the
+:class:`~driftline.notify.messages.Breach` to show and the window it was seen in — rather than a
+rendered message, because one Slack message groups the announcements of many episodes: the
+message is rendered at delivery from the pending rows (with the monitor's current owner, runbook
+and report link). Notices merge: a newer announcement replaces a pending one with the latest
+numbers but keeps the stronger kind (an unsent *new* stays *new*).
+
+**Order.** Announcements go first, one message per monitor and channel; then resolutions, each in
+the thread of the episode's first delivered message (``slack_ts``), or as a normal message when
+there is none (the announcement failed, was suppressed, or went through a webhook, which cannot
+thread). A resolution waits while its own announcement is still pending.
+
+**Modes.** ``send``: Slack is configured, deliver. ``print``: no Slack in the project
+(``notify.slack`` missing, or neither a token nor a webhook): messages are returned for the
+caller to print, and stored as ``suppressed``. ``preview`` (``--dry-run``): messages are
+rendered and returned, and stay pending for the next run to send. ``silent`` (``--no-notify``,
+and ``backfill`` by default): nothing is queued; the episode's new notices are ``suppressed``, and
+an episode that resolves in silence drops an announcement nobody has seen yet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from driftline.notify.messages import Breach, MonitorRun, SlackMessage, render_resolution, render_run_message, render_text
+from driftline.notify.slack import DeliveryResult, SlackNotifier, SlackSettings
+from driftline.spec.models import Monitor
+from driftline.windows import Window
+
+if TYPE_CHECKING:
+    from driftline.alerts import Episode
+    from driftline.project import Project
+    from driftline.store import ResultStore
+
+PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
+RETRY, PREVIEW_STATUS = "retry", "preview"
+SEND, PRINT, PREVIEW, SILENT = "send", "print", "preview", "silent"
+
+# Seconds to wait for Slack's answer to one message before leaving it for the next run.
+DELIVERY_TIMEOUT = 10.0
+# Which pending announcement wins a merge: one nobody has seen yet stays "new".
+_KIND_STRENGTH = {"new": 0, "escalated": 1, "reminder": 2}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing to tell about an episode, and the window (or windows) it was seen in."""
+
+    breach: Breach
+    window: Window
+
+
+@dataclass
+class Pending:
+    """An episode's notices waiting in the outbox: at most one announcement and one resolution."""
+
+    announce: Notice | None = None
+    resolution: Notice | None = None
+
+    def __bool__(self) -> bool:
+        return self.announce is not None or self.resolution is not None
+
+    def to_json(self) -> str | None:
+        if not self:
+            return None
+        return json.dumps({"announce": _notice_json(self.announce), "resolution": _notice_json(self.resolution)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Pending:
+        data = json.loads(text) if text else {}
+        return cls(_notice_of(data.get("announce")), _notice_of(data.get("resolution")))
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message a run sent, or would send, and how that ended.
+
+    ``status``: ``sent``, ``retry`` (still pending, ``error`` says why), ``failed`` (``error``
+    says what to fix), ``suppressed`` (no Slack configured: to be printed) or ``preview``
+    (``--dry-run``).
+    """
+
+    monitor: str
+    message: SlackMessage
+    status: str
+    alert_ids: tuple[str, ...]
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message as plain text (see :func:`~driftline.notify.messages.render_text`)."""
+        return render_text(self.message)
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def mode_for(project: Project, notify: bool, dry_run: bool) -> str:
+    """send, print, preview or silent; see the module docstring."""
+    if dry_run:
+        return PREVIEW
+    if not notify:
+        return SILENT
+    return SEND if slack_settings(project) is not None else PRINT
+
+
+def slack_settings(project: Project) -> SlackSettings | None:
+    """The project's Slack settings, or None when it has no way to post."""
+    slack = project.settings.notify.slack
+    if slack is None or not (slack.token or slack.webhook_url):
+        return None
+    return SlackSettings(
+        token=slack.token, webhook_url=slack.webhook_url, channel=slack.channel,
+        base_url=slack.base_url, timeout=DELIVERY_TIMEOUT,
+    )
+
+
+def channel_for(monitor: Monitor, project: Project) -> str | None:
+    """The monitor's ``alerts.channel``, else the project's ``notify.slack.channel``."""
+    slack = project.settings.notify.slack
+    return monitor.alerts.channel or (slack.channel if slack else None)
+
+
+# -- queueing -----------------------------------------------------------------------------------
+
+
+def queue(episode: Episode, notice: Notice, mode: str, channel: str | None) -> None:
+    """Put ``notice`` in the episode's outbox (or, in silent mode, suppress it)."""
+    pending = Pending.from_json(episode.payload)
+    resolves = notice.breach.kind == "resolved"
+    if mode == SILENT:
+        if resolves:
+            pending.announce = None  # over before anyone was told: nothing left to say
+    else:
+        pending = _merged(pending, notice)
+        episode.channel = channel
+    episode.payload = pending.to_json()
+    episode.notify_status = PENDING if pending else SUPPRESSED
+
+
+def _merged(pending: Pending, notice: Notice) -> Pending:
+    if notice.breach.kind == "resolved":
+        return replace(pending, resolution=notice)
+    earlier = pending.announce
+    if earlier is not None:
+        kind = min(earlier.breach.kind, notice.breach.kind, key=_KIND_STRENGTH.__getitem__)
+        window = Window(earlier.window.start, notice.window.end)
+        notice = Notice(replace(notice.breach, kind=kind), window)
+    return replace(pending, announce=notice)
+
+
+# -- delivery -----------------------------------------------------------------------------------
+
+
+def deliver(store: ResultStore, episodes: Iterable[Episode], monitor: Monitor, project: Project, mode: str) -> list[Notification]:
+    """Send (print, or preview) every pending notice of ``episodes``; record each outcome."""
+    if mode == SILENT:
+        return []
+    send = _transport(project, mode)
+    waiting = list(episodes)
+    courier = _Courier(store, monitor, project, send)
+    for channel, group in _by_channel(e for e in waiting if _pending(e).announce):
+        courier.announce(group, channel)
+    for episode in waiting:
+        pending = _pending(episode)
+        if pending.resolution and (pending.announce is None or mode == PREVIEW):
+            courier.resolve(episode)
+    return courier.records
+
+
+def _transport(project: Project, mode: str) -> Callable[[SlackMessage], DeliveryResult] | None:
+    """How messages leave: Slack, the caller's printout, or not at all (preview)."""
+    if mode == SEND:
+        return SlackNotifier(slack_settings(project)).send
+    if mode == PRINT:
+        return lambda message: DeliveryResult(SUPPRESSED)
+    return None
+
+
+class _Courier:
+    """Renders pending notices into messages, sends them and writes each outcome back."""
+
+    def __init__(self, store: ResultStore, monitor: Monitor, project: Project, send: Callable[[SlackMessage], DeliveryResult] | None):
+        self.store, self.monitor, self.project, self.send = store, monitor, project, send
+        self.records: list[Notification] = []
+        # After a transient failure Slack is taken to be down for the rest of this run: the other
+        # messages stay pending too, instead of each waiting out its own timeout.
+        self.slack_down = False
+
+    def announce(self, episodes: list[Episode], channel: str | None) -> None:
+        """One message with the announcements of ``episodes``."""
+        notices = [_pending(e).announce for e in episodes]
+        run = self._run(Window(min(n.window.start for n in notices), max(n.window.end for n in notices)))
+        message = render_run_message(run, [n.breach for n in notices], channel or "")
+        self._dispatch(message, episodes, "announce")
+
+    def resolve(self, episode: Episode) -> None:
+        """The resolution, in the thread of the episode's first delivered message if any."""
+        notice = _pending(episode).resolution
+        message = render_resolution(self._run(notice.window), notice.breach, episode.channel or "", episode.slack_ts)
+        self._dispatch(message, [episode], "resolution")
+
+    def _run(self, window: Window) -> MonitorRun:
+        m = self.monitor
+        return MonitorRun(m.name, m.description, m.owner, m.runbook, window.start, window.end, self.project.settings.report_url)
+
+    def _dispatch(self, message: SlackMessage, episodes: list[Episode], part: str) -> None:
+        ids = tuple(e.alert_id for e in episodes)
+        if self.send is None:
+            self.records.append(Notification(self.monitor.name, message, PREVIEW_STATUS, ids))
+            return
+        if self.slack_down:
+            return
+        result = self.send(message)
+        self.slack_down = result.status == RETRY
+        for episode in episodes:
+            _settle(episode, part, result)
+        self.store.save_alerts([e.row() for e in episodes])
+        self.records.append(Notification(self.monitor.name, message, result.status, ids, result.error))
+
+
+def _settle(episode: Episode, part: str, result: DeliveryResult) -> None:
+    """Write one delivery outcome to the episode: done (sent, failed, suppressed) or retry."""
+    if result.status != SUPPRESSED:
+        episode.notify_attempts += 1
+    if result.status == RETRY:
+        episode.notify_status = PENDING
+        return
+    pending = _pending(episode)
+    setattr(pending, part, None)
+    if part == "announce" and result.ts and not episode.slack_ts:
+        episode.slack_ts = result.ts  # the first message people saw: resolutions thread under it
+    episode.payload = pending.to_json()
+    episode.notify_status = PENDING if pending else result.status
+
+
+def _by_channel(episodes: Iterable[Episode]) -> list[tuple[str | None, list[Episode]]]:
+    groups: dict[str | None, list[Episode]] = {}
+    for episode in episodes:
+        groups.setdefault(episode.channel, []).append(episode)
+    return list(groups.items())
+
+
+def _pending(episode: Episode) -> Pending:
+    return Pending.from_json(episode.payload)
+
+
+# -- payload JSON -------------------------------------------------------------------------------
+
+
+def _notice_json(notice: Notice | None) -> dict[str, Any] | None:
+    if notice is None:
+        return None
+    breach = asdict(notice.breach)
+    breach["opened_at"] = _iso(breach["opened_at"])
+    return {"breach": breach, "window": [_iso(notice.window.start), _iso(notice.window.end)]}
+
+
+def _notice_of(data: dict[str, Any] | None) -> Notice | None:
+    if data is None:
+        return None
+    breach = dict(data["breach"])
+    breach["opened_at"] = _moment(breach.get("opened_at"))
+    start, end = (_moment(t) for t in data["window"])
+    return Notice(Breach(**breach), Window(start, end))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

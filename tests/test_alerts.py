@@ -1,0 +1,396 @@
+"""Alert episodes and their delivery, end to end: a small DuckDB project, real runs, and the real
+slack-sdk client talking HTTP to the local fake Slack (tests/slack_server.py).
+
+The project's one feature ``c`` takes two values, "a" and "b", in exact daily proportions, so the
+PSI of every day is known in advance: 50/50 is ok, 70/30 is a warn (0.17), 80/20 a fail (0.62).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from slack_server import FakeSlack, hang, rate_limited, server_error
+
+from driftline import api, cli, outbox
+
+DAY = timedelta(days=1)
+START = datetime(2026, 3, 1)
+OK, WARN, FAIL = 0.5, 0.7, 0.8  # share of "a" in a day
+RUNBOOK = "https://wiki.example.com/runbooks/leads"
+REPORT = "https://reports.example.com/report.html"
+
+MONITOR = """
+    name: leads
+    description: Lead scoring
+    owner: "<!subteam^S0123> @growth-ml"
+    runbook: https://wiki.example.com/runbooks/leads
+    source: {table: events, timestamp: ts}
+    schedule: {every: 1d}
+    reference: {start: 2026-02-01, end: 2026-02-08}
+    features: {categorical: [c]}
+    segments: [region]
+    min_rows: 50
+    checks:
+      - drift: {columns: [c], method: psi, warn: 0.1, fail: 0.25}
+    alerts:
+      channel: "#growth-ml"
+      min_severity: MIN_SEVERITY
+      cooldown: 3d
+"""
+
+# Day by day (from START): five quiet days, a warn that lasts, escalation, recovery.
+STORY = [OK] * 5 + [WARN] * 4 + [FAIL] * 2 + [OK] * 2
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """slack-sdk routes through HTTP(S)_PROXY when set; the fake Slack is on loopback."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack() as server:
+        yield server
+
+
+def events(story: list[float], rows_per_day: int = 100) -> pd.DataFrame:
+    """The reference week at 50/50, then one day per entry of ``story`` at that share of "a"."""
+    days = [(datetime(2026, 2, 1) + d * DAY, OK) for d in range(7)]
+    days += [(START + d * DAY, share) for d, share in enumerate(story)]
+    frames = []
+    for day, share in days:
+        count_a = round(rows_per_day * share)
+        frames.append(pd.DataFrame({
+            "ts": [day + timedelta(seconds=i * 86400 // rows_per_day) for i in range(rows_per_day)],
+            "c": ["a"] * count_a + ["b"] * (rows_per_day - count_a),
+            "region": "eu",
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def leads_project(make_project, slack: FakeSlack | None = None, token: str | None = None, min_severity="warn", story=STORY, **slack_options):
+    """The project; Slack settings point at the fake server when one is given."""
+    settings = {"report_url": REPORT}
+    if slack is not None:
+        config = {"token": token or slack.token, "channel": "#ml-alerts", "base_url": slack.base_url, **slack_options}
+        settings["notify"] = {"slack": config}
+    return make_project(
+        monitors={"leads": MONITOR.replace("MIN_SEVERITY", min_severity)},
+        tables={"events": events(story)},
+        settings=settings,
+    )
+
+
+def backfill_days(project, first: int, last: int) -> None:
+    """Backfill days ``first`` to ``last`` (silently, as backfills are by default)."""
+    api.backfill(START + first * DAY, START + (last + 1) * DAY, project=project.root, at=START + 60 * DAY)
+
+
+def run_day(project, day: int, **options) -> api.RunSummary:
+    """A scheduled run just after day ``day`` ended: it evaluates that day's window."""
+    return api.run(project.root, at=START + (day + 1) * DAY, **options)
+
+
+def episodes(project) -> pd.DataFrame:
+    return project.query("select * from driftline_alerts order by opened_at, segment_key nulls first")
+
+
+# -- the episode lifecycle ----------------------------------------------------------------------
+
+
+def test_an_episode_opens_reminds_escalates_and_resolves_in_its_thread(make_project, slack):
+    project = leads_project(make_project, slack)
+    backfill_days(project, 3, 4)
+    assert episodes(project).empty
+
+    opened = run_day(project, 5)  # the drift starts: warn
+    [message] = slack.delivered
+    assert [n.status for n in opened.notifications] == ["sent"]
+    assert message.channel == "#growth-ml"  # the monitor's channel beats the project's
+    assert "2 warning" in message.text  # overall and region=eu, grouped in one message
+    assert "<!subteam^S0123>" in message.text  # the owner is mentioned
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    assert [e["url"] for e in actions["elements"]] == [RUNBOOK, f"{REPORT}#leads-drift_psi"]
+    rows = episodes(project)
+    assert list(rows.state) == ["open", "open"]
+    assert list(rows.opened_at) == [pd.Timestamp(START + 6 * DAY)] * 2  # the drift day's window end
+    assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [1, 1]
+    assert list(rows.slack_ts) == [message.ts] * 2
+
+    run_day(project, 6)
+    run_day(project, 7)
+    assert len(slack.delivered) == 1  # within the 3-day cooldown: quiet
+
+    run_day(project, 8)  # three days after the first message: one reminder
+    reminder = slack.delivered[-1]
+    assert len(slack.delivered) == 2 and "still warning since 2026-03-07" in reminder.text
+    assert reminder.thread_ts is None
+
+    run_day(project, 9)  # warn → fail: at once, cooldown or not
+    escalation = slack.delivered[-1]
+    assert len(slack.delivered) == 3 and "escalated to fail" in escalation.text
+    assert list(episodes(project).severity) == ["fail", "fail"]
+
+    run_day(project, 10)
+    assert len(slack.delivered) == 3
+
+    resolved = run_day(project, 11)  # back to normal: resolved, in the first message's thread
+    replies = slack.delivered[3:]
+    assert len(replies) == 2 and {r.thread_ts for r in replies} == {message.ts}
+    assert all(r.text.startswith("Resolved: leads") for r in replies)
+    assert [n.status for n in resolved.notifications] == ["sent", "sent"]
+    rows = episodes(project)
+    assert list(rows.state) == ["resolved", "resolved"]
+    assert list(rows.resolved_at) == [pd.Timestamp(START + 12 * DAY)] * 2
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+
+    run_day(project, 12)
+    assert len(slack.delivered) == 5  # nothing more to say
+
+
+def test_a_backfill_gives_the_same_episodes_every_time(make_project):
+    project = leads_project(make_project, story=[OK, WARN, FAIL, OK])
+
+    for _ in range(2):
+        backfill_days(project, 0, 3)
+
+    rows = episodes(project)
+    assert len(rows) == 2  # overall and region=eu; no duplicates from the second pass
+    assert list(rows.opened_at) == [pd.Timestamp(START + 2 * DAY)] * 2
+    assert list(rows.resolved_at) == [pd.Timestamp(START + 4 * DAY)] * 2
+    assert list(rows.severity) == ["fail", "fail"]
+    assert list(rows.notify_status) == ["suppressed", "suppressed"]
+    assert rows.fingerprint.nunique() == 2 and rows.alert_id.nunique() == 2
+
+
+def test_min_severity_fail_ignores_warnings(make_project, slack):
+    project = leads_project(make_project, slack, min_severity="fail")
+    backfill_days(project, 5, 8)  # four days of warnings
+
+    assert episodes(project).empty
+    run_day(project, 9)
+    assert len(episodes(project)) == 2
+    assert "2 failing" in slack.delivered[0].text
+
+
+# -- delivery -----------------------------------------------------------------------------------
+
+
+def test_a_server_error_is_delivered_once_on_the_next_run(make_project, slack):
+    project = leads_project(make_project, slack)
+    slack.script(server_error(500))
+
+    first = run_day(project, 5)
+    [note] = first.notifications
+    assert note.status == "retry" and "HTTP 500" in note.error
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["pending", "pending"] and list(rows.notify_attempts) == [1, 1]
+    assert slack.delivered == []
+
+    second = run_day(project, 6)  # nothing new to say, but the outbox is not empty
+    assert [n.status for n in second.notifications] == ["sent"]
+    [message] = slack.delivered
+    assert "2 warning" in message.text
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [2, 2]
+
+    run_day(project, 7)
+    assert len(slack.delivered) == 1
+
+
+def test_a_rate_limit_is_waited_out_within_the_run(make_project, slack):
+    project = leads_project(make_project, slack)
+    slack.script(rate_limited(retry_after=1))
+
+    summary = run_day(project, 5)
+
+    assert [n.status for n in summary.notifications] == ["sent"]
+    assert [r.answer for r in slack.received] == ["http 429", "ok"]
+    assert len(slack.delivered) == 1
+
+
+def test_a_hanging_slack_times_out_and_delivers_on_the_next_run(make_project, slack, monkeypatch):
+    monkeypatch.setattr(outbox, "DELIVERY_TIMEOUT", 0.5)
+    project = leads_project(make_project, slack)
+    slack.script(hang(seconds=3))
+
+    first = run_day(project, 5)
+    assert [n.status for n in first.notifications] == ["retry"]
+    assert "no answer within 0.5 s" in first.notifications[0].error
+    assert slack.delivered == []
+
+    run_day(project, 6)
+    assert len(slack.delivered) == 1
+    assert list(episodes(project).notify_status) == ["sent", "sent"]
+
+
+def test_a_refused_token_fails_once_and_is_not_retried(make_project, slack, capsys):
+    project = leads_project(make_project, slack, token="xoxb-revoked")
+
+    first = run_day(project, 5)
+    [note] = first.notifications
+    assert note.status == "failed" and "invalid_auth" in note.error
+    assert "xoxb-revoked" not in note.error
+    assert list(episodes(project).notify_status) == ["failed", "failed"]
+    cli.print_notifications(first.notifications)
+    assert capsys.readouterr().err.count("could not be delivered") == 1
+
+    second = run_day(project, 6)
+    assert second.notifications == []
+    assert len(slack.received) == 1  # not tried again
+
+
+def test_a_full_outage_over_two_runs_delivers_everything_exactly_once(make_project, slack):
+    story = [OK] * 5 + [WARN, FAIL, OK, OK]
+    project = leads_project(make_project, slack, story=story)
+
+    slack.script(server_error(503))
+    run_day(project, 5)  # opens (warn)
+    slack.script(server_error(503))
+    run_day(project, 6)  # escalates (fail)
+    assert slack.delivered == []
+    assert len(slack.received) == 2  # one attempt per run: Slack is down, the rest waits
+
+    third = run_day(project, 7)  # recovered, and Slack is back
+    alert, *replies = slack.delivered
+    assert "2 failing" in alert.text and "new" in alert.text  # nobody saw it open: still "new"
+    assert len(replies) == 2 and {r.thread_ts for r in replies} == {alert.ts}
+    assert [n.status for n in third.notifications] == ["sent", "sent", "sent"]
+    rows = episodes(project)
+    assert list(rows.state) == ["resolved", "resolved"]
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+
+    run_day(project, 8)
+    assert len(slack.delivered) == 3
+
+
+def test_a_resolution_without_a_delivered_alert_is_a_normal_message(make_project, slack):
+    project = leads_project(make_project, slack, story=[OK] * 5 + [WARN, OK])
+    run_day(project, 5, notify=False)  # opens, nothing sent
+
+    run_day(project, 6)
+
+    replies = slack.delivered
+    assert len(replies) == 2 and all(r.thread_ts is None for r in replies)
+    assert all(r.text.startswith("Resolved: leads") for r in replies)
+
+
+# -- modes --------------------------------------------------------------------------------------
+
+
+def test_no_notify_stores_episodes_and_sends_nothing(make_project, slack):
+    project = leads_project(make_project, slack)
+
+    summary = run_day(project, 5, notify=False)
+
+    assert summary.notifications == [] and slack.received == []
+    rows = episodes(project)
+    assert list(rows.state) == ["open", "open"]
+    assert list(rows.notify_status) == ["suppressed", "suppressed"] and rows.payload.isna().all()
+
+
+def test_dry_run_prints_and_keeps_the_messages_for_the_next_run(make_project, slack, capsys):
+    project = leads_project(make_project, slack)
+
+    code = cli.main(["run", "--project", str(project.root), "--at", (START + 6 * DAY).isoformat(), "--dry-run"])
+
+    assert code == 1  # warn
+    out = capsys.readouterr().out
+    assert "would send:\nto #growth-ml" in out and "[warn] leads: 2 warning" in out
+    assert slack.received == []
+    assert list(episodes(project).notify_status) == ["pending", "pending"]
+
+    summary = run_day(project, 6)
+    assert [n.status for n in summary.notifications] == ["sent"]
+    assert len(slack.delivered) == 1
+
+
+def test_without_slack_alerts_are_returned_for_printing(make_project):
+    project = leads_project(make_project)  # no notify: section
+
+    summary = run_day(project, 5)
+
+    [note] = summary.notifications
+    assert note.status == "suppressed"
+    assert "[warn] leads: 2 warning" in note.text and f"{REPORT}#leads-drift_psi" in note.text
+    assert list(episodes(project).notify_status) == ["suppressed", "suppressed"]
+
+
+def test_a_webhook_cannot_thread_so_resolutions_stand_alone(make_project, slack):
+    project = leads_project(make_project, story=[OK] * 5 + [WARN, OK])
+    project.root.joinpath("driftline_project.yml").write_text(
+        "name: p\nconnection: duckdb://warehouse.duckdb\n"
+        f"notify:\n  slack:\n    webhook_url: {slack.webhook_url}\n",
+        encoding="utf-8",
+    )
+
+    run_day(project, 5)
+    run_day(project, 6)
+
+    alert, *replies = slack.delivered
+    assert alert.endpoint == "webhook" and len(replies) == 2
+    assert all(r.text.startswith("Resolved: leads") for r in replies)
+    assert list(episodes(project).slack_ts.isna()) == [True, True]
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+def test_a_demo_backfill_opens_episodes_on_the_incident_day(tmp_path):
+    demo = pytest.importorskip("driftline.demo")
+    from driftline.demo_data import INCIDENT_AT, build_demo_warehouse
+
+    directory = tmp_path / "demo"
+    demo.prepare_project(directory)
+    build_demo_warehouse(directory / "warehouse.duckdb", rows=30_000)
+
+    summary = api.backfill(INCIDENT_AT - 3 * DAY, INCIDENT_AT + 2 * DAY, project=directory, monitors=["lead_scoring"],
+                           at=INCIDENT_AT + 30 * DAY, notify=True)
+
+    assert summary.notifications and all(n.status == "suppressed" for n in summary.notifications)  # no Slack: printed
+    con = api.Workspace.open(directory).con
+    alerts = con.table("driftline_alerts").to_pandas()
+    visits = alerts[(alerts.column_name == "visits_7d") & alerts.segment_key.isna()]
+    assert list(visits.opened_at) == [pd.Timestamp(INCIDENT_AT + DAY)]  # the end of the incident day
+    assert (alerts.opened_at > pd.Timestamp(INCIDENT_AT)).all()  # nothing before it
+    assert "visits_7d" in summary.notifications[0].text
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
+    """The same outbox on PostgreSQL: a failed delivery stays pending, then goes exactly once."""
+    import ibis
+
+    schema = f"driftline_alerts_{uuid.uuid4().hex[:8]}"
+    con = ibis.connect(postgres_url)
+    try:
+        con.create_database(schema)
+        con.create_table("events", events([WARN, OK]), database=schema)
+        project = make_project(
+            monitors={"leads": MONITOR.replace("MIN_SEVERITY", "warn").replace("table: events", f"table: {schema}.events")},
+            settings={
+                "connection": postgres_url,
+                "results": {"schema": schema},
+                "notify": {"slack": {"token": slack.token, "base_url": slack.base_url}},
+            },
+        )
+        slack.script(server_error(502))
+        assert [n.status for n in run_day(project, 0).notifications] == ["retry"]
+        run_day(project, 1)  # recovers; Slack is back
+
+        alert, *replies = slack.delivered
+        assert "2 warning" in alert.text and {r.thread_ts for r in replies} == {alert.ts}
+        rows = con.table("driftline_alerts", database=schema).to_pandas()
+        assert list(rows.state) == ["resolved", "resolved"]
+        # A failed try and a sent alert, then the resolution: three calls about each episode.
+        assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [3, 3]
+    finally:
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        con.disconnect()
