@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 DEFAULT_EPSILON = 1e-4
 
@@ -70,6 +69,8 @@ def chi2(
     expected = n_cur * p
     statistic = float(np.sum((current - expected) ** 2 / expected))
     dof = max(len(current) - 1, 1)
+    from scipy import stats as scipy_stats  # imported when needed: it costs a second at start-up
+
     return math.sqrt(statistic / n_cur), float(scipy_stats.chi2.sf(statistic, dof))
 
 
@@ -77,6 +78,8 @@ def ks_pvalue(d: float, n_reference: int, n_current: int) -> float:
     """Two-sided asymptotic p-value of a KS statistic, as ``ks_2samp(..., method="asymp")``."""
     m, n = sorted([float(n_reference), float(n_current)], reverse=True)
     effective_n = m * n / (m + n)
+    from scipy import stats as scipy_stats
+
     return float(np.clip(scipy_stats.kstwo.sf(d, np.round(effective_n)), 0.0, 1.0))
 
 

@@ -44,8 +44,11 @@ def due_windows(now: datetime, schedule: Schedule, completed_until: datetime | N
 
 
 def windows_between(start: datetime, end: datetime, every: timedelta) -> list[Window]:
-    """Whole windows that start at or after ``align(start)`` and end at or before ``end``."""
+    """The whole windows inside ``[start, end)``: a window that began before ``start`` is not
+    one of them, as a window that ends after ``end`` is not."""
     windows, cursor = [], align(start, every)
+    if cursor < start:
+        cursor += every
     while cursor + every <= end:
         windows.append(Window(cursor, cursor + every))
         cursor += every

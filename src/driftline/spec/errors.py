@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from driftline.errors import ConfigError
+from driftline.spec.models import CHECK_TYPES
 from driftline.spec.yaml_source import Positions
 
 
@@ -22,13 +23,33 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def translate(error: ValidationError, model: type[BaseModel], positions: Positions) -> list[ConfigError]:
     """One ConfigError per distinct problem, located in the YAML file."""
     problems: dict[tuple, ConfigError] = {}
+    located = []
     for item in error.errors(include_url=False):
         yaml_path = _yaml_path(item["loc"], positions)
+        if item["type"] == "union_tag_invalid":  # `- perfomance: ...`: point at the misspelled key
+            yaml_path += (item["ctx"]["tag"],)
+        located.append((yaml_path, item))
+    for yaml_path, item in located:
+        if _shadowed(yaml_path, item, located):
+            continue
         key = (yaml_path, item["type"] if item["type"] == "extra_forbidden" else "value")
         if key in problems:
             continue  # one message per key: union members repeat the same complaint
         problems[key] = ConfigError(_message(item, yaml_path, model), positions.locate(yaml_path))
     return list(problems.values())
+
+
+_NOT_A_NUMBER = {"float_type", "float_parsing"}
+
+
+def _shadowed(path: tuple, item: dict[str, Any], located: list[tuple[tuple, dict[str, Any]]]) -> bool:
+    """A number-or-mapping value (a threshold) written as a mapping: the number member's
+    complaint says nothing when the mapping member explains what is wrong with the mapping."""
+    if item["type"] not in _NOT_A_NUMBER or not isinstance(item.get("input"), dict):
+        return False
+    return any(
+        other_path[: len(path)] == path and other["type"] not in _NOT_A_NUMBER for other_path, other in located
+    )
 
 
 def _yaml_path(loc: tuple, positions: Positions) -> tuple:
@@ -66,6 +87,11 @@ def _message(item: dict[str, Any], path: tuple, model: type[BaseModel]) -> str:
         allowed = sorted(_allowed_keys(model, parent))
         hint = did_you_mean(key, allowed)
         return f"unknown key {key!r} in {_dotted(parent)}{hint}; expected one of: {', '.join(allowed)}"
+    if kind == "union_tag_invalid":
+        tag = item["ctx"]["tag"]
+        return f"unknown check type {tag!r}{did_you_mean(tag, CHECK_TYPES)}; expected one of: {', '.join(CHECK_TYPES)}"
+    if kind == "union_tag_not_found" or (kind in {"model_attributes_type", "dict_type"} and len(path) == 2 and path[0] == "checks"):
+        return f"{where}: each check is a mapping with one key, its type ({', '.join(CHECK_TYPES)}), holding the check's settings"
     if kind == "missing":
         return f"missing required key {where!r}"
     if kind == "literal_error":

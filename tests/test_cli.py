@@ -1,0 +1,206 @@
+"""The command line as a user runs it: a subprocess, its exit code and what it prints (SPEC §4).
+
+Exit codes: 0 every check ok, 1 some warn, 2 some fail, 3 driftline could not run (and for
+``validate``: 0 valid, 3 invalid). Errors are one line per problem and never a traceback unless
+``--debug``.
+
+Every invocation spends most of its time starting Python and importing, so the ``ran`` fixture
+runs them side by side, one per CPU, and the tests then read their results. An invocation that
+opens a warehouse gets a project of its own: DuckDB lets one process at a time write a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from driftline import cli
+
+
+def monitor(name: str, check: str, where: str | None = None) -> str:
+    where_line = f'\n  where: "{where}"' if where else ""
+    return f"""
+name: {name}
+source:
+  table: events
+  timestamp: ts{where_line}
+schedule: {{every: 1d}}
+reference: {{start: 2026-01-01, end: 2026-01-08}}
+min_rows: 5
+features: {{numeric: [x], categorical: [cat]}}
+checks:
+  - drift: {check}
+"""
+
+
+MONITORS = {
+    "calm": monitor("calm", "{method: tvd, warn: 0.9, fail: 0.95}"),
+    "warned": monitor("warned", "{method: tvd, warn: {above: 0.0}, fail: 0.95}"),
+    "failed": monitor("failed", "{method: psi}"),
+    "broken": monitor("broken", "{method: psi}", where="cast(cat as integer) > 0"),
+}
+BROKEN_FILES = {  # two problems found against the warehouse, one per file
+    "calm": MONITORS["calm"].replace("table: events", "table: event"),
+    "other": MONITORS["failed"].replace("numeric: [x]", "numeric: [xx]"),
+}
+UNREACHABLE = "duckdb://missing_dir/warehouse.duckdb"
+
+
+@dataclass
+class Invocation:
+    args: list[str]
+    project: dict[str, str] | None = None  # monitors of a project made for this invocation
+    settings: dict = field(default_factory=dict)
+    in_project: bool = False  # run in the project directory instead of passing --project
+    env: dict[str, str] = field(default_factory=dict)
+
+
+INVOCATIONS = {
+    "schema": Invocation(["schema"]),
+    "validate_problems": Invocation(["validate"], BROKEN_FILES, in_project=True),
+    "validate_debug": Invocation(["--debug", "validate"], BROKEN_FILES),
+    **{f"run_{name}": Invocation(["run", "--monitor", name, "--at", "2026-01-09T03:00", "--no-notify"], MONITORS) for name in MONITORS},
+    "backfill": Invocation(["backfill", "--monitor", "calm", "--monitor", "failed", "--start", "2026-01-07", "--end", "2026-01-10",
+                            "--at", "2026-01-12"], MONITORS),
+    "compile": Invocation(["compile", "--monitor", "calm", "--dialect", "postgres", "--at", "2026-01-09"], MONITORS),
+    "connection_env": Invocation(["validate"], {"calm": MONITORS["calm"]}, {"connection": UNREACHABLE},
+                                 env={"DRIFTLINE_CONNECTION": "<warehouse>"}),
+    "connection_flag": Invocation(["validate", "--connection", "<warehouse>"], {"calm": MONITORS["calm"]}, {"connection": UNREACHABLE},
+                                  env={"DRIFTLINE_CONNECTION": "duckdb://missing_dir/other.duckdb"}),
+}
+
+
+@dataclass
+class Ran:
+    result: subprocess.CompletedProcess
+    root: Path | None
+
+    @property
+    def code(self) -> int:
+        return self.result.returncode
+
+    @property
+    def out(self) -> str:
+        return self.result.stdout
+
+    @property
+    def err(self) -> str:
+        return self.result.stderr
+
+
+@pytest.fixture(scope="module")
+def events() -> pa.Table:
+    rng = np.random.default_rng(11)
+    ts = [datetime(2026, 1, 1) + timedelta(minutes=20 * i) for i in range(10 * 72)]
+    x = [float(rng.normal(1.0 if t >= datetime(2026, 1, 8) else 0.0)) for t in ts]
+    return pa.table({"ts": pa.array(ts, pa.timestamp("us")), "x": x, "cat": [str(c) for c in rng.choice(["a", "b"], len(ts))]})
+
+
+@pytest.fixture(scope="module")
+def ran(make_module_project, events) -> dict[str, Ran]:
+    base_env = {k: v for k, v in os.environ.items() if k != "DRIFTLINE_CONNECTION"}
+    prepared = {}
+    for name, invocation in INVOCATIONS.items():
+        args, cwd, root, env = list(invocation.args), None, None, dict(base_env)
+        if invocation.project is not None:
+            project = make_module_project(monitors=invocation.project, tables={"events": events}, settings=invocation.settings or None)
+            root = project.root
+            args = [a.replace("<warehouse>", project.url) for a in args]
+            env.update({k: v.replace("<warehouse>", project.url) for k, v in invocation.env.items()})
+            if invocation.in_project:
+                cwd = root
+            elif "--project" not in args:
+                command = next(a for a in args if not a.startswith("--"))
+                args[args.index(command) + 1:args.index(command) + 1] = ["--project", str(root)]
+        prepared[name] = ([sys.executable, "-m", "driftline.cli", *args], cwd, env, root)
+
+    def run(name: str) -> tuple[str, Ran]:
+        command, cwd, env, root = prepared[name]
+        return name, Ran(subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300), root)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(pool.map(run, prepared))
+
+
+def no_traceback(ran: Ran) -> None:
+    assert "Traceback" not in ran.err and "Traceback" not in ran.out
+
+
+def test_schema_prints_the_json_schema(ran):
+    schema = ran["schema"]
+    assert schema.code == 0, schema.err
+    document = json.loads(schema.out)
+    assert document["title"] == "driftline monitor" and "checks" in document["properties"]
+
+
+def test_validate_problems_exit_3_one_line_each(ran):
+    problems = ran["validate_problems"]  # run inside the project: --project defaults to "."
+    assert problems.code == 3
+    no_traceback(problems)
+    monitors = problems.root / "monitors"
+    assert problems.err.splitlines() == [
+        f"{monitors / 'calm.yml'}:3:3: source.table: table 'event' not found (did you mean 'events'?)",
+        f"{monitors / 'other.yml'}:8:22: column 'xx' not found in the source (did you mean 'x'?)",
+    ]
+    assert problems.out == ""
+
+
+def test_debug_shows_the_traceback(ran):
+    debug = ran["validate_debug"]
+    assert debug.code != 0 and "Traceback (most recent call last)" in debug.err
+    assert "column 'xx' not found" in debug.err
+
+
+@pytest.mark.parametrize(("name", "code", "word"), [("calm", 0, "OK"), ("warned", 1, "WARN"), ("failed", 2, "FAIL"), ("broken", 3, "ERROR")])
+def test_run_exit_codes(ran, name, code, word):
+    run = ran[f"run_{name}"]
+    assert run.code == code, run.out + run.err
+    no_traceback(run)
+    (line, *breaches) = run.out.strip().splitlines()
+    assert line.startswith(f"{name} 2026-01-08 00:00 → 2026-01-09 00:00") and word in line
+    if code in (1, 2):
+        assert breaches and all(b.split()[0] in ("warn", "fail") for b in breaches)
+    if code == 3:
+        assert "query failed" in line and "\n" not in line
+
+
+def test_backfill(ran):
+    backfill = ran["backfill"]
+    assert backfill.code == 2, backfill.err
+    windows = [line for line in backfill.out.splitlines() if not line.startswith(" ")]
+    assert len(windows) == 6  # 3 days × 2 monitors
+    assert [w.split()[1] for w in windows if w.startswith("calm")] == ["2026-01-07", "2026-01-08", "2026-01-09"]
+
+
+def test_compile(ran):
+    compiled = ran["compile"]
+    assert compiled.code == 0, compiled.err
+    assert compiled.out.startswith("-- monitor calm: window [2026-01-08T00:00:00, 2026-01-09T00:00:00)")
+    assert '"events"' in compiled.out and "SELECT" in compiled.out
+
+
+def test_connection_flag_and_environment_override_the_project(ran, make_project, capsys, monkeypatch):
+    monkeypatch.delenv("DRIFTLINE_CONNECTION", raising=False)
+    unreachable = make_project(monitors={"calm": MONITORS["calm"]}, settings={"connection": UNREACHABLE})
+    assert cli.main(["validate", "--project", str(unreachable.root)]) == 3  # in process: only the baseline
+    err = capsys.readouterr().err
+    assert err.startswith(f"cannot connect to {UNREACHABLE}") and err.count("\n") == 1
+    assert ran["connection_env"].code == 0, ran["connection_env"].err  # DRIFTLINE_CONNECTION beats the project
+    assert ran["connection_env"].out == "ok: 1 monitor valid (calm)\n"
+    assert ran["connection_flag"].code == 0, ran["connection_flag"].err  # --connection beats both
+
+
+def test_a_time_that_is_not_a_time(make_project, capsys):
+    project = make_project(monitors=MONITORS)
+    assert cli.main(["backfill", "--project", str(project.root), "--start", "last week", "--end", "2026-01-09"]) == 3
+    assert capsys.readouterr().err == "--start: expected an ISO-8601 date or timestamp, got 'last week'\n"
