@@ -20,8 +20,9 @@ import ibis
 from driftline import backends
 from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor, bind_monitor
-from driftline.errors import ConfigError, ConfigErrors, DriftlineError
+from driftline.errors import ConfigError, ConfigErrors, DriftlineError, Location
 from driftline.judge import FAIL, SEVERITY, WARN
+from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
 from driftline.plan.profile import ColumnBins, ReferenceProfile, now_utc, profile_key
 from driftline.plan.source import CURRENT, REFERENCE
 from driftline.project import Project, load_project
@@ -38,7 +39,7 @@ class RunSummary:
     """What a run or backfill evaluated: one outcome per monitor window."""
 
     outcomes: list[WindowOutcome] = field(default_factory=list)
-    notifications: list = field(default_factory=list)
+    notifications: list = field(default_factory=list)  # driftline.outbox.Notification per message
 
     @property
     def exit_code(self) -> int:
@@ -79,6 +80,14 @@ class Workspace:
         return WindowEvaluator(monitor.plan, self.store, monitor.loaded.spec.source.where)
 
 
+def _moment(value: datetime | str, option: str) -> datetime:
+    """``--at``, ``--start`` or ``--end`` as naive UTC; a value that is not a time is a ConfigError."""
+    try:
+        return to_utc_naive(value)
+    except ValueError as error:
+        raise ConfigError(str(error), Location(f"--{option}")) from None
+
+
 def validate(project: str | Path = ".", connection: str | None = None) -> list[str]:
     """Parse every file and check every monitor against the warehouse schema."""
     workspace = Workspace.open(project, connection)
@@ -91,17 +100,33 @@ def run(
     monitors: Sequence[str] | None = None,
     connection: str | None = None,
     notify: bool = True,
+    dry_run: bool = False,
 ) -> RunSummary:
-    """Evaluate every due window not yet completed (first run: the latest due window)."""
-    now = to_utc_naive(at) if at is not None else now_utc()
+    """Evaluate every due window not yet completed (first run: the latest due window).
+
+    ``notify=False`` records alert episodes but sends nothing; ``dry_run=True`` renders the alert
+    messages into ``RunSummary.notifications`` instead of sending them, and leaves them pending
+    for the next run that notifies.
+    """
+    now = _moment(at, "at") if at is not None else now_utc()
     workspace = Workspace.open(project, connection)
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
     plans = {}
     for monitor in bound:
         spec = monitor.loaded.spec
-        plans[monitor.loaded.name] = due_windows(now, spec.schedule, workspace.store.completed_until(spec.name))
-    return _evaluate(workspace, bound, plans, notify, now)
+        due = due_windows(now, spec.schedule, workspace.store.completed_until(spec.name))
+        plans[monitor.loaded.name] = sorted(set(due) | set(_labels_matured(workspace.store, spec, now)))
+    return _evaluate(workspace, bound, plans, notify, now, dry_run)
+
+
+def _labels_matured(store: ResultStore, spec, now: datetime) -> list[Window]:
+    """Windows evaluated before their labels arrived whose labels are mature now: evaluated
+    again, so their performance is filled in (the store replaces a window atomically)."""
+    if spec.model is None or spec.model.labels is None:
+        return []
+    waiting = store.windows_with_reason(spec.name, LABELS_NOT_MATURE)
+    return [w for w in waiting if labels_mature(spec.model, w, now)]
 
 
 def backfill(
@@ -112,10 +137,11 @@ def backfill(
     connection: str | None = None,
     notify: bool = False,
     at: datetime | str | None = None,
+    dry_run: bool = False,
 ) -> RunSummary:
-    """(Re-)evaluate every whole window in [start, end) that is due."""
-    now = to_utc_naive(at) if at is not None else now_utc()
-    first, last = to_utc_naive(start), to_utc_naive(end)
+    """(Re-)evaluate every whole window in [start, end) that is due; alerts as in :func:`run`."""
+    now = _moment(at, "at") if at is not None else now_utc()
+    first, last = _moment(start, "start"), _moment(end, "end")
     workspace = Workspace.open(project, connection)
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
@@ -123,16 +149,16 @@ def backfill(
     for monitor in bound:
         schedule = monitor.loaded.spec.schedule
         plans[monitor.loaded.name] = windows_between(first, min(last, last_due_end(now, schedule)), schedule.every)
-    return _evaluate(workspace, bound, plans, notify, now)
+    return _evaluate(workspace, bound, plans, notify, now, dry_run)
 
 
-def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, list[Window]], notify: bool, now: datetime) -> RunSummary:
+def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, list[Window]], notify: bool, now: datetime, dry_run: bool = False) -> RunSummary:
     summary = RunSummary()
     for monitor in bound:
         evaluator = workspace.evaluator(monitor)
-        outcomes = [evaluator.evaluate(window) for window in plans[monitor.loaded.name]]
+        outcomes = [evaluator.evaluate(window, now) for window in plans[monitor.loaded.name]]
         summary.outcomes += outcomes
-        summary.notifications += process_alerts(workspace, monitor, outcomes, notify, now)
+        summary.notifications += process_alerts(workspace, monitor, outcomes, notify, now, dry_run=dry_run)
     return summary
 
 
@@ -146,6 +172,6 @@ def compile(
     """The SQL a run executes for the latest due window of each monitor, in ``dialect``."""
     from driftline.compile import compile_monitors
 
-    now = to_utc_naive(at) if at is not None else now_utc()
+    now = _moment(at, "at") if at is not None else now_utc()
     workspace = Workspace.open(project, connection)
     return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)

@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 from driftline import backends
 from driftline.errors import ConfigError, ConfigErrors, WarehouseError
 from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
+from driftline.plan.frame import resolve_labels
 from driftline.plan.model_checks import validate_model_checks
 from driftline.plan.monitor import EXACT_METHODS, MonitorPlan, build_plan
 from driftline.spec.errors import did_you_mean
@@ -45,7 +46,8 @@ def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[s
     validate_model_checks(loaded, table, macros, problems)
     if problems:
         raise ConfigErrors(problems)
-    plan = build_plan(loaded.spec, table, where, dialect or con.name)
+    labels = resolve_labels(con, loaded.spec)
+    plan = build_plan(loaded.spec, table, where, dialect or con.name, labels=labels, macros=macros)
     return BoundMonitor(loaded, table, where, plan, macros)
 
 

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--monitor", action="append", dest="monitors", help="only this monitor (repeatable)")
     run.add_argument("--at", help="'now' (ISO-8601, UTC if no offset)")
     run.add_argument("--no-notify", action="store_true", help="store alerts but send nothing")
+    run.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
 
     backfill = command("backfill", _backfill, "evaluate every whole window between --start and --end")
     _project_options(backfill)
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--monitor", action="append", dest="monitors")
     backfill.add_argument("--at", help="'now' (ISO-8601); windows after it are not due")
     backfill.add_argument("--notify", action="store_true", help="also send alerts (off by default)")
+    backfill.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
 
     report = command("report", _report, "write a static HTML report from the result tables")
     _project_options(report)
@@ -82,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     command("schema", _schema, "print the JSON Schema of the monitor YAML")
     parser.set_defaults(debug=False)
     return parser
+
+
+_DRY_RUN_HELP = "print the alert messages instead of sending them; they stay pending for the next run"
 
 
 def _project_options(parser: argparse.ArgumentParser) -> None:
@@ -112,14 +117,18 @@ def _compile(args) -> int:
 
 
 def _run(args) -> int:
-    summary = api.run(args.project, args.at, args.monitors, args.connection, notify=not args.no_notify)
+    summary = api.run(args.project, args.at, args.monitors, args.connection, notify=not args.no_notify, dry_run=args.dry_run)
     print_summary(summary)
+    print_notifications(summary.notifications)
     return summary.exit_code
 
 
 def _backfill(args) -> int:
-    summary = api.backfill(args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at)
+    summary = api.backfill(
+        args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at, dry_run=args.dry_run
+    )
     print_summary(summary)
+    print_notifications(summary.notifications)
     return summary.exit_code
 
 
@@ -156,6 +165,22 @@ def print_summary(summary: api.RunSummary, verbose_breaches: bool = True, out=sy
             continue
         for row in _breaches(outcome.results):
             print(f"    {row}", file=out)
+
+
+def print_notifications(notifications: list, out=None, err=None) -> None:
+    """Alert messages: in full when they were not sent (no Slack, --dry-run), else one line each."""
+    out, err = out or sys.stdout, err or sys.stderr
+    for note in notifications:
+        if note.status in ("suppressed", "preview"):
+            heading = "would send" if note.status == "preview" else "alert (no Slack configured)"
+            print(f"\n{heading}:\n{note.text}", file=out)
+        elif note.status == "sent":
+            headline = note.text.splitlines()[1:2] or [""]  # below the "to #channel" line
+            print(f"alert sent to {note.message.channel or 'Slack'}: {headline[0]}", file=out)
+        elif note.status == "retry":
+            print(f"alert for {note.monitor} not delivered yet: {note.error}", file=err)
+        else:
+            print(f"alert for {note.monitor} could not be delivered: {note.error}", file=err)
 
 
 def _outcome_line(outcome) -> str:

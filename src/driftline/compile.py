@@ -15,6 +15,7 @@ import ibis
 from driftline import backends
 from driftline.bind import BoundMonitor
 from driftline.errors import ConfigError, Location
+from driftline.plan.model_checks import model_checks_query
 from driftline.plan.monitor import MonitorPlan, build_plan
 from driftline.plan.profile import ColumnBins, ReferenceProfile, profile_key
 from driftline.plan.source import CURRENT, REFERENCE
@@ -41,7 +42,7 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     reference = reference_window(spec.reference, window)
     table = _unbound(bound)
     where = bound.where if spec.source.sql else _rebind_where(bound, table)
-    plan = build_plan(spec, table, where, dialect)
+    plan = build_plan(spec, table, where, dialect, labels=_unbound_labels(bound), macros=bound.macros)
     bins, cached = _bins(workspace, plan, reference, bound)
     queries: list[tuple[str, object]] = []
     if not cached:
@@ -51,6 +52,8 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     queries.append(("histogram counts, every column x segment, one scan", plan.counts_query(windows, bins)[0]))
     for (check, column), expr in plan.exact_queries(window, reference).items():
         queries.append((f"exact distances for {check} on {column}", expr))
+    profile = _stored_profile(workspace, plan, reference) or ReferenceProfile("", reference)
+    queries.append(("model and data checks, every metric x segment, one query", model_checks_query(plan, window, profile, now)))
     header = f"-- monitor {spec.name}: window {window}, reference {reference}, dialect {dialect}"
     if not cached:
         header += "\n-- bin edges and categories below are placeholders until the reference profile is built"
@@ -68,6 +71,26 @@ def _unbound(bound: BoundMonitor) -> ibis.Table:
     return ibis.table(bound.table.schema(), name=name, database=schema, catalog=catalog)
 
 
+def _unbound_labels(bound: BoundMonitor) -> ibis.Table | None:
+    """The labels table as an unbound table with its real schema and name."""
+    labels = bound.plan.inputs.labels if bound.plan.inputs is not None else None
+    if labels is None:
+        return None
+    name, database = backends.table_reference(bound.loaded.spec.model.labels.table)
+    catalog = database[0] if isinstance(database, tuple) else None
+    schema = database[-1] if isinstance(database, tuple) else database
+    return ibis.table(labels.schema(), name=name, database=schema, catalog=catalog)
+
+
+def _stored_profile(workspace: Workspace, plan: MonitorPlan, reference: Window) -> ReferenceProfile | None:
+    key = profile_key(plan.monitor.name, reference, plan.binned_columns, plan.segments, plan.monitor.source.where)
+    try:
+        stored = workspace.store.load_profile(key)
+    except Exception:
+        return None
+    return ReferenceProfile.from_json(key, reference, stored) if stored is not None else None
+
+
 def _rebind_where(bound: BoundMonitor, table: ibis.Table):
     """The ``where`` predicate rebuilt on the unbound table (expressions belong to one table)."""
     if bound.where is None:
@@ -81,13 +104,9 @@ def _rebind_where(bound: BoundMonitor, table: ibis.Table):
 
 
 def _bins(workspace: Workspace, plan: MonitorPlan, reference: Window, bound: BoundMonitor) -> tuple[dict, bool]:
-    key = profile_key(plan.monitor.name, reference, plan.binned_columns, plan.segments, plan.monitor.source.where)
-    try:
-        stored = workspace.store.load_profile(key)
-    except Exception:
-        stored = None
+    stored = _stored_profile(workspace, plan, reference)
     if stored is not None:
-        return ReferenceProfile.from_json(key, reference, stored).bins, True
+        return stored.bins, True
     placeholders = {}
     for column in plan.binned_columns:
         if column.binning.kind == "numeric":

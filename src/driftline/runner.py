@@ -1,7 +1,8 @@
 """The run stage: execute a monitor's plan for one window, measure, judge and store.
 
 Per window: at most two small queries build the reference profile (once per reference window,
-then cached), ONE query counts every histogram, and each opt-in exact method adds one query.
+then cached), ONE query counts every histogram, each opt-in exact method adds one query, and
+ONE query measures every model and data check (see ``plan/model_checks.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from driftline.errors import DriftlineError, WarehouseError
 from driftline.judge import INSUFFICIENT, judge_static, worst
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
-from driftline.plan.model_checks import measure_model_checks
+from driftline.plan.model_checks import complete_reference, measure_model_checks
 from driftline.plan.monitor import MonitorPlan
-from driftline.plan.profile import ReferenceProfile, SegmentKey, now_utc, profile_key
+from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, now_utc, profile_key
 from driftline.plan.source import CURRENT, REFERENCE
+from driftline.result_schema import RESULTS
 from driftline.store import ResultStore, WindowRecord
 from driftline.windows import Window, reference_window
 
@@ -51,14 +53,19 @@ class WindowEvaluator:
         self.store = store
         self.where_sql = where_sql
         self.queries = 0
+        self.now = now_utc()
+        if plan.inputs is not None:
+            plan.inputs.history = store.table(RESULTS)  # schema_change reads the previous run there
 
     @property
     def monitor(self):
         return self.plan.monitor
 
-    def evaluate(self, window: Window) -> WindowOutcome:
+    def evaluate(self, window: Window, now: datetime | None = None) -> WindowOutcome:
+        """Evaluate ``window``; ``now`` (default: the clock) decides label maturity and freshness."""
         run = _run_row(self.monitor.name, window)
         self.queries = 0
+        self.now = now or now_utc()
         self.store.mark_running(run)
         try:
             record, outcome = self._measure_and_judge(window, run)
@@ -80,12 +87,13 @@ class WindowEvaluator:
         windows = {CURRENT: window} if cached else {CURRENT: window, REFERENCE: reference}
         counts_expr, layout = self.plan.counts_query(windows, profile.bins)
         totals = rollup(self._execute(counts_expr), layout)
-        if not cached:
+        model_reference_added = complete_reference(self.plan, profile, self._execute, self.now)
+        if not cached or model_reference_added:
             self._complete_profile(profile, totals, layout)
         current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
         measurements, histogram_rows = self._binned(profile, totals, layout, current_rows)
         measurements += self._exact(window, reference, current_rows)
-        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, now_utc())
+        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, self.now)
         results = [self._judged(m, run, window) for m in measurements]
         results = apply_anomaly_bands(self.store, self.monitor, window, results)
         for row in histogram_rows:
@@ -121,6 +129,8 @@ class WindowEvaluator:
             for c, column_bins in enumerate(layout.bins):
                 key = (column_bins.column, column_bins.binning, segment_key, segment_value)
                 profile.counts[key] = bin_counts(sums, layout, c)
+        if not profile.rows.get((None, None)):
+            return  # an empty reference (its data not loaded yet?) is measured again, not cached
         self.store.save_profile(profile.key, self.monitor.name, profile.window, profile.to_json(), now_utc())
 
     # -- measurements ---------------------------------------------------------------------------
@@ -155,10 +165,7 @@ class WindowEvaluator:
         for (name, column), expr in self.plan.exact_queries(window, reference).items():
             check = next(c for c in self.plan.drift_checks(binned=False) if _name(c) == name)
             frame = self._execute(expr)
-            by_segment = {
-                (None if pd.isna(r.segment_key) else r.segment_key, None if pd.isna(r.segment_value) else r.segment_value): r
-                for r in frame.itertuples(index=False)
-            }
+            by_segment = {_segment(r.segment_key, r.segment_value): r for r in frame.itertuples(index=False)}
             for segment in sorted(set(by_segment) | {(None, None)}, key=lambda k: (k[0] is not None, k[0] or "", k[1] or "")):
                 enough = current_rows.get(segment, 0) >= self.monitor.min_rows
                 row = by_segment.get(segment)
@@ -196,6 +203,13 @@ def _name(check) -> str:
     from driftline.spec.models import check_name
 
     return check_name(check)
+
+
+def _segment(key: Any, value: Any) -> SegmentKey:
+    """A segment named as the histogram counts name it: a null segment value is NULL_SEGMENT."""
+    if pd.isna(key):
+        return (None, None)
+    return (str(key), NULL_SEGMENT if pd.isna(value) else str(value))
 
 
 def _histogram_rows(column: str, segment: SegmentKey, histogram: Histogram) -> list[dict[str, Any]]:

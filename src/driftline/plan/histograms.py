@@ -70,7 +70,7 @@ def categories_query(reference: ir.Table, columns: Sequence[DriftColumn]) -> ir.
     """The ``max_categories`` most frequent values of each categorical column (ties by value)."""
     parts = []
     for column in (c for c in columns if c.binning.kind == "categorical"):
-        value = as_text(reference[column.name])
+        value = as_text(clean(reference[column.name]))
         counted = (
             reference.filter(value.notnull())
             .group_by(value=value)
@@ -134,7 +134,8 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
             steps = [value >= edge for edge in column_bins.edges]
         metrics[layout.valid_alias(c)] = value.count()
         for k, step in enumerate(steps):
-            metrics[layout.step_alias(c, k)] = step.cast("int64").sum()
+            # count(where=), not sum(cast(...)): PostgreSQL cannot cast a boolean to bigint.
+            metrics[layout.step_alias(c, k)] = rows.count(where=step)
     keys = {layout.segment_alias(i): as_text(rows[s]) for i, s in enumerate(layout.segments)}
     return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
 

@@ -5,17 +5,19 @@ share every line of SQL generation."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import ibis.expr.types as ir
 
-from driftline.plan import histograms
+from driftline.plan import histograms, quality
+from driftline.plan.custom_metrics import metric_columns, parse_metrics
+from driftline.plan.frame import CheckInputs, model_columns
 from driftline.plan.columns import DriftColumn, drift_columns, selected_columns
 from driftline.plan.exact import exact_distances
 from driftline.plan.histograms import CountLayout
 from driftline.plan.profile import ColumnBins
 from driftline.plan.source import CURRENT, REFERENCE, Source, prepare_source
-from driftline.spec.models import DriftCheck, Monitor, check_name
+from driftline.spec.models import DriftCheck, FairnessCheck, LatencyCheck, Monitor, QualityCheck, check_name
 from driftline.windows import Window
 
 EXACT_METHODS = ("ks", "wasserstein")
@@ -27,6 +29,7 @@ class MonitorPlan:
     source: Source
     dialect: str
     columns_by_check: dict[str, list[DriftColumn]] = field(default_factory=dict)
+    inputs: CheckInputs | None = None  # what the model and data checks read besides the source
 
     @property
     def segments(self) -> list[str]:
@@ -71,19 +74,38 @@ class MonitorPlan:
         return queries
 
 
-def needed_columns(monitor: Monitor) -> list[str]:
-    """Every source column a monitor reads (besides its timestamp)."""
-    columns: list[str] = list(monitor.segments)
+def needed_columns(monitor: Monitor, metric_columns: Sequence[str] = ()) -> list[str]:
+    """Every source column a monitor reads (besides its timestamp); ``metric_columns`` are those
+    the custom metrics' SQL reads, once macros are expanded."""
+    columns: list[str] = [*monitor.segments, *model_columns(monitor), *metric_columns]
     for check in monitor.checks:
         if isinstance(check, DriftCheck):
             columns += selected_columns(check.columns, monitor)
+        elif isinstance(check, FairnessCheck):
+            columns.append(check.group)
+        elif isinstance(check, LatencyCheck):
+            columns.append(check.column)
+        elif isinstance(check, QualityCheck):
+            columns += quality.needed_columns(check, monitor)
     return list(dict.fromkeys(columns))
 
 
-def build_plan(monitor: Monitor, table: ir.Table, where: ir.BooleanValue | None, dialect: str) -> MonitorPlan:
-    source = prepare_source(table, monitor, where, needed_columns(monitor))
+def build_plan(
+    monitor: Monitor,
+    table: ir.Table,
+    where: ir.BooleanValue | None,
+    dialect: str,
+    *,
+    labels: ir.Table | None = None,
+    macros: Mapping[str, Any] | None = None,
+) -> MonitorPlan:
+    """The plan of ``monitor`` over ``table``; ``labels`` is the table of ``model.labels`` and
+    ``macros`` expand the custom metrics' SQL."""
+    metric_sql = parse_metrics(monitor, macros or {})
+    inputs = CheckInputs(table, labels, metric_sql)
+    source = prepare_source(table, monitor, where, needed_columns(monitor, metric_columns(metric_sql, table.columns)))
     schema = dict(source.table.schema().items())
-    plan = MonitorPlan(monitor, source, dialect)
+    plan = MonitorPlan(monitor, source, dialect, inputs=inputs)
     for check in plan.drift_checks():
         plan.columns_by_check[check_name(check)] = drift_columns(check, monitor, schema)
     return plan

@@ -94,7 +94,9 @@ def profile_key(monitor: str, window: Window, columns: list[DriftColumn], segmen
 
 def distinct_edges(values: list[float | None]) -> tuple[float, ...]:
     """SPEC §6: the edges are the distinct values among the reference quantiles."""
-    finite = sorted({float(v) for v in values if v is not None and math.isfinite(float(v))})
+    # `+ 0.0` turns -0.0 into 0.0: where a column holds both zeros, engines disagree on the sign
+    # of a zero quantile (DuckDB -0.0, Spark 0.0), and a "-0" bin label would follow.
+    finite = sorted({float(v) + 0.0 for v in values if v is not None and math.isfinite(float(v))})
     return tuple(finite)
 
 

@@ -1,0 +1,98 @@
+"""What every kind of model or data check provides, and what it is given.
+
+A kind (performance, fairness, quality, latency, custom metric) plans and measures its checks in
+three steps, each a method of :class:`CheckKind`:
+
+1. ``register`` the aggregates a check needs in the window's one query (``WindowQuery``);
+2. ``measure`` one check for one column and segment from the query's figures, as a
+   :class:`Value` — a number, or None with the reason in its details;
+3. ``validate`` the check against the warehouse schema before anything runs.
+
+``model_checks`` drives the steps for every check; the kinds never loop over segments or
+windows themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature, mature_at
+from driftline.plan.profile import ReferenceProfile
+from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.spec.models import CheckBase, Monitor
+from driftline.windows import Window
+
+
+@dataclass
+class Context:
+    """What a window's measurement knows besides the query's figures."""
+
+    monitor: Monitor
+    window: Window
+    now: datetime
+    dialect: str
+    profile: ReferenceProfile
+    inputs: Any  # frame.CheckInputs
+    previous_schema: Mapping[str, str] | None = None  # columns of the previous run, for schema_change
+
+    @property
+    def labels_mature(self) -> bool:
+        return labels_mature(self.monitor.model, self.window, self.now)
+
+    def not_mature(self, **details: Any) -> Value:
+        """insufficient_data until the window's labels are complete."""
+        when = mature_at(self.monitor.model, self.window).isoformat()
+        return Value(None, details={"reason": LABELS_NOT_MATURE, "mature_at": when, **details})
+
+
+@dataclass
+class Value:
+    """One measured value, the number of rows behind it, and details for the result row."""
+
+    value: float | None
+    n: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: float | None, n: int | None, undefined: str, empty: str = "no rows to measure", **details: Any) -> Value:
+        """``value``, or None with a reason: ``undefined`` when it had rows to go on, else ``empty``."""
+        if value is None:
+            details["reason"] = undefined if n else empty
+        return cls(value, n, details)
+
+
+class CheckKind:
+    """One kind of check; subclasses override what differs from these defaults."""
+
+    check_type: str = ""
+
+    def metric(self, check: CheckBase) -> str:
+        """The ``metric`` written to the result rows."""
+        return check.metric  # type: ignore[attr-defined]
+
+    def columns(self, check: CheckBase, monitor: Monitor) -> list[str | None]:
+        """The columns the check reports on, one result row each (None: the check as a whole)."""
+        return [None]
+
+    def segmented(self, check: CheckBase) -> bool:
+        """Whether the check is measured per segment too, or overall only."""
+        return True
+
+    def sized(self, check: CheckBase) -> bool:
+        """Whether fewer than ``min_rows`` rows make the value insufficient_data."""
+        return True
+
+    def needs_labels(self, check: CheckBase) -> bool:
+        """Whether the value waits for mature labels."""
+        return False
+
+    def register(self, check: CheckBase, query: WindowQuery, context: Context) -> None:
+        raise NotImplementedError
+
+    def measure(self, check: CheckBase, column: str | None, figures: SegmentFigures, context: Context) -> Value:
+        raise NotImplementedError
+
+    def validate(self, check: CheckBase, index: int, validator: Any) -> None:
+        """Append a located ConfigError to ``validator`` for every problem (see check_validation)."""

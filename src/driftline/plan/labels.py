@@ -1,0 +1,71 @@
+"""Ground truth: where a window's labels come from, and when they are complete enough to use.
+
+Labels live in the source table (``model.label``) or arrive later in another table
+(``model.labels``: table, key, column, delay), joined on the key. A window's label-dependent
+figures are computed only once ``now >= window end + delay``; before that they are
+insufficient_data with the reason :data:`LABELS_NOT_MATURE`, and a later ``run`` evaluates the
+window again once its labels have matured (see ``api.run``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from driftline.spec.models import Model
+from driftline.windows import Window
+
+LABELS_NOT_MATURE = "labels not mature"
+RAW_LABEL = "__raw_label"  # the label column as stored, before it is read for the task
+_LABEL_KEY = "__label_key"
+
+
+def delay(model: Model | None) -> timedelta:
+    """How long after a window ends its labels are complete (0 for labels in the source)."""
+    return model.labels.delay if model is not None and model.labels is not None else timedelta(0)
+
+
+def mature_at(model: Model | None, window: Window) -> datetime:
+    return window.end + delay(model)
+
+
+def labels_mature(model: Model | None, window: Window, now: datetime) -> bool:
+    return now >= mature_at(model, window)
+
+
+def with_labels(rows: ir.Table, model: Model, labels: ir.Table | None) -> ir.Table:
+    """``rows`` with the raw label in ``__raw_label``: the source column, or the joined one.
+
+    The join is a LEFT JOIN, so rows whose label has not arrived stay, with a null label, and are
+    counted as unlabeled. The labels table should hold one row per key.
+    """
+    if model.labels is None:
+        return rows.mutate(**{RAW_LABEL: rows[model.label]}) if model.label else rows
+    if labels is None:
+        raise ValueError("model.labels is set but its table was not resolved")
+    truth = labels.select(**{_LABEL_KEY: labels[model.labels.key], RAW_LABEL: labels[model.labels.column]})
+    joined = rows.left_join(truth, rows[model.labels.key] == truth[_LABEL_KEY])
+    return joined.select(*rows.columns, RAW_LABEL)
+
+
+def labels_table(con: ibis.BaseBackend, name: str) -> ir.Table:
+    """The labels table by its ``[catalog.][schema.]table`` name; LookupError when missing."""
+    from driftline import backends
+    from driftline.spec.errors import did_you_mean
+
+    table, database = backends.table_reference(name)
+    try:
+        return con.table(table, database=database)
+    except Exception:
+        pass
+    try:
+        known = con.list_tables(database=database)
+    except Exception:
+        known = []
+    raise LookupError(f"table {name!r} not found{did_you_mean(table, known)}")
+
+
+def has_labels(model: Model | None) -> bool:
+    return model is not None and (model.label is not None or model.labels is not None)

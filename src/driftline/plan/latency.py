@@ -1,0 +1,39 @@
+"""Latency (SPEC §6): a quantile of a numeric column, linear-interpolated as numpy's default and
+``percentile_cont``; ``backends.quantiles`` picks the form each warehouse can compute."""
+
+from __future__ import annotations
+
+from driftline import backends
+from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.histograms import clean
+from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.spec.models import LatencyCheck, Monitor
+
+
+def _key(check: LatencyCheck) -> str:
+    return f"latency:{check.column}:{check.quantile!r}"
+
+
+class Latency(CheckKind):
+    check_type = "latency"
+
+    def metric(self, check: LatencyCheck) -> str:
+        return "latency"
+
+    def columns(self, check: LatencyCheck, monitor: Monitor) -> list[str | None]:
+        return [check.column]
+
+    def register(self, check: LatencyCheck, query: WindowQuery, context: Context) -> None:
+        def quantile(t):
+            values = clean(t[check.column]).cast("float64")
+            return backends.quantiles(values, [check.quantile], context.dialect)[0]
+
+        query.add(f"valid:{check.column}", lambda t: clean(t[check.column]).count())
+        query.add(_key(check), quantile)
+
+    def measure(self, check: LatencyCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
+        f = figures.main
+        return Value.of(f[_key(check)], f.count(f"valid:{check.column}"), "no values", quantile=check.quantile)
+
+    def validate(self, check: LatencyCheck, index: int, validator) -> None:
+        validator.column(check.column, ("checks", index, "latency", "column"), numeric=True)

@@ -1,0 +1,276 @@
+"""Model performance (SPEC §6), with scikit-learn's definitions, from sums the warehouse returns.
+
+- binary classification: a confusion matrix, log-loss and Brier sums, and for ``roc_auc`` the
+  Mann–Whitney U statistic: rows grouped per distinct score (so ties share their rank, as
+  ``roc_auc_score`` averages them), a running count of negatives below each score, and
+  U = Σ positives(s) · (negatives below s + ½ negatives at s); AUC = U / (P · N);
+- regression: error sums, and the label variance for r2;
+- multiclass: counts per class (actual, predicted, correct) for the macro averages.
+
+Only rows with a label (and the prediction or score the metric reads) count; the others are
+reported as ``unlabeled_rows``. A zero denominator gives None (insufficient_data), never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+
+from driftline.plan.aggregates import Figures, ratio
+from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.frame import LABEL, PREDICTED, SCORE
+from driftline.plan.groupings import GROUPING, SEGMENT, VALUE
+from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.spec.models import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS, PerformanceCheck
+
+LOG_LOSS_EPSILON = 1e-15  # scores are clipped to [eps, 1 - eps] before the logarithm
+MAPE_EPSILON = float(np.finfo(np.float64).eps)  # as sklearn's mean_absolute_percentage_error
+LABEL_FREE = ("positive_rate",)  # reads predictions only, so it does not wait for labels
+SCORE_METRICS = ("roc_auc", "log_loss", "brier")
+TASK_METRICS = {
+    "binary_classification": BINARY_METRICS,
+    "regression": REGRESSION_METRICS,
+    "multiclass_classification": MULTICLASS_METRICS,
+}
+
+
+# -- what the warehouse computes -------------------------------------------------------------------
+
+
+def add_confusion(add: Callable) -> None:
+    """Register the binary confusion counts (shared with fairness, which counts them per group).
+
+    A cell counts rows whose label and prediction are both known: ``y & p`` is null otherwise.
+    """
+    cells = {
+        "tp": lambda y, p: y & p,
+        "fp": lambda y, p: ~y & p,
+        "fn": lambda y, p: y & ~p,
+        "tn": lambda y, p: ~y & ~p,
+    }
+    for key, cell in cells.items():
+        add(key, lambda t, cell=cell: t.count(where=cell(t[LABEL], t[PREDICTED])))
+    add("rows", lambda t: t.count())
+    add("labeled", lambda t: t[LABEL].count())
+    add("positives", lambda t: t.count(where=t[LABEL]))
+    add("predictions", lambda t: t[PREDICTED].count())
+    add("predicted_positive", lambda t: t.count(where=t[PREDICTED]))
+
+
+def _add_binary_scores(add: Callable) -> None:
+    def scored(t: ir.Table) -> ir.BooleanValue:
+        return t[LABEL].notnull() & t[SCORE].notnull()
+
+    def clipped(t: ir.Table) -> ir.FloatingValue:
+        return ibis.least(ibis.greatest(t[SCORE], LOG_LOSS_EPSILON), 1 - LOG_LOSS_EPSILON)
+
+    def log_loss(t: ir.Table) -> ir.FloatingValue:
+        p = clipped(t)
+        return ibis.ifelse(t[LABEL], -p.ln(), -(1 - p).ln())
+
+    add("scored", lambda t: t.count(where=scored(t)))
+    add("log_loss_sum", lambda t: log_loss(t).sum(where=scored(t)))
+    # ifelse, not a cast: PostgreSQL cannot cast a boolean to a double.
+    add("brier_sum", lambda t: ((t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2).sum(where=scored(t)))
+
+
+def _add_regression(add: Callable) -> None:
+    def known(t: ir.Table) -> ir.BooleanValue:
+        return t[LABEL].notnull() & t[PREDICTED].notnull()
+
+    def error(t: ir.Table) -> ir.FloatingValue:
+        return t[PREDICTED] - t[LABEL]
+
+    add("rows", lambda t: t.count())
+    add("labeled", lambda t: t[LABEL].count())
+    add("evaluated", lambda t: t.count(where=known(t)))
+    add("error_sum", lambda t: error(t).sum(where=known(t)))
+    add("absolute_error_sum", lambda t: error(t).abs().sum(where=known(t)))
+    add("squared_error_sum", lambda t: (error(t) ** 2).sum(where=known(t)))
+    add("percentage_error_sum", lambda t: (error(t).abs() / ibis.greatest(t[LABEL].abs(), MAPE_EPSILON)).sum(where=known(t)))
+    # The warehouse's own (numerically stable) variance: Σ(y - ȳ)² = n · var_pop(y).
+    add("label_variance", lambda t: t[LABEL].var(how="pop", where=known(t)))
+
+
+def auc_branch(query: WindowQuery) -> ir.Table:
+    """Per segment: positives P, negatives N and the Mann–Whitney U of the scores."""
+    t = query.expanded()
+    scored = t.filter(t[LABEL].notnull() & t[SCORE].notnull())
+    keys = [GROUPING, SEGMENT]
+    per_score = scored.group_by([*keys, SCORE]).aggregate(
+        positives=scored.count(where=scored[LABEL]).cast("float64"),
+        negatives=scored.count(where=~scored[LABEL]).cast("float64"),
+    )
+    # One row per distinct score, so the running sum is "negatives at or below this score".
+    up_to_here = ibis.cumulative_window(group_by=keys, order_by=SCORE)
+    ranked = per_score.mutate(negatives_up_to=per_score.negatives.sum().over(up_to_here))
+    return ranked.group_by(keys).aggregate(
+        positives=ranked.positives.sum(),
+        negatives=ranked.negatives.sum(),
+        u=(ranked.positives * (ranked.negatives_up_to - 0.5 * ranked.negatives)).sum(),
+    )
+
+
+def classes_branch(query: WindowQuery) -> ir.Table:
+    """Per segment and class: rows whose label is the class, predicted as it, and both."""
+    t = query.expanded()
+    known = t.filter(t[LABEL].notnull() & t[PREDICTED].notnull())
+    keys = [GROUPING, SEGMENT]
+    cells = known.group_by([*keys, LABEL, PREDICTED]).aggregate(n=known.count())
+    zero = ibis.literal(0, "int64")
+    as_actual = cells.select(*keys, **{VALUE: cells[LABEL]}, actual=cells.n, predicted=zero,
+                             correct=ibis.ifelse(cells[LABEL] == cells[PREDICTED], cells.n, zero))
+    as_predicted = cells.select(*keys, **{VALUE: cells[PREDICTED]}, actual=zero, predicted=cells.n, correct=zero)
+    both = ibis.union(as_actual, as_predicted, distinct=False)
+    return both.group_by([*keys, VALUE]).aggregate(
+        actual=both.actual.sum(), predicted=both.predicted.sum(), correct=both.correct.sum()
+    )
+
+
+# -- finishing the formulas --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A segment's binary-classification sums."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    labeled: int
+    positives: int
+    predictions: int
+    predicted_positive: int
+    scored: int
+    log_loss_sum: float | None
+    brier_sum: float | None
+    auc: Figures
+
+    @classmethod
+    def read(cls, figures: SegmentFigures) -> Binary:
+        f = figures.main
+        counts = {k: f.count(k) for k in ("tp", "fp", "fn", "tn", "labeled", "positives", "predictions", "predicted_positive", "scored")}
+        return cls(**counts, log_loss_sum=f["log_loss_sum"], brier_sum=f["brier_sum"], auc=figures.branch("auc"))
+
+    @property
+    def evaluated(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def auc_pairs(self) -> float | None:
+        positives, negatives = self.auc["positives"], self.auc["negatives"]
+        return None if positives is None or negatives is None else positives * negatives
+
+
+# metric: (the rows it is measured on, its formula)
+BINARY: dict[str, tuple[Callable[[Binary], int], Callable[[Binary], float | None]]] = {
+    "accuracy": (lambda b: b.evaluated, lambda b: ratio(b.tp + b.tn, b.evaluated)),
+    "precision": (lambda b: b.evaluated, lambda b: ratio(b.tp, b.tp + b.fp)),
+    "recall": (lambda b: b.evaluated, lambda b: ratio(b.tp, b.tp + b.fn)),
+    "f1": (lambda b: b.evaluated, lambda b: ratio(2 * b.tp, 2 * b.tp + b.fp + b.fn)),
+    "fpr": (lambda b: b.evaluated, lambda b: ratio(b.fp, b.fp + b.tn)),
+    "specificity": (lambda b: b.evaluated, lambda b: ratio(b.tn, b.fp + b.tn)),
+    "roc_auc": (lambda b: b.scored, lambda b: ratio(b.auc["u"], b.auc_pairs)),
+    "log_loss": (lambda b: b.scored, lambda b: ratio(b.log_loss_sum, b.scored)),
+    "brier": (lambda b: b.scored, lambda b: ratio(b.brier_sum, b.scored)),
+    "positive_rate": (lambda b: b.predictions, lambda b: ratio(b.predicted_positive, b.predictions)),
+    "label_rate": (lambda b: b.labeled, lambda b: ratio(b.positives, b.labeled)),
+}
+
+
+def _sqrt(value: float | None) -> float | None:
+    return None if value is None else math.sqrt(value)
+
+
+def _r2(f: Figures) -> float | None:
+    n, variance = f.count("evaluated"), f["label_variance"]
+    explained = ratio(f["squared_error_sum"], None if variance is None else n * variance)
+    return None if explained is None else 1.0 - explained
+
+
+REGRESSION: dict[str, Callable[[Figures], float | None]] = {
+    "mae": lambda f: ratio(f["absolute_error_sum"], f.count("evaluated")),
+    "rmse": lambda f: _sqrt(ratio(f["squared_error_sum"], f.count("evaluated"))),
+    "mape": lambda f: ratio(f["percentage_error_sum"], f.count("evaluated")),
+    "r2": _r2,
+    "mean_error": lambda f: ratio(f["error_sum"], f.count("evaluated")),
+}
+
+
+def _macro(per_class: list[float | None]) -> float | None:
+    """The unweighted mean over classes; None when a class's own ratio is undefined."""
+    if not per_class or any(v is None for v in per_class):
+        return None
+    return float(np.mean(per_class))
+
+
+MULTICLASS: dict[str, Callable[[list[Figures]], float | None]] = {
+    "accuracy": lambda k: ratio(sum(c.count("correct") for c in k), sum(c.count("actual") for c in k)),
+    "macro_precision": lambda k: _macro([ratio(c.count("correct"), c.count("predicted")) for c in k]),
+    "macro_recall": lambda k: _macro([ratio(c.count("correct"), c.count("actual")) for c in k]),
+    "macro_f1": lambda k: _macro([ratio(2 * c.count("correct"), c.count("actual") + c.count("predicted")) for c in k]),
+}
+
+
+# -- the check kind ----------------------------------------------------------------------------------
+
+
+class Performance(CheckKind):
+    check_type = "performance"
+
+    def needs_labels(self, check: PerformanceCheck) -> bool:
+        return check.metric not in LABEL_FREE
+
+    def register(self, check: PerformanceCheck, query: WindowQuery, context: Context) -> None:
+        model = context.monitor.model
+        if model.task == "regression":
+            _add_regression(query.add)
+        elif model.task == "multiclass_classification":
+            query.add("rows", lambda t: t.count())
+            query.add("labeled", lambda t: t[LABEL].count())
+            query.add_branch("classes", classes_branch)
+        else:
+            add_confusion(query.add)
+            if check.metric in ("log_loss", "brier"):
+                _add_binary_scores(query.add)
+            if check.metric == "roc_auc":
+                query.add("scored", lambda t: t.count(where=t[LABEL].notnull() & t[SCORE].notnull()))
+                query.add_branch("auc", auc_branch)
+
+    def measure(self, check: PerformanceCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
+        f = figures.main
+        details = {"unlabeled_rows": f.count("rows") - f.count("labeled")}
+        if self.needs_labels(check) and not context.labels_mature:
+            return context.not_mature(**details)
+        task = context.monitor.model.task
+        undefined = f"{check.metric} is undefined here (a zero denominator)"
+        empty = "no labeled rows" if f.count("rows") else "no rows to measure"
+        if task == "regression":
+            return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details)
+        if task == "multiclass_classification":
+            classes = list(figures.values("classes").values())
+            n = sum(c.count("actual") for c in classes)
+            return Value.of(MULTICLASS[check.metric](classes), n, undefined, empty, classes=len(classes), **details)
+        binary = Binary.read(figures)
+        sample, formula = BINARY[check.metric]
+        return Value.of(formula(binary), sample(binary), undefined, empty, **details)
+
+    def validate(self, check: PerformanceCheck, index: int, validator) -> None:
+        model = validator.spec.model
+        where = ("checks", index, "performance", "metric")
+        if model is None:
+            validator.error("a performance check needs a `model` block (task, score or prediction, label)", ("checks", index, "performance"))
+            return
+        allowed = TASK_METRICS[model.task]
+        if check.metric not in allowed:
+            validator.error(f"metric {check.metric} is not a {model.task} metric; expected one of: {', '.join(allowed)}", where)
+        elif check.metric in SCORE_METRICS and model.score is None:
+            validator.error(f"metric {check.metric} reads the model's score; set model.score", where)
+        elif self.needs_labels(check):
+            validator.require_labels(where, f"metric {check.metric}")

@@ -1,0 +1,234 @@
+"""Data quality (SPEC §6): per-column figures in the window's one query, plus the table's
+freshness and its schema compared with the previous run's.
+
+NaN counts as null. ``stddev`` is the *sample* standard deviation (n − 1 in the denominator, as
+SQL's ``STDDEV`` and pandas' ``std()``), so it is null with fewer than two values. ``mean``,
+``stddev``, ``min``, ``max`` and ``out_of_range_rate`` read numeric columns; rates are shares of
+the rows (``null_rate``) or of the non-null values (the others). ``out_of_range_rate`` counts
+values below ``min:`` or above ``max:`` (both bounds are in range).
+
+``new_category_rate`` compares with the reference's set of values, read once into the reference
+profile: the categories of a categorical drift column when they are complete (fewer than its
+``max_categories``), else the check's own ``max_categories`` most frequent reference values.
+
+``freshness_hours`` is now − the newest timestamp of the whole source (not only the window) at
+or before now. ``schema_change`` counts the columns added, removed or retyped since the previous
+run, whose column list it reads back from that run's result ``details``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Callable
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from driftline.plan.aggregates import ratio
+from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.columns import selected_columns
+from driftline.plan.histograms import as_text, clean
+from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.spec.models import Monitor, QualityCheck
+from driftline.windows import EPOCH, Window
+
+TABLE_METRICS = ("row_count", "freshness_hours", "schema_change")  # about the table, not a column
+NUMERIC_METRICS = ("mean", "stddev", "min", "max", "out_of_range_rate")
+UNSEGMENTED = ("freshness_hours", "schema_change")
+
+
+def _number(t: ir.Table, column: str) -> ir.FloatingValue:
+    return clean(t[column]).cast("float64")
+
+
+def _outside(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None) -> ir.Scalar:
+    x = _number(t, column)
+    below = x < check.min if check.min is not None else ibis.literal(False)
+    above = x > check.max if check.max is not None else ibis.literal(False)
+    return t.count(where=x.notnull() & (below | above))
+
+
+def _new(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None) -> ir.Scalar:
+    value = as_text(clean(t[column]))
+    return t.count(where=value.notnull() & ~value.isin(known))
+
+
+@dataclass(frozen=True)
+class ColumnMetric:
+    """A per-column metric: its own aggregate ``(table, column, check, reference categories)``,
+    and its value from that, the column's non-null values (``valid``) and the rows; ``sample``
+    names the count the value is measured on."""
+
+    aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar]
+    value: Callable[[float | None, int, int], float | None]
+    sample: str = "valid"
+
+
+def _as_is(own: float | None, valid: int, rows: int) -> float | None:
+    return own
+
+
+COLUMN_METRICS = {
+    "null_rate": ColumnMetric(lambda t, c, *_: t.count(where=clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows"),
+    "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
+    "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
+    "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
+    "min": ColumnMetric(lambda t, c, *_: _number(t, c).min(), _as_is),
+    "max": ColumnMetric(lambda t, c, *_: _number(t, c).max(), _as_is),
+    "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid)),
+    "new_category_rate": ColumnMetric(_new, lambda own, valid, rows: ratio(own, valid)),
+}
+
+
+def _key(check: QualityCheck, column: str) -> str:
+    """The aggregate's key: the same metric, column and parameters share one aggregate."""
+    return f"{check.metric}:{column}:{check.min}:{check.max}:{check.max_categories}"
+
+
+# -- reference categories (new_category_rate) ---------------------------------------------------
+
+
+def categories_key(column: str, max_categories: int) -> str:
+    return f"{column}:{max_categories}"
+
+
+def reference_categories(context: Context, column: str, max_categories: int) -> list[str] | None:
+    return context.profile.metrics.get("categories", {}).get(categories_key(column, max_categories))
+
+
+def complete_drift_categories(profile: Any, column: str) -> list[str] | None:
+    """A categorical drift column's reference categories, when they hold every reference value."""
+    for bins in profile.bins.values():
+        if bins.column != column or bins.kind != "categorical":
+            continue
+        kept_at_most = int(bins.binning.split(":")[1])  # the binning key is "categories:<max_categories>"
+        if len(bins.categories) < kept_at_most:  # fewer than the cap: none were cut off
+            return list(bins.categories)
+    return None
+
+
+# -- freshness and schema --------------------------------------------------------------------------
+
+
+def freshness_branch(query: WindowQuery, timestamp: str, now: datetime) -> ir.Table:
+    """The newest timestamp of the whole source at or before now, in seconds since the epoch."""
+    source = query.source
+    seen = source.filter(source[timestamp] <= ibis.literal(now))
+    newest = seen[timestamp].max()
+    if newest.type().is_date():
+        newest = newest.cast("timestamp")
+    return seen.aggregate(newest=newest.epoch_seconds())
+
+
+def freshness(figures: SegmentFigures, now: datetime) -> Value:
+    newest = figures.branch("freshness")["newest"]
+    if newest is None:
+        return Value(None, None, {"reason": "the source has no rows at or before now"})
+    hours = ((now - EPOCH).total_seconds() - newest) / 3600
+    return Value(hours, None, {"newest": pd.Timestamp(newest, unit="s").isoformat()})
+
+
+def schema_of(table: ir.Table) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in table.schema().items()}
+
+
+def schema_change(previous: dict[str, str] | None, current: dict[str, str]) -> Value:
+    details: dict[str, Any] = {"columns": current}
+    if previous is None:
+        return Value(None, None, {**details, "reason": "no previous run to compare with"})
+    added = sorted(set(current) - set(previous))
+    removed = sorted(set(previous) - set(current))
+    retyped = {c: [previous[c], current[c]] for c in current if c in previous and previous[c] != current[c]}
+    details.update(added=added, removed=removed, retyped=retyped)
+    return Value(float(len(added) + len(removed) + len(retyped)), None, details)
+
+
+def previous_schema_query(history: ir.Table, monitor: str, window: Window) -> ir.Table:
+    """The details of the latest schema_change result of an earlier window of ``monitor``."""
+    found = history.filter(
+        (history.monitor == monitor)
+        & (history.metric == "schema_change")
+        & history.segment_key.isnull()
+        & (history.window_start < ibis.literal(window.start))
+        & history.details.contains('"columns"')
+    )
+    return found.order_by(ibis.desc(found.window_start)).limit(1).select("details")
+
+
+def read_previous_schema(frame: pd.DataFrame) -> dict[str, str] | None:
+    if frame.empty or frame.details.iloc[0] is None:
+        return None
+    return json.loads(frame.details.iloc[0]).get("columns")
+
+
+# -- the check kind ----------------------------------------------------------------------------------
+
+
+class Quality(CheckKind):
+    check_type = "quality"
+
+    def columns(self, check: QualityCheck, monitor: Monitor) -> list[str | None]:
+        if check.metric in TABLE_METRICS:
+            return [None]
+        return list(selected_columns(check.columns or "features", monitor))
+
+    def segmented(self, check: QualityCheck) -> bool:
+        return check.metric not in UNSEGMENTED
+
+    def sized(self, check: QualityCheck) -> bool:
+        return check.metric not in TABLE_METRICS  # a small or empty window is what row_count reports
+
+    def register(self, check: QualityCheck, query: WindowQuery, context: Context) -> None:
+        query.add("rows", lambda t: t.count())
+        if check.metric == "freshness_hours":
+            query.add_branch("freshness", partial(freshness_branch, timestamp=context.monitor.source.timestamp, now=context.now))
+        metric = COLUMN_METRICS.get(check.metric)
+        if metric is None:
+            return
+        for column in self.columns(check, context.monitor):
+            known = reference_categories(context, column, check.max_categories)
+            if check.metric == "new_category_rate" and not known:
+                continue  # nothing to compare with: measured as insufficient_data
+            query.add(f"valid:{column}", lambda t, c=column: clean(t[c]).count())
+            query.add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
+
+    def measure(self, check: QualityCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
+        f = figures.main
+        if check.metric == "row_count":
+            return Value(float(f.count("rows")), f.count("rows"))
+        if check.metric == "freshness_hours":
+            return freshness(figures, context.now)
+        if check.metric == "schema_change":
+            return schema_change(context.previous_schema, schema_of(context.inputs.table))
+        if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
+            return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
+        metric = COLUMN_METRICS[check.metric]
+        valid, rows = f.count(f"valid:{column}"), f.count("rows")
+        value = metric.value(f[_key(check, column)], valid, rows)
+        n = rows if metric.sample == "rows" else valid
+        return Value.of(value, n, f"{check.metric} is undefined here (too few values)", rows=rows, non_null=valid)
+
+    def validate(self, check: QualityCheck, index: int, validator) -> None:
+        where = ("checks", index, "quality")
+        if check.metric in TABLE_METRICS:
+            if check.metric in UNSEGMENTED:
+                validator.no_relative_threshold(check, where, f"{check.metric} has no reference value")
+            return
+        try:
+            columns = selected_columns(check.columns or "features", validator.spec)
+        except ValueError as error:
+            validator.error(str(error), (*where, "columns"))
+            return
+        if not columns:
+            validator.error(f"{check.metric} needs columns: list them under `columns:` or declare features", where)
+        for j, column in enumerate(columns):
+            path = (*where, "columns", j) if isinstance(check.columns, list) else (*where, "columns")
+            validator.column(column, path, numeric=check.metric in NUMERIC_METRICS)
+
+
+def needed_columns(check: QualityCheck, monitor: Monitor) -> list[str]:
+    return [c for c in Quality().columns(check, monitor) if c is not None]

@@ -1,0 +1,175 @@
+"""ONE query for every model and data check of a window, and its result read back per segment.
+
+Checks register what they need (see ``performance``, ``fairness``, ``quality``, ``latency``,
+``custom_metrics``); the number of queries does not grow with the number of checks, metrics or
+columns. The query is a UNION ALL of at most a few grouped *branches* over the window's rows,
+each computing overall and per-segment figures in one pass through the grouping selector
+(``groupings``):
+
+- ``main``: every plain aggregate (confusion counts, loss and error sums, null counts, means,
+  quantiles, custom KPI expressions ...), grouped by (grouping, segment);
+- ``per_value``: counts per value of a "by" column (fairness groups) within every segment;
+- extra branches a check adds when a plain aggregate cannot do, e.g. ``auc`` (a rank step with
+  window functions) or ``classes`` (per-class counts for multiclass macro averages), or
+  ``freshness`` (the newest timestamp of the whole source, not only the window).
+
+Every branch is padded to the same columns — keys ``__branch``, ``__grouping``, ``__segment``,
+``__by``, ``__value`` and float64 values, each branch's own named ``<branch>__<name>`` — so
+one result set carries them all; :class:`WindowFigures` sorts the rows back per segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from driftline.plan.aggregates import Aggregate, Aggregates, Figures
+from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_segment, by_segment_and_column, segment_of
+from driftline.plan.profile import NULL_SEGMENT, SegmentKey
+
+BRANCH = "__branch"
+MAIN, PER_VALUE = "main", "per_value"
+KEYS = (BRANCH, GROUPING, SEGMENT, BY, VALUE)
+_KEY_TYPES = {BRANCH: "string", GROUPING: "int64", SEGMENT: "string", BY: "int64", VALUE: "string"}
+
+BranchBuilder = Callable[["WindowQuery"], ir.Table]
+
+
+class WindowQuery:
+    """What the checks of one window need, collected, then built into one expression."""
+
+    def __init__(self, rows: ir.Table, segments: Sequence[str], dialect: str, source: ir.Table | None = None):
+        self.rows = rows  # the window's rows (see frame.window_rows)
+        self.source = source  # the whole source, for figures not bound to the window
+        self.segments = list(segments)
+        self.dialect = dialect
+        self.main = Aggregates("m")
+        self.per_value = Aggregates("v")
+        self.by_columns: list[str] = []
+        self._branches: dict[str, BranchBuilder] = {}
+
+    # -- registration ----------------------------------------------------------------------------
+
+    def add(self, key: str, aggregate: Aggregate) -> None:
+        """A plain aggregate over the rows of each segment, read back as ``figures.main[key]``."""
+        self.main.add(key, aggregate)
+
+    def add_per_value(self, column: str, key: str, aggregate: Aggregate) -> None:
+        """An aggregate per value of ``column`` within each segment (``figures.per_value(column)``)."""
+        if column not in self.by_columns:
+            self.by_columns.append(column)
+        self.per_value.add(key, aggregate)
+
+    def add_branch(self, name: str, build: BranchBuilder) -> None:
+        """A grouped table with ``__grouping``, ``__segment`` (and ``__value``) keys and numbers."""
+        self._branches.setdefault(name, build)
+
+    def expanded(self) -> ir.Table:
+        """The rows once per grouping (overall, each segment column): what branches group."""
+        return by_segment(self.rows, self.segments)
+
+    # -- the query -------------------------------------------------------------------------------
+
+    def branches(self) -> dict[str, ir.Table]:
+        """Every grouped branch the registered checks need, by name."""
+        tables = {name: build(self) for name, build in self._branches.items()}
+        if self.main:
+            expanded = self.expanded()
+            tables[MAIN] = expanded.group_by([GROUPING, SEGMENT]).aggregate(**self.main.named(expanded))
+        if self.per_value:
+            expanded = by_segment_and_column(self.rows, self.segments, self.by_columns)
+            tables[PER_VALUE] = expanded.group_by([GROUPING, SEGMENT, BY, VALUE]).aggregate(**self.per_value.named(expanded))
+        return tables
+
+    def expression(self) -> ir.Table | None:
+        """The UNION ALL of every branch; None when no check needs the warehouse."""
+        branches = self.branches()
+        if not branches:
+            return None
+        columns = [f"{name}__{c}" for name, table in branches.items() for c in table.columns if c not in KEYS]
+        parts = [_padded(name, table, columns) for name, table in branches.items()]
+        return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
+
+    def read(self, frame: pd.DataFrame | None) -> WindowFigures:
+        """The query's result, sorted back per segment, with aggregate aliases replaced by keys."""
+        figures = WindowFigures()
+        if frame is None:
+            return figures
+        names = {MAIN: self.main.aliases(), PER_VALUE: self.per_value.aliases()}
+        for record in frame.to_dict("records"):
+            branch = record[BRANCH]
+            prefix = f"{branch}__"
+            values = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
+            if branch in names:
+                values = {key: values.get(alias) for key, alias in names[branch].items()}
+            by = int(record[BY])
+            segment = segment_of(int(record[GROUPING]), _text(record[SEGMENT]), self.segments)
+            column = self.by_columns[by - 1] if branch == PER_VALUE else None
+            figures.segment(segment).add(branch, column, _text(record[VALUE]), Figures(values))
+        return figures
+
+
+def _padded(name: str, table: ir.Table, columns: list[str]) -> ir.Table:
+    """The branch with every key and value column of the union, in one order, typed alike."""
+    keys = {
+        BRANCH: ibis.literal(name, "string"),
+        GROUPING: table[GROUPING].cast("int64") if GROUPING in table.columns else ibis.literal(0, "int64"),
+        SEGMENT: table[SEGMENT].cast("string") if SEGMENT in table.columns else ibis.null("string"),
+        BY: table[BY].cast("int64") if BY in table.columns else ibis.literal(0, "int64"),
+        VALUE: table[VALUE].cast("string") if VALUE in table.columns else ibis.null("string"),
+    }
+    prefix = f"{name}__"
+    values = {
+        c: table[c[len(prefix):]].cast("float64") if c.startswith(prefix) else ibis.null("float64")
+        for c in columns
+    }
+    return table.select(**keys, **values)
+
+
+def _text(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+# -- the result, per segment ----------------------------------------------------------------------
+
+
+@dataclass
+class SegmentFigures:
+    """Every result row of one segment (or the overall one), by branch."""
+
+    rows: dict[tuple[str, str | None, str | None], Figures] = field(default_factory=dict)
+
+    def add(self, branch: str, column: str | None, value: str | None, figures: Figures) -> None:
+        self.rows[(branch, column, value)] = figures
+
+    @property
+    def main(self) -> Figures:
+        return self.branch(MAIN)
+
+    def branch(self, name: str) -> Figures:
+        """The one row of a branch without values; empty figures when the segment had no rows."""
+        return self.rows.get((name, None, None), Figures())
+
+    def values(self, name: str, column: str | None = None) -> dict[str, Figures]:
+        """The rows of a branch keyed by ``__value`` (e.g. per class), or per value of a "by"
+        column; a null value (a null fairness group) reads as ``__null__``."""
+        return {
+            NULL_SEGMENT if value is None else value: figures
+            for (branch, by, value), figures in self.rows.items()
+            if branch == name and by == column
+        }
+
+    def per_value(self, column: str) -> dict[str, Figures]:
+        return self.values(PER_VALUE, column)
+
+
+@dataclass
+class WindowFigures:
+    segments: dict[SegmentKey, SegmentFigures] = field(default_factory=dict)
+
+    def segment(self, key: SegmentKey) -> SegmentFigures:
+        return self.segments.setdefault(key, SegmentFigures())

@@ -1,0 +1,474 @@
+"""Model performance computed in the warehouse, checked against scikit-learn on generated data.
+
+Every scenario runs a real project through ``driftline.api`` on DuckDB and reads
+``driftline_results`` back; each stored value (overall and per segment) must equal
+scikit-learn's on the same rows to 1e-9, and an undefined metric (a zero denominator, one class
+only, an empty window) must be null with status insufficient_data — never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as sk
+
+from driftline import api
+from model_projects import DAY, START, assert_value, make_project, result, results, sql, value_of, write_tables
+
+BINARY_METRICS = [
+    "accuracy", "precision", "recall", "f1", "fpr", "specificity", "roc_auc",
+    "log_loss", "brier", "positive_rate", "label_rate",
+]
+REGRESSION_METRICS = ["mae", "rmse", "mape", "r2", "mean_error"]
+MULTICLASS_METRICS = ["accuracy", "macro_precision", "macro_recall", "macro_f1"]
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def timestamps(rng, day: int, n: int) -> pd.Series:
+    return START + day * DAY + pd.to_timedelta(rng.uniform(0, 86399, n).round(), unit="s")
+
+
+def regions(rng, n: int) -> list:
+    values = list(rng.choice(["north", "south"], n))
+    for i in rng.choice(n, size=min(n, 4), replace=False):
+        values[i] = None  # a null segment value is its own segment, "__null__"
+    return values
+
+
+def binary_day(rng, day: int, n: int, *, scores=None, labels=None, region=None) -> pd.DataFrame:
+    """Scores on a 1/20 grid (many ties), labels drawn from them, ~10% of labels missing."""
+    score = rng.integers(1, 20, n) / 20 if scores is None else np.asarray(scores, dtype=float)
+    label = (rng.uniform(size=n) < score).astype(int) if labels is None else np.asarray(labels)
+    converted = pd.array(label, dtype="Int64")
+    converted[rng.uniform(size=n) < 0.1] = pd.NA
+    return pd.DataFrame({
+        "ts": timestamps(rng, day, n),
+        "region": regions(rng, n) if region is None else [region] * n,
+        "score": score,
+        "converted": converted,
+    })
+
+
+@pytest.fixture(scope="module")
+def binary_data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    days = [
+        binary_day(rng, 0, 300), binary_day(rng, 1, 300),  # the reference
+        binary_day(rng, 2, 400), binary_day(rng, 2, 3, region="tiny"),  # normal, and a tiny segment
+        binary_day(rng, 3, 200, labels=np.ones(200, dtype=int)),  # one class only
+        binary_day(rng, 4, 200, scores=rng.integers(1, 10, 200) / 20),  # nothing predicted positive
+        binary_day(rng, 5, 200, scores=rng.choice([0.0, 1.0, 0.3, 0.7], 200)),  # log-loss clipping
+        # day 6: no rows at all
+    ]
+    return pd.concat(days, ignore_index=True)
+
+
+BINARY_MONITOR = """
+name: leads
+source: {table: leads, timestamp: ts}
+model: {task: binary_classification, score: score, label: converted, threshold: 0.5}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-03}
+segments: [region]
+min_rows: 1
+checks:
+%s
+  - performance: {name: auc_vs_reference, metric: roc_auc, warn: {drop: 0.02}}
+"""
+
+
+@pytest.fixture(scope="module")
+def binary_results(tmp_path_factory, binary_data) -> pd.DataFrame:
+    checks = "\n".join(f"  - performance: {{metric: {m}}}" for m in BINARY_METRICS)
+    root = make_project(tmp_path_factory.mktemp("binary"), BINARY_MONITOR % checks, {"leads": binary_data})
+    summary = api.backfill(START + 2 * DAY, START + 7 * DAY, project=root, at=START + 8 * DAY)
+    assert [o.status for o in summary.outcomes] == ["success"] * 5, [o.error for o in summary.outcomes]
+    return results(root)
+
+
+# -- expected values ---------------------------------------------------------------------------------
+
+
+def sklearn_or_none(function, *args, **kwargs) -> float | None:
+    """scikit-learn's value; None where it is undefined (an error or NaN)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(function(*args, **kwargs))
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
+
+
+def numpy_log_loss(y: np.ndarray, s: np.ndarray) -> float | None:
+    """Log loss with scores clipped to [1e-15, 1 - 1e-15], as SPEC §6 defines it."""
+    if len(y) == 0:
+        return None
+    p = np.clip(s, 1e-15, 1 - 1e-15)
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+def ratio(a: float, b: float) -> float | None:
+    return None if b == 0 else a / b
+
+
+def expected_binary(rows: pd.DataFrame, metric: str) -> float | None:
+    predicted_all = (rows.score >= 0.5).astype(int).to_numpy()
+    labeled = rows[rows.converted.notna()]
+    y = labeled.converted.astype(int).to_numpy()
+    s = labeled.score.to_numpy()
+    p = (s >= 0.5).astype(int)
+    cm = sk.confusion_matrix(y, p, labels=[0, 1]) if len(y) else np.zeros((2, 2), dtype=int)
+    (tn, fp), (fn, tp) = cm
+    if metric == "positive_rate":
+        return float(predicted_all.mean()) if len(rows) else None
+    if len(y) == 0:
+        return None
+    extreme = bool(np.any((s < 1e-15) | (s > 1 - 1e-15)))
+    return {
+        "accuracy": lambda: sklearn_or_none(sk.accuracy_score, y, p),
+        "precision": lambda: sklearn_or_none(sk.precision_score, y, p, zero_division=np.nan),
+        "recall": lambda: sklearn_or_none(sk.recall_score, y, p, zero_division=np.nan),
+        "f1": lambda: sklearn_or_none(sk.f1_score, y, p, zero_division=np.nan),
+        "fpr": lambda: ratio(fp, fp + tn),
+        "specificity": lambda: ratio(tn, fp + tn),
+        "roc_auc": lambda: sklearn_or_none(sk.roc_auc_score, y, s),
+        # sklearn clips at the float64 epsilon, SPEC §6 at 1e-15: they differ only on 0 and 1 scores
+        "log_loss": lambda: numpy_log_loss(y, s) if extreme else sklearn_or_none(sk.log_loss, y, s, labels=[0, 1]),
+        "brier": lambda: sklearn_or_none(sk.brier_score_loss, y, s, pos_label=1),
+        "label_rate": lambda: float(y.mean()),
+    }[metric]()
+
+
+def rows_of(data: pd.DataFrame, window_start: pd.Timestamp, segment: str | None) -> pd.DataFrame:
+    rows = data[(data.ts >= window_start) & (data.ts < window_start + DAY)]
+    if segment is None:
+        return rows
+    return rows[rows.region.isna()] if segment == "__null__" else rows[rows.region == segment]
+
+
+# -- binary classification -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", BINARY_METRICS)
+def test_binary_metric_equals_sklearn_overall_and_per_segment(binary_results, binary_data, metric):
+    rows = binary_results[binary_results.check_name == f"performance_{metric}"]
+    assert len(rows) >= 5 * 3  # five windows, overall + at least two segments each
+    for row in rows.itertuples():
+        segment = None if pd.isna(row.segment_value) else row.segment_value
+        expected = expected_binary(rows_of(binary_data, row.window_start, segment), metric)
+        assert_value(pd.Series(row._asdict()), expected)
+
+
+def test_undefined_metrics_are_null_not_zero(binary_results):
+    one_class, no_positive_predictions, empty = START + 3 * DAY, START + 4 * DAY, START + 6 * DAY
+    by_metric = lambda m: binary_results[binary_results.check_name == f"performance_{m}"]  # noqa: E731
+    for metric in ("roc_auc", "fpr", "specificity"):
+        row = result(by_metric(metric), one_class)
+        assert row.status == "insufficient_data" and value_of(row) is None
+        assert "undefined" in row.details["reason"]
+    assert value_of(result(by_metric("precision"), no_positive_predictions)) is None
+    assert value_of(result(by_metric("f1"), no_positive_predictions)) == 0.0  # 2·0 / (0 + 0 + fn) is defined
+    assert result(by_metric("accuracy"), empty).details["reason"] == "no rows to measure"
+
+
+def test_unlabeled_rows_are_counted(binary_results, binary_data):
+    window = START + 2 * DAY
+    row = result(binary_results[binary_results.check_name == "performance_accuracy"], window)
+    rows = rows_of(binary_data, window, None)
+    assert row.details["unlabeled_rows"] == int(rows.converted.isna().sum()) > 0
+    assert row.n_current == int(rows.converted.notna().sum())
+
+
+def test_tiny_segment_below_min_rows_is_insufficient(tmp_path, binary_data):
+    monitor = BINARY_MONITOR.replace("min_rows: 1", "min_rows: 50") % "  - performance: {metric: accuracy}"
+    root = make_project(tmp_path, monitor, {"leads": binary_data})
+    api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1))
+    tiny = result(results(root, check_name="performance_accuracy"), START + 2 * DAY, "tiny")
+    assert tiny.status == "insufficient_data" and value_of(tiny) is None
+    assert tiny.details["reason"].startswith("not enough rows")
+
+
+def test_drop_threshold_compares_with_the_reference_value(binary_results, binary_data):
+    reference = binary_data[(binary_data.ts < START + 2 * DAY) & binary_data.converted.notna()]
+    checked = binary_results[binary_results.check_name == "auc_vs_reference"]
+    for segment in (None, "north", "south"):
+        ref_rows = reference if segment is None else reference[reference.region == segment]
+        expected_reference = sk.roc_auc_score(ref_rows.converted.astype(int), ref_rows.score)
+        row = result(checked, START + 2 * DAY, segment)
+        assert row.details["reference_value"] == pytest.approx(expected_reference, abs=1e-9)
+        dropped = expected_reference - value_of(row) > 0.02
+        assert row.status == ("warn" if dropped else "ok")
+        assert row.warn_threshold == "{drop: 0.02}"
+
+
+# -- regression and multiclass --------------------------------------------------------------------------
+
+
+NAN_MARKER = -12345.0
+REGRESSION_MONITOR = """
+name: prices
+source: {table: prices, timestamp: ts}
+model: {task: regression, prediction: predicted, label: actual}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-02}
+segments: [region]
+min_rows: 1
+checks:
+%s
+"""
+
+
+def regression_day(rng, day: int, n: int, *, constant=None, zeros=0) -> pd.DataFrame:
+    actual = rng.normal(100, 15, n) if constant is None else np.full(n, float(constant))
+    actual[:zeros] = 0.0
+    predicted = actual + rng.normal(2, 10, n)
+    frame = pd.DataFrame({"ts": timestamps(rng, day, n), "region": regions(rng, n), "actual": actual, "predicted": predicted})
+    frame.loc[frame.sample(frac=0.1, random_state=day).index, "actual"] = np.nan  # a missing label
+    frame.loc[frame.sample(n=3, random_state=day + 1).index, "actual"] = NAN_MARKER  # NaN in the table
+    return frame
+
+
+@pytest.fixture(scope="module")
+def regression_case(tmp_path_factory):
+    rng = np.random.default_rng(11)
+    data = pd.concat(
+        [regression_day(rng, 0, 200), regression_day(rng, 1, 300, zeros=5), regression_day(rng, 2, 50, constant=42.0)],
+        ignore_index=True,
+    )
+    checks = "\n".join(f"  - performance: {{metric: {m}}}" for m in REGRESSION_METRICS)
+    root = make_project(tmp_path_factory.mktemp("regression"), REGRESSION_MONITOR % checks, {"prices": data})
+    sql(root, f"UPDATE prices SET actual = 'NaN'::DOUBLE WHERE actual = {NAN_MARKER}")
+    data.loc[data.actual == NAN_MARKER, "actual"] = np.nan  # NaN reads as null: not a label
+    api.backfill(START + DAY, START + 3 * DAY, project=root, at=START + 4 * DAY)
+    return results(root), data
+
+
+def expected_regression(rows: pd.DataFrame, metric: str) -> float | None:
+    rows = rows[rows.actual.notna()]
+    y, yhat = rows.actual.to_numpy(), rows.predicted.to_numpy()
+    if len(y) == 0:
+        return None
+    if metric == "r2":
+        return None if np.all(y == y[0]) else sk.r2_score(y, yhat)  # constant labels: 0/0, null
+    return {
+        "mae": lambda: sk.mean_absolute_error(y, yhat),
+        "rmse": lambda: sk.root_mean_squared_error(y, yhat),
+        "mape": lambda: sk.mean_absolute_percentage_error(y, yhat),
+        "mean_error": lambda: float(np.mean(yhat - y)),
+    }[metric]()
+
+
+@pytest.mark.parametrize("metric", REGRESSION_METRICS)
+def test_regression_metric_equals_sklearn(regression_case, metric):
+    frame, data = regression_case
+    rows = frame[frame.check_name == f"performance_{metric}"]
+    assert len(rows) >= 2 * 3
+    for row in rows.itertuples():
+        segment = None if pd.isna(row.segment_value) else row.segment_value
+        window = data[(data.ts >= row.window_start) & (data.ts < row.window_start + DAY)]
+        if segment is not None:
+            window = window[window.region.isna()] if segment == "__null__" else window[window.region == segment]
+        assert_value(pd.Series(row._asdict()), expected_regression(window, metric))
+
+
+MULTICLASS_MONITOR = """
+name: intents
+source: {table: intents, timestamp: ts}
+model: {task: multiclass_classification, prediction: predicted, label: actual}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-02}
+segments: [region]
+min_rows: 1
+checks:
+%s
+"""
+
+
+def multiclass_day(rng, day: int, n: int, *, never_predict=None) -> pd.DataFrame:
+    actual = rng.choice(["billing", "cancel", "upgrade"], n, p=[0.5, 0.3, 0.2])
+    wrong = rng.choice(["billing", "cancel", "upgrade"], n)
+    predicted = np.where(rng.uniform(size=n) < 0.7, actual, wrong)
+    if never_predict:
+        predicted = np.where(predicted == never_predict, "billing", predicted)
+    frame = pd.DataFrame({"ts": timestamps(rng, day, n), "region": regions(rng, n), "actual": actual, "predicted": predicted})
+    frame.loc[frame.sample(frac=0.05, random_state=day).index, "actual"] = None
+    return frame
+
+
+@pytest.fixture(scope="module")
+def multiclass_case(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    data = pd.concat([multiclass_day(rng, 0, 200), multiclass_day(rng, 1, 300), multiclass_day(rng, 2, 200, never_predict="upgrade")], ignore_index=True)
+    checks = "\n".join(f"  - performance: {{metric: {m}}}" for m in MULTICLASS_METRICS)
+    root = make_project(tmp_path_factory.mktemp("multiclass"), MULTICLASS_MONITOR % checks, {"intents": data})
+    api.backfill(START + DAY, START + 3 * DAY, project=root, at=START + 4 * DAY)
+    return results(root), data
+
+
+def expected_multiclass(rows: pd.DataFrame, metric: str) -> float | None:
+    rows = rows[rows.actual.notna()]
+    y, p = rows.actual.to_numpy(), rows.predicted.to_numpy()
+    if len(y) == 0:
+        return None
+    return {
+        "accuracy": lambda: sk.accuracy_score(y, p),
+        # A class never predicted leaves its precision undefined: the macro average is null.
+        "macro_precision": lambda: None if set(y) - set(p) else sk.precision_score(y, p, average="macro"),
+        "macro_recall": lambda: None if set(p) - set(y) else sk.recall_score(y, p, average="macro"),
+        "macro_f1": lambda: sk.f1_score(y, p, average="macro"),
+    }[metric]()
+
+
+@pytest.mark.parametrize("metric", MULTICLASS_METRICS)
+def test_multiclass_metric_equals_sklearn(multiclass_case, metric):
+    frame, data = multiclass_case
+    rows = frame[frame.check_name == f"performance_{metric}"]
+    assert len(rows) >= 2 * 3
+    for row in rows.itertuples():
+        segment = None if pd.isna(row.segment_value) else row.segment_value
+        window = data[(data.ts >= row.window_start) & (data.ts < row.window_start + DAY)]
+        if segment is not None:
+            window = window[window.region.isna()] if segment == "__null__" else window[window.region == segment]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert_value(pd.Series(row._asdict()), expected_multiclass(window, metric))
+
+
+def test_never_predicted_class_makes_macro_precision_null(multiclass_case):
+    frame, _ = multiclass_case
+    row = result(frame[frame.check_name == "performance_macro_precision"], START + 2 * DAY)
+    assert row.status == "insufficient_data" and value_of(row) is None
+
+
+# -- late labels ------------------------------------------------------------------------------------------
+
+
+LATE_MONITOR = """
+name: late
+source: {table: scored, timestamp: ts}
+model:
+  task: binary_classification
+  score: score
+  labels: {table: outcomes, key: lead_id, column: converted, delay: 2d}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-03}
+min_rows: 1
+checks:
+  - performance: {metric: roc_auc, warn: {drop: 0.5}}
+  - performance: {metric: accuracy}
+  - performance: {metric: positive_rate}
+"""
+
+
+def late_data(rng):
+    days = [binary_day(rng, d, 150) for d in range(5)]
+    scored = pd.concat(days, ignore_index=True)
+    scored.insert(0, "lead_id", np.arange(len(scored)))
+    outcomes = scored[["lead_id", "converted"]].dropna()
+    return scored.drop(columns="converted"), outcomes, scored
+
+
+def test_late_labels_wait_for_maturity_and_a_later_run_fills_the_window_in(tmp_path):
+    scored, outcomes, truth = late_data(np.random.default_rng(3))
+    window = START + 2 * DAY
+    early = outcomes[outcomes.lead_id.isin(truth.lead_id[truth.ts < window])]
+    root = make_project(tmp_path, LATE_MONITOR, {"scored": scored, "outcomes": early})
+
+    api.run(root, at=window + DAY + pd.Timedelta(hours=1))  # day 2 is due, its labels are 2d away
+    first = results(root)
+    for name in ("performance_accuracy", "performance_roc_auc"):
+        row = result(first[first.check_name == name], window)
+        assert row.status == "insufficient_data" and value_of(row) is None
+        assert row.details["reason"] == "labels not mature"
+        assert row.details["mature_at"] == (window + 3 * DAY).isoformat()
+    positive_rate = result(first[first.check_name == "performance_positive_rate"], window)
+    assert value_of(positive_rate) is not None  # predictions need no labels
+
+    write_tables(root, {"outcomes": outcomes})  # the labels arrive
+    summary = api.run(root, at=window + 3 * DAY + pd.Timedelta(hours=1))
+    assert window in [o.window.start for o in summary.outcomes]  # re-evaluated, with days 3 and 4
+    later = results(root)
+    rows = truth[(truth.ts >= window) & (truth.ts < window + DAY)]
+    labeled = rows[rows.converted.notna()]
+    accuracy = result(later[later.check_name == "performance_accuracy"], window)
+    assert_value(accuracy, sk.accuracy_score(labeled.converted.astype(int), labeled.score >= 0.5))
+    assert accuracy.details["unlabeled_rows"] == len(rows) - len(labeled) > 0
+    auc = result(later[later.check_name == "performance_roc_auc"], window)
+    assert_value(auc, sk.roc_auc_score(labeled.converted.astype(int), labeled.score))
+    reference = truth[(truth.ts < window) & truth.converted.notna()]
+    assert auc.details["reference_value"] == pytest.approx(sk.roc_auc_score(reference.converted.astype(int), reference.score), abs=1e-9)
+    # days 3 and 4 are not mature yet; the window was replaced, not duplicated
+    assert result(later[later.check_name == "performance_accuracy"], window + DAY).details["reason"] == "labels not mature"
+    assert len(later[(later.window_start == window) & (later.check_name == "performance_accuracy")]) == 1
+
+
+# -- planning -------------------------------------------------------------------------------------------------
+
+
+def test_query_count_does_not_grow_with_the_number_of_metrics(tmp_path, binary_data):
+    few = BINARY_MONITOR.replace("name: leads", "name: few") % "  - performance: {metric: accuracy}"
+    many = BINARY_MONITOR.replace("name: leads", "name: many") % "\n".join(
+        [f"  - performance: {{metric: {m}}}" for m in BINARY_METRICS]
+        + ["  - quality: {metric: null_rate, columns: [score, region]}", "  - latency: {column: score, quantile: 0.9}",
+           "  - metric: {name: conversion, sql: avg(converted)}"]
+    )
+    few, many = few.replace("\n  - performance: {name: auc_vs_reference, metric: roc_auc, warn: {drop: 0.02}}", ""), many.replace(
+        "\n  - performance: {name: auc_vs_reference, metric: roc_auc, warn: {drop: 0.02}}", "")
+    root = make_project(tmp_path, [few, many], {"leads": binary_data})
+    for day in (3, 4):
+        summary = api.run(root, at=START + day * DAY + pd.Timedelta(hours=1))
+        queries = {o.monitor: o.queries for o in summary.outcomes}
+        assert queries["few"] == queries["many"] == 2, queries  # histogram counts + ONE model-check query
+
+
+def test_grouping_selector_docstring():
+    import doctest
+
+    from driftline.plan import groupings
+
+    assert doctest.testmod(groupings).failed == 0
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_matches_sklearn(tmp_path, binary_data):
+    url = os.environ.get("DRIFTLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set DRIFTLINE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run on PostgreSQL")
+    import ibis
+
+    suffix = uuid.uuid4().hex[:8]
+    table, schema = f"leads_{suffix}", f"driftline_{suffix}"
+    con = ibis.connect(url)
+    data = binary_data.assign(ts=binary_data.ts.astype("datetime64[us]"))
+    con.create_table(table, data)
+    checks = "\n".join(f"  - performance: {{metric: {m}}}" for m in BINARY_METRICS)
+    checks += "\n  - fairness: {metric: demographic_parity_difference, group: region}"
+    checks += "\n  - quality: {metric: null_rate, columns: [converted]}\n  - latency: {column: score, quantile: 0.9}"
+    monitor = (BINARY_MONITOR % checks).replace("table: leads", f"table: {table}")
+    root = make_project(tmp_path, monitor, connection=url, results_schema=schema)
+    try:
+        summary = api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1))
+        assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
+        frame = results(root)
+        window = START + 2 * DAY
+        for metric in BINARY_METRICS:
+            for segment in (None, "north", "south", "tiny"):
+                row = result(frame[frame.check_name == f"performance_{metric}"], window, segment)
+                assert_value(row, expected_binary(rows_of(binary_data, window, segment), metric))
+        latency = result(frame[frame.check_name == "latency_score_p90"], window)
+        assert_value(latency, float(np.quantile(rows_of(binary_data, window, None).score, 0.9)))
+    finally:
+        con.drop_table(table, force=True)
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
