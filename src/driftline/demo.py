@@ -19,7 +19,10 @@ name: driftline-demo
 connection: duckdb://warehouse.duckdb
 results:
   schema: null
-{notify}report_url: null
+notify:
+  slack:
+    channel: "#ml-alerts"
+{credentials}report_url: null
 """
 
 
@@ -38,19 +41,16 @@ def prepare_project(directory: Path) -> None:
     for folder in ("monitors", "macros"):
         shutil.rmtree(directory / folder, ignore_errors=True)
         shutil.copytree(root / folder, directory / folder)
-    (directory / "driftline_project.yml").write_text(PROJECT_FILE.format(notify=_notify_block()), encoding="utf-8")
+    (directory / "driftline_project.yml").write_text(PROJECT_FILE.format(credentials=_credentials()), encoding="utf-8")
 
 
-def _notify_block() -> str:
-    """Slack settings only when the user exported credentials; otherwise alerts are printed."""
+def _credentials() -> str:
+    """Slack credentials only when the user exported them; otherwise alerts are only printed."""
     if os.environ.get("SLACK_BOT_TOKEN"):
-        credential = "    token: ${SLACK_BOT_TOKEN}\n"
-    elif os.environ.get("SLACK_WEBHOOK_URL"):
-        credential = "    webhook_url: ${SLACK_WEBHOOK_URL}\n"
-    else:
-        return ""
-    channel = os.environ.get("SLACK_CHANNEL", "#ml-alerts")
-    return f"notify:\n  slack:\n{credential}    channel: \"{channel}\"\n"
+        return "    token: ${SLACK_BOT_TOKEN}\n"
+    if os.environ.get("SLACK_WEBHOOK_URL"):
+        return "    webhook_url: ${SLACK_WEBHOOK_URL}\n"
+    return ""
 
 
 def run_demo(directory: Path, rows: int = 1_000_000) -> int:
@@ -82,15 +82,15 @@ def _print_timeline(summary: api.RunSummary) -> None:
     false_alarms = detected = after = 0
     for outcome in summary.outcomes:
         breached = [r for r in outcome.results if r["status"] in ("warn", "fail")]
-        if outcome.window.start < INCIDENT_AT:
+        if outcome.window.end <= INCIDENT_AT:
             false_alarms += bool(breached)
         else:
             after += 1
             detected += bool(breached)
         print(f"{outcome.monitor[:12]:<12} {outcome.window.start:%Y-%m-%d} {outcome.worst:<6} {_describe(breached)}")
     before = len(summary.outcomes) - after
-    print(f"\nbefore the campaign change: {false_alarms} of {before} windows raised a breach (false alarms)")
-    print(f"from the campaign change on: {detected} of {after} windows raised a breach")
+    print(f"\nwindows that end before the campaign change: {false_alarms} of {before} raised a breach (false alarms)")
+    print(f"windows that hold campaign data: {detected} of {after} raised a breach")
 
 
 def _describe(breached: list[dict]) -> str:
