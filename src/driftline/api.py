@@ -77,7 +77,7 @@ class Workspace:
         return bound
 
     def evaluator(self, monitor: BoundMonitor) -> WindowEvaluator:
-        return WindowEvaluator(monitor.plan, self.store, monitor.loaded.spec.source.where)
+        return WindowEvaluator(monitor.plan, self.store, monitor.source_fingerprint)
 
 
 def _moment(value: datetime | str, option: str) -> datetime:

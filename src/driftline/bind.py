@@ -34,6 +34,22 @@ class BoundMonitor:
     plan: MonitorPlan
     macros: Mapping[str, Any]
 
+    @property
+    def source_fingerprint(self) -> str:
+        """What the rows are: the table (or SQL) and the ``where`` with its macros expanded.
+
+        Part of the reference profile's cache key, so editing the source, the filter or a macro
+        it calls builds a new profile instead of reusing a stale one.
+        """
+        from driftline.macros import parse_expression
+
+        source = self.loaded.spec.source
+        where = ""
+        if source.where:
+            location = self.loaded.positions.locate(("source", "where"))
+            where = parse_expression(source.where, macros=self.macros, location=location, what="where").sql()
+        return f"{source.table or source.sql}|{where}"
+
 
 def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[str, Any], dialect: str | None = None) -> BoundMonitor:
     """Resolve and check ``loaded`` against ``con``; raise ConfigErrors listing every problem."""

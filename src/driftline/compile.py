@@ -43,7 +43,8 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     table = _unbound(bound)
     where = bound.where if spec.source.sql else _rebind_where(bound, table)
     plan = build_plan(spec, table, where, dialect, labels=_unbound_labels(bound), macros=bound.macros)
-    bins, cached = _bins(workspace, plan, reference, bound)
+    stored = _stored_profile(workspace, plan, reference, bound.source_fingerprint)
+    bins, cached = (stored.bins, True) if stored is not None else (_placeholder_bins(plan), False)
     queries: list[tuple[str, object]] = []
     if not cached:
         queries += [("reference profile: numeric bin edges", plan.edges_query(reference)),
@@ -52,7 +53,7 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     queries.append(("histogram counts, every column x segment, one scan", plan.counts_query(windows, bins)[0]))
     for (check, column), expr in plan.exact_queries(window, reference).items():
         queries.append((f"exact distances for {check} on {column}", expr))
-    profile = _stored_profile(workspace, plan, reference) or ReferenceProfile("", reference)
+    profile = stored or ReferenceProfile("", reference)
     queries.append(("model and data checks, every metric x segment, one query", model_checks_query(plan, window, profile, now)))
     header = f"-- monitor {spec.name}: window {window}, reference {reference}, dialect {dialect}"
     if not cached:
@@ -82,8 +83,8 @@ def _unbound_labels(bound: BoundMonitor) -> ibis.Table | None:
     return ibis.table(labels.schema(), name=name, database=schema, catalog=catalog)
 
 
-def _stored_profile(workspace: Workspace, plan: MonitorPlan, reference: Window) -> ReferenceProfile | None:
-    key = profile_key(plan.monitor.name, reference, plan.binned_columns, plan.segments, plan.monitor.source.where)
+def _stored_profile(workspace: Workspace, plan: MonitorPlan, reference: Window, source: str) -> ReferenceProfile | None:
+    key = profile_key(plan.monitor.name, reference, plan.binned_columns, plan.segments, source)
     try:
         stored = workspace.store.load_profile(key)
     except Exception:
@@ -103,10 +104,8 @@ def _rebind_where(bound: BoundMonitor, table: ibis.Table):
     return to_ibis(expression, table, location=location, what="where")
 
 
-def _bins(workspace: Workspace, plan: MonitorPlan, reference: Window, bound: BoundMonitor) -> tuple[dict, bool]:
-    stored = _stored_profile(workspace, plan, reference)
-    if stored is not None:
-        return stored.bins, True
+def _placeholder_bins(plan: MonitorPlan) -> dict:
+    """Stand-in edges and categories, to show the query's shape before a profile exists."""
     placeholders = {}
     for column in plan.binned_columns:
         if column.binning.kind == "numeric":
@@ -115,4 +114,4 @@ def _bins(workspace: Workspace, plan: MonitorPlan, reference: Window, bound: Bou
         else:
             categories = tuple(f"category_{k}" for k in range(1, 4))
             placeholders[column.key] = ColumnBins(column.name, column.binning.key, "categorical", categories=categories)
-    return placeholders, False
+    return placeholders

@@ -48,10 +48,10 @@ class WindowOutcome:
 class WindowEvaluator:
     """Evaluates windows of one monitor against one warehouse and result store."""
 
-    def __init__(self, plan: MonitorPlan, store: ResultStore, where_sql: str | None = None):
+    def __init__(self, plan: MonitorPlan, store: ResultStore, source_fingerprint: str = ""):
         self.plan = plan
         self.store = store
-        self.where_sql = where_sql
+        self.source_fingerprint = source_fingerprint
         self.queries = 0
         self.now = now_utc()
         if plan.inputs is not None:
@@ -111,7 +111,7 @@ class WindowEvaluator:
 
     def _profile(self, reference: Window) -> tuple[ReferenceProfile, bool]:
         columns = self.plan.binned_columns
-        key = profile_key(self.monitor.name, reference, columns, self.plan.segments, self.where_sql)
+        key = profile_key(self.monitor.name, reference, columns, self.plan.segments, self.source_fingerprint)
         stored = self.store.load_profile(key)
         if stored is not None:
             return ReferenceProfile.from_json(key, reference, stored), True

@@ -84,10 +84,10 @@ class ReferenceProfile:
         return cls(key, window, bins, counts, rows, data.get("metrics", {}))
 
 
-def profile_key(monitor: str, window: Window, columns: list[DriftColumn], segments: list[str], where: str | None) -> str:
-    """Same monitor, reference window, columns, binning, segments and filter → same profile."""
+def profile_key(monitor: str, window: Window, columns: list[DriftColumn], segments: list[str], source: str) -> str:
+    """Same monitor, reference window, columns, binning, segments and source rows → same profile."""
     config = json.dumps(
-        [monitor, window.start.isoformat(), window.end.isoformat(), sorted(c.key for c in columns), segments, where]
+        [monitor, window.start.isoformat(), window.end.isoformat(), sorted(c.key for c in columns), segments, source]
     )
     return hashlib.sha256(config.encode()).hexdigest()[:32]
 
