@@ -3,33 +3,57 @@
 The planner builds portable ibis expressions; where a backend lacks an operation (ibis raises
 ``OperationNotDefinedError``), the portable fallback is chosen here, by dialect name, and each
 fallback is proven by a compile test for that dialect.
+
+Connection URLs are ibis URLs, plus two forms of our own:
+
+``duckdb://PATH``
+    A DuckDB file, relative to the project directory (``duckdb://`` or ``duckdb://:memory:``
+    for an in-memory database).
+``pyspark://local`` or ``pyspark://local?warehouse=DIR``
+    A local Spark session started in this process (see :func:`local_spark_session`). ``DIR``
+    holds the tables and their catalog; relative to the project directory, default
+    ``spark-warehouse``.
+``pyspark://``
+    The Spark session already running in this process: a cluster job started by
+    ``spark-submit``, a Databricks or Jupyter notebook.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
-from urllib.parse import urlparse
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+from urllib.parse import parse_qs, urlparse
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
+import sqlglot.expressions as sge
 
 from driftline.errors import WarehouseError
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "pyspark")
 # Dialects whose ibis compiler has no multi-quantile aggregate: one quantile per probability.
 _NO_MULTI_QUANTILE = {"snowflake", "bigquery", "trino", "pyspark", "databricks"}
+# Dialects without an exact quantile aggregate at all (BigQuery's PERCENTILE_CONT is analytic
+# only, Trino has approx_percentile only): interpolated from the ordered array of the values.
+_NO_QUANTILE = {"bigquery", "trino"}
+
+SPARK_WAREHOUSE = "spark-warehouse"  # default local warehouse, inside the project directory
 
 
 def connect(url: str, root: Path | None = None) -> ibis.BaseBackend:
-    """Open an ibis backend; a relative DuckDB path is relative to the project directory."""
+    """Open an ibis backend; relative paths in the URL are relative to the project directory."""
     try:
         if url.startswith("duckdb:"):
             return ibis.duckdb.connect(_duckdb_path(url, root))
-        if url.startswith("pyspark:") or url == "spark":
-            return _connect_local_spark()
+        if url.startswith("pyspark:"):
+            return _connect_spark(url, root)
         return ibis.connect(url)
+    except WarehouseError:
+        raise
     except Exception as error:  # the driver's own error says what is wrong; keep it on one line
         raise WarehouseError(f"cannot connect to {redact(url)}: {_one_line(error)}") from None
 
@@ -38,24 +62,14 @@ def _duckdb_path(url: str, root: Path | None) -> str:
     path = url.split("://", 1)[1] if "://" in url else url.split(":", 1)[1]
     if path in ("", ":memory:", "memory"):
         return ":memory:"
+    return str(_under(root, path))
+
+
+def _under(root: Path | None, path: str) -> Path:
     candidate = Path(path)
     if not candidate.is_absolute() and root is not None:
         candidate = root / candidate
-    return str(candidate)
-
-
-def _connect_local_spark() -> ibis.BaseBackend:
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("driftline")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    return ibis.pyspark.connect(session)
+    return candidate
 
 
 def redact(url: str) -> str:
@@ -71,6 +85,97 @@ def _one_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
+# -- Spark ----------------------------------------------------------------------------------------
+
+
+def _connect_spark(url: str, root: Path | None) -> ibis.BaseBackend:
+    """``pyspark://local[?warehouse=DIR]`` starts (or reuses) a local session; ``pyspark://``
+    attaches to the session already running in this process."""
+    parsed = urlparse(url)
+    options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    unknown = sorted(set(options) - {"warehouse"})
+    if unknown:
+        raise WarehouseError(f"{url}: unknown option {unknown[0]!r}; pyspark URLs take ?warehouse=DIR")
+    if parsed.netloc == "local":
+        warehouse = _under(root or Path.cwd(), options.get("warehouse", SPARK_WAREHOUSE))
+        return ibis.pyspark.connect(local_spark_session(warehouse.resolve()))
+    if parsed.netloc or options:
+        raise WarehouseError(f"{url}: expected pyspark://local[?warehouse=DIR] or pyspark://")
+    return ibis.pyspark.connect(_running_spark_session())
+
+
+def local_spark_session(warehouse: Path) -> Any:
+    """The process's local Spark session, started on first use and reused afterwards.
+
+    A process runs one Spark context, whose warehouse and catalog are fixed when it starts, and
+    starting one takes seconds: a second connection reuses the first session, provided it asks
+    for the same warehouse. The session runs on two local threads, bound to the loopback
+    interface, with the UI off and few shuffle partitions (driftline's queries return small
+    aggregates). Its catalog is an embedded Derby metastore inside ``warehouse``, so the result
+    tables outlive the process: Spark's default in-memory catalog would forget them, and the next
+    run could not even recreate them over their leftover files. Embedded Derby admits one
+    process at a time, so two driftline processes cannot share a local warehouse concurrently.
+    Nothing is downloaded.
+    """
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession()
+    if running is not None:
+        _check_same_warehouse(running, warehouse)
+        return running
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no lookup of the host's public address
+    builder = SparkSession.builder
+    for key, value in _local_spark_settings(warehouse).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    # Derby writes derby.log into its home directory (the working directory by default); the
+    # metastore only starts on the first catalog access, so setting the home here is in time.
+    session.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(warehouse))
+    return session
+
+
+def _local_spark_settings(warehouse: Path) -> dict[str, str]:
+    metastore = warehouse / "metastore_db"
+    return {
+        "spark.master": "local[2]",
+        "spark.app.name": "driftline",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.warehouse.dir": str(warehouse),
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
+        # Arrow converts pandas timestamps in the session time zone (UTC); without it PySpark
+        # reads naive timestamps in the Python process's local time zone.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+
+
+def _check_same_warehouse(session: Any, warehouse: Path) -> None:
+    current = Path(urlparse(session.conf.get("spark.sql.warehouse.dir")).path)
+    if current != warehouse:
+        raise WarehouseError(
+            f"a Spark session with warehouse {current} is already running in this process, and Spark "
+            f"cannot change it to {warehouse}; use the same warehouse, or pyspark:// to attach to it"
+        )
+
+
+def _running_spark_session() -> Any:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is None:
+        raise WarehouseError("pyspark:// attaches to a running Spark session and none is running; use pyspark://local to start one")
+    return session
+
+
+# -- what differs between SQL dialects ------------------------------------------------------------
+
+
 def dialect_of(con: ibis.BaseBackend) -> str:
     return con.name
 
@@ -84,10 +189,25 @@ def to_sql(expr: ir.Expr, dialect: str) -> str:
 
 def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str) -> list[ir.Scalar]:
     """Linear-interpolation quantiles of ``column`` (as numpy's default / percentile_cont)."""
+    if dialect in _NO_QUANTILE:
+        return [_interpolated_quantile(column, p) for p in probabilities]
     if dialect in _NO_MULTI_QUANTILE:
         return [column.quantile(p) for p in probabilities]
     multi = column.quantile(list(probabilities))
     return [multi[i] for i in range(len(probabilities))]
+
+
+def _interpolated_quantile(column: ir.NumericColumn, probability: float) -> ir.Scalar:
+    """The exact quantile read from the group's sorted values: x[lo] + (h - lo)(x[hi] - x[lo]),
+    h = (n - 1) p, as numpy's default. It holds the group's values in one array, so it suits
+    the windows of a monitor, not a whole warehouse table."""
+    values = column.cast("float64")
+    ordered = values.collect(order_by=values)  # nulls are left out, as the other quantiles do
+    position = (values.count() - 1).cast("float64") * probability
+    # Clamped at 0 so an empty group reads past the end (null) instead of at index -1 (an error on Trino).
+    low = ibis.greatest(position.floor(), 0).cast("int64")
+    high = ibis.greatest(position.ceil(), 0).cast("int64")
+    return ordered[low] + (position - low.cast("float64")) * (ordered[high] - ordered[low])
 
 
 def table_reference(name: str) -> tuple[str, tuple[str, ...] | str | None]:
@@ -100,7 +220,64 @@ def table_reference(name: str) -> tuple[str, tuple[str, ...] | str | None]:
     return parts[-1], tuple(parts[:-1])
 
 
-# -- transactions and plain inserts for the result tables ---------------------------------------
+def qualified_name(con: ibis.BaseBackend, table: str, schema: str | None) -> str:
+    """A quoted, dialect-correct table name for the few statements written by hand."""
+    return sge.table_(table, db=schema, quoted=True).sql(dialect=con.dialect)
+
+
+def add_column(con: ibis.BaseBackend, table: str, schema: str | None, column: str, dtype: Any) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` with the backend's name for ``dtype``."""
+    statement = sge.Alter(
+        this=sge.table_(table, db=schema, quoted=True),
+        kind="TABLE",
+        actions=[sge.ColumnDef(this=sge.to_identifier(column, quoted=True), kind=con.compiler.type_mapper.from_ibis(dtype))],
+    )
+    con.raw_sql(statement.sql(dialect=con.dialect))
+
+
+# -- writing the result tables --------------------------------------------------------------------
+
+
+class TableWriter(Protocol):
+    """Deletes and inserts on the result tables, applied together (see :func:`writer`)."""
+
+    def delete(self, table: str, column: str, values: Iterable[Any]) -> None:
+        """Remove the rows of ``table`` whose ``column`` is one of ``values``."""
+
+    def insert(self, table: str, frame: pd.DataFrame) -> None:
+        """Add ``frame``'s rows; its columns are exactly the table's, in order."""
+
+
+@contextlib.contextmanager
+def writer(con: ibis.BaseBackend, schema: str | None) -> Iterator[TableWriter]:
+    """Changes to the result tables in ``schema``, applied as one unit as far as the backend allows.
+
+    DuckDB and PostgreSQL run every change in one transaction: all of them or none. Spark has no
+    multi-statement transactions: there, the changes are collected and applied when the block
+    ends without an error, one table at a time, in the order the tables were first touched; each
+    table is swapped whole (see :class:`SparkWriter`), so the change is atomic per table, not
+    across tables. A caller orders its tables so that an interruption between two of them is
+    repaired by the next write.
+    """
+    if con.name == "pyspark":
+        changes = SparkWriter(con, schema)
+        yield changes
+        changes.apply()
+        return
+    with transaction(con) as cursor:
+        yield TransactionWriter(con, cursor, schema)
+
+
+def finish_interrupted_writes(con: ibis.BaseBackend, schema: str | None, tables: Iterable[str]) -> None:
+    """Complete table swaps that a crash cut short (Spark only; transactions need no repair)."""
+    if con.name != "pyspark":
+        return
+    present = set(con.list_tables(database=schema))
+    for table in tables:
+        _finish_spark_swap(con, schema, table, present)
+
+
+# DuckDB and PostgreSQL: one transaction.
 
 
 @contextlib.contextmanager
@@ -119,18 +296,34 @@ def transaction(con: ibis.BaseBackend) -> Iterator[Any]:
         with con.con.cursor() as cursor, con.con.transaction():
             yield cursor
     else:
-        raise WarehouseError(f"writing results is not supported on {con.name} yet")
+        raise WarehouseError(f"{con.name} has no transactions driftline can use; write through backends.writer()")
+
+
+@dataclass
+class TransactionWriter:
+    """Runs each change at once, inside the caller's transaction."""
+
+    con: ibis.BaseBackend
+    cursor: Any
+    schema: str | None
+
+    def delete(self, table: str, column: str, values: Iterable[Any]) -> None:
+        values = list(values)
+        if not values:
+            return
+        marks = ", ".join([placeholder(self.con)] * len(values))
+        column_sql = sge.to_identifier(column, quoted=True).sql(dialect=self.con.dialect)
+        self.cursor.execute(f"DELETE FROM {self._name(table)} WHERE {column_sql} IN ({marks})", values)
+
+    def insert(self, table: str, frame: pd.DataFrame) -> None:
+        insert_frame(self.con, self.cursor, self._name(table), frame)
+
+    def _name(self, table: str) -> str:
+        return qualified_name(self.con, table, self.schema)
 
 
 def placeholder(con: ibis.BaseBackend) -> str:
     return "%s" if con.name == "postgres" else "?"
-
-
-def qualified_name(con: ibis.BaseBackend, table: str, schema: str | None) -> str:
-    """A quoted, dialect-correct table name for the few statements written by hand."""
-    import sqlglot.expressions as sge
-
-    return sge.table_(table, db=schema, quoted=True).sql(dialect=con.name)
 
 
 def insert_frame(con: ibis.BaseBackend, cursor: Any, table_sql: str, frame: Any) -> None:
@@ -152,6 +345,140 @@ def insert_frame(con: ibis.BaseBackend, cursor: Any, table_sql: str, frame: Any)
 
 def _is_missing(value: Any) -> bool:
     try:
-        return value is None or value != value  # NaN and NaT
+        return value is None or value is pd.NA or bool(value != value)  # NaN, NaT and pandas' NA
     except (TypeError, ValueError):
         return False
+
+
+# Spark: no transactions, and plain parquet tables cannot DELETE.
+
+
+@dataclass
+class _PendingChange:
+    removals: dict[str, set[Any]] = field(default_factory=dict)
+    additions: list[pd.DataFrame] = field(default_factory=list)
+
+
+@dataclass
+class SparkWriter:
+    """Collects the changes, then applies them table by table when :meth:`apply` is called.
+
+    A table that only gains rows gets them with one ``INSERT``: Spark's commit protocol adds the
+    new files when the job succeeds, and a failed job adds none. A table that also loses rows is
+    rewritten: its kept rows and the new ones are written to a staging table
+    ``<table>__driftline_new``, which then takes the table's place by two renames (the old table
+    becomes ``<table>__driftline_old`` and is dropped). Readers see the old table or the new
+    one, never a half-written one; for the instant between the renames the table is missing.
+    If the process dies between the renames, :func:`finish_interrupted_writes` completes the
+    swap on the next run. Rewriting costs a read and a write of the whole table: fine for the
+    result tables, which hold aggregates.
+    """
+
+    con: ibis.BaseBackend
+    schema: str | None
+    pending: dict[str, _PendingChange] = field(default_factory=dict)
+
+    def delete(self, table: str, column: str, values: Iterable[Any]) -> None:
+        removals = self.pending.setdefault(table, _PendingChange()).removals
+        removals.setdefault(column, set()).update(values)
+
+    def insert(self, table: str, frame: pd.DataFrame) -> None:
+        self.pending.setdefault(table, _PendingChange()).additions.append(frame)
+
+    def apply(self) -> None:
+        for table, change in self.pending.items():
+            self._apply(table, change)
+        self.pending.clear()
+
+    def _apply(self, table: str, change: _PendingChange) -> None:
+        target = self.con.table(table, database=self.schema)
+        new_rows = [ibis.memtable(f, schema=target.schema()) for f in change.additions if not f.empty]
+        doomed = _any_of(target, change.removals)
+        try:
+            if doomed is not None and target.filter(doomed).count().execute() > 0:
+                kept = target.filter(~doomed)
+                _swap_spark_table(self.con, self.schema, table, ibis.union(kept, *new_rows, distinct=False))
+            elif new_rows:
+                self.con.insert(table, ibis.union(*new_rows, distinct=False), database=self.schema)
+        finally:
+            # ibis registers each in-memory frame as a temporary view that lives as long as the
+            # session; a long-lived process (an orchestrator worker) would pile them up.
+            for rows in new_rows:
+                self.con.drop_view(rows.get_name(), force=True)
+
+
+def _any_of(table: ir.Table, removals: dict[str, set[Any]]) -> ir.BooleanValue | None:
+    """True for the rows to remove, false (never null) for the rows to keep."""
+    tests = [table[column].isin(sorted(values)).fill_null(False) for column, values in removals.items() if values]
+    return ibis.or_(*tests) if tests else None
+
+
+def _swap_names(table: str) -> tuple[str, str]:
+    return f"{table}__driftline_new", f"{table}__driftline_old"
+
+
+def _swap_spark_table(con: ibis.BaseBackend, schema: str | None, table: str, contents: ir.Table) -> None:
+    """Replace ``table`` by ``contents``: write a staging table, then swap names."""
+    staging, retired = _swap_names(table)
+    con.drop_table(staging, database=schema, force=True)
+    con.drop_table(retired, database=schema, force=True)
+    # Reading ``table`` while writing another table is fine; Spark cannot overwrite a table it
+    # reads from, which is why the rows are not written back into ``table`` directly.
+    con.create_table(staging, contents, database=schema)
+    _rename(con, schema, table, retired)
+    try:
+        _rename(con, schema, staging, table)
+    except Exception:
+        _rename(con, schema, retired, table)  # put the old table back; the staging one is dropped next time
+        raise
+    con.drop_table(retired, database=schema, force=True)
+
+
+def _finish_spark_swap(con: ibis.BaseBackend, schema: str | None, table: str, present: set[str]) -> None:
+    """After a crash mid-swap: a complete staging table wins, else the old table comes back."""
+    staging, retired = _swap_names(table)
+    if table not in present:
+        if staging in present:  # written in full before the first rename: roll forward
+            _rename(con, schema, staging, table)
+            present = present - {staging}
+        elif retired in present:
+            _rename(con, schema, retired, table)
+            present = present - {retired}
+    for leftover in {staging, retired} & present:
+        con.drop_table(leftover, database=schema, force=True)
+
+
+def _rename(con: ibis.BaseBackend, schema: str | None, old: str, new: str) -> None:
+    statement = sge.Alter(
+        this=sge.table_(old, db=schema, quoted=True),
+        kind="TABLE",
+        actions=[sge.AlterRename(this=sge.table_(new, db=schema, quoted=True))],
+    )
+    con.raw_sql(statement.sql(dialect=con.dialect))
+
+
+# -- views and JSON over the result tables --------------------------------------------------------
+
+
+def create_view(con: ibis.BaseBackend, name: str, expr: ir.Table, schema: str | None) -> None:
+    """Create or replace the view ``name`` over ``expr`` in ``schema``.
+
+    ibis makes Spark views TEMPORARY: gone with the session and invisible to BI tools. Spark
+    gets a view stored in its catalog instead.
+    """
+    if con.name != "pyspark":
+        con.create_view(name, expr, database=schema, overwrite=True)
+        return
+    view = sge.table_(name, db=schema, quoted=True).sql(dialect=con.dialect)
+    con.raw_sql(f"CREATE OR REPLACE VIEW {view} AS {con.compile(expr)}")
+
+
+def json_number(value: ir.JSONValue, dialect: str) -> ir.FloatingValue:
+    """A JSON value as a double; null when it is missing or not a number.
+
+    On Spark, ibis unwraps JSON with a Python UDF of the session, which a stored view cannot
+    call; Spark's own ``TRY_CAST`` of the extracted text does the same for numbers.
+    """
+    if dialect == "pyspark":
+        return value.cast("string").try_cast("float64")
+    return value.unwrap_as("float64")

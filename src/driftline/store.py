@@ -1,11 +1,11 @@
 """The result tables: created on first use, migrated additively, and written one window at a
-time in a single transaction (re-running a window replaces its rows; nothing half-written)."""
+time as one unit (re-running a window replaces its rows; nothing half-written)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, ContextManager, Iterable
 
 import ibis
 import pandas as pd
@@ -25,6 +25,12 @@ class WindowRecord:
 
 
 class ResultStore:
+    """The result tables of one connection, in ``schema`` (None: the connection's default).
+
+    Every write goes through :func:`driftline.backends.writer`: one transaction on DuckDB and
+    PostgreSQL; on Spark, one atomic swap per table, in the order the tables are touched here.
+    """
+
     def __init__(self, con: ibis.BaseBackend, schema: str | None = None):
         self.con = con
         self.schema = schema
@@ -35,6 +41,8 @@ class ResultStore:
         """Create missing tables and add missing columns (never drop or rename)."""
         if self.schema and self.schema not in self.con.list_databases():
             self.con.create_database(self.schema, force=True)
+        # Before looking for missing tables: a table caught mid-swap must not be recreated empty.
+        backends.finish_interrupted_writes(self.con, self.schema, TABLES)
         existing = set(self.con.list_tables(database=self.schema))
         for name, schema in TABLES.items():
             if name not in existing:
@@ -43,17 +51,8 @@ class ResultStore:
             present = set(self.con.table(name, database=self.schema).columns)
             for column, dtype in schema.items():
                 if column not in present:
-                    self._add_column(name, column, dtype)
+                    backends.add_column(self.con, name, self.schema, column, dtype)
         self._create_views()
-
-    def _add_column(self, table: str, column: str, dtype: Any) -> None:
-        import sqlglot.expressions as sge
-
-        from ibis.backends.sql.datatypes import TYPE_MAPPERS  # type: ignore[attr-defined]
-
-        sql_type = TYPE_MAPPERS[self.con.name].from_ibis(dtype).sql(self.con.name)
-        column_sql = sge.to_identifier(column, quoted=True).sql(self.con.name)
-        self.con.raw_sql(f"ALTER TABLE {self._name(table)} ADD COLUMN {column_sql} {sql_type}")
 
     def _create_views(self) -> None:
         try:
@@ -65,8 +64,9 @@ class ResultStore:
     def table(self, name: str) -> ibis.Table:
         return self.con.table(name, database=self.schema)
 
-    def _name(self, table: str) -> str:
-        return backends.qualified_name(self.con, table, self.schema)
+    def writer(self) -> ContextManager[backends.TableWriter]:
+        """Deletes and inserts on these tables, applied together when the block ends."""
+        return backends.writer(self.con, self.schema)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -76,6 +76,13 @@ class ResultStore:
         latest = runs.filter((runs.monitor == monitor) & (runs.status == "success")).window_end.max()
         value = latest.execute()
         return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+    def windows_with_reason(self, monitor: str, reason: str) -> list[Window]:
+        """Windows of ``monitor`` with a stored result whose details give ``reason``."""
+        results = self.table(RESULTS)
+        found = results.filter((results.monitor == monitor) & results.details.contains(reason))
+        frame = found.select("window_start", "window_end").distinct().execute()
+        return [Window(pd.Timestamp(r.window_start).to_pydatetime(), pd.Timestamp(r.window_end).to_pydatetime()) for r in frame.itertuples()]
 
     def load_profile(self, key: str) -> str | None:
         profiles = self.table(PROFILES)
@@ -87,46 +94,74 @@ class ResultStore:
             "profile_key": key, "monitor": monitor, "reference_start": window.start,
             "reference_end": window.end, "created_at": created_at, "profile": profile,
         }
-        with backends.transaction(self.con) as cursor:
-            self._delete(cursor, PROFILES, "profile_key", key)
-            backends.insert_frame(self.con, cursor, self._name(PROFILES), _frame(PROFILES, [row]))
+        with self.writer() as write:
+            write.delete(PROFILES, "profile_key", [key])
+            write.insert(PROFILES, _frame(PROFILES, [row]))
 
     # -- writing --------------------------------------------------------------------------------
 
     def mark_running(self, run: dict[str, Any]) -> None:
-        with backends.transaction(self.con) as cursor:
-            backends.insert_frame(self.con, cursor, self._name(RUNS), _frame(RUNS, [run]))
+        with self.writer() as write:
+            write.insert(RUNS, _frame(RUNS, [run]))
 
     def replace_window(self, record: WindowRecord) -> None:
-        """Swap this window's previous rows for the new ones, in one transaction."""
+        """Swap this window's previous rows for the new ones: no duplicates, nothing half-written.
+
+        One transaction on DuckDB and PostgreSQL. On Spark each table is swapped atomically, the
+        run row last, so readers never see a window twice, but a failure between two tables
+        leaves the window half replaced: the run row, still ``running`` (or ``error`` once
+        :meth:`record_error` has run), says so, and the window's next run finds every run id of
+        the window in ``driftline_runs`` and sweeps all their rows away.
+        """
         run = record.run
-        with backends.transaction(self.con) as cursor:
-            previous = self._run_ids(cursor, run["monitor"], run["window_start"])
-            for run_id in previous:
-                for table in (RESULTS, HISTOGRAMS, RUNS):
-                    self._delete(cursor, table, "run_id", run_id)
-            self._delete(cursor, RUNS, "run_id", run["run_id"])
-            backends.insert_frame(self.con, cursor, self._name(RUNS), _frame(RUNS, [run]))
-            backends.insert_frame(self.con, cursor, self._name(RESULTS), _frame(RESULTS, record.results))
-            backends.insert_frame(self.con, cursor, self._name(HISTOGRAMS), _frame(HISTOGRAMS, record.histograms))
+        with self.writer() as write:
+            previous = self._run_ids(run["monitor"], run["window_start"])
+            write.delete(RESULTS, "run_id", previous)
+            write.delete(HISTOGRAMS, "run_id", previous)
+            write.insert(RESULTS, _frame(RESULTS, record.results))
+            write.insert(HISTOGRAMS, _frame(HISTOGRAMS, record.histograms))
+            write.delete(RUNS, "run_id", [*previous, run["run_id"]])
+            write.insert(RUNS, _frame(RUNS, [run]))
 
     def record_error(self, run: dict[str, Any]) -> None:
-        """A failed evaluation: its run row says error; earlier good results stay untouched."""
-        with backends.transaction(self.con) as cursor:
-            self._delete(cursor, RUNS, "run_id", run["run_id"])
-            backends.insert_frame(self.con, cursor, self._name(RUNS), _frame(RUNS, [run]))
+        """A failed evaluation: its run row says error, and none of its rows stay behind.
 
-    def _run_ids(self, cursor: Any, monitor: str, window_start: datetime) -> list[str]:
-        mark = backends.placeholder(self.con)
-        cursor.execute(
-            f"SELECT run_id FROM {self._name(RUNS)} WHERE monitor = {mark} AND window_start = {mark}",
-            [monitor, window_start],
-        )
-        return [row[0] for row in cursor.fetchall()]
+        Earlier good results of the window stay untouched. The deletes only find rows on Spark,
+        where a ``replace_window`` that failed midway may have changed some tables already.
+        """
+        with self.writer() as write:
+            write.delete(RESULTS, "run_id", [run["run_id"]])
+            write.delete(HISTOGRAMS, "run_id", [run["run_id"]])
+            write.delete(RUNS, "run_id", [run["run_id"]])
+            write.insert(RUNS, _frame(RUNS, [run]))
 
-    def _delete(self, cursor: Any, table: str, column: str, value: Any) -> None:
-        mark = backends.placeholder(self.con)
-        cursor.execute(f'DELETE FROM {self._name(table)} WHERE "{column}" = {mark}', [value])
+    # -- alert episodes (read and written by driftline.alerts and driftline.outbox) -------------
+
+    def alert_state(self, monitor: str) -> pd.DataFrame:
+        """The episodes of ``monitor`` that alerting needs, in one query: the latest episode of
+        each fingerprint, and every episode with a notification still pending."""
+        alerts = self.table(ALERTS)
+        mine = alerts.filter(alerts.monitor == monitor)
+        newest_first = ibis.row_number().over(group_by=mine.fingerprint, order_by=ibis.desc(mine.opened_at))
+        ranked = mine.mutate(_rank=newest_first)
+        wanted = ranked.filter((ranked._rank == 0) | (ranked.notify_status == "pending"))
+        return wanted.drop("_rank").execute()
+
+    def save_alerts(self, rows: list[dict[str, Any]]) -> None:
+        """Insert episodes, replacing those with the same ``alert_id``, as one unit."""
+        if not rows:
+            return
+        with self.writer() as write:
+            write.delete(ALERTS, "alert_id", [row["alert_id"] for row in rows])
+            write.insert(ALERTS, _frame(ALERTS, rows))
+
+    # -------------------------------------------------------------------------------------------
+
+    def _run_ids(self, monitor: str, window_start: datetime) -> list[str]:
+        """Every run id recorded for this window, the one being written included."""
+        runs = self.table(RUNS)
+        found = runs.filter((runs.monitor == monitor) & (runs.window_start == ibis.literal(window_start, "timestamp")))
+        return sorted(set(found.run_id.execute()))
 
 
 def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
