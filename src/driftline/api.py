@@ -13,23 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import ibis
 
 from driftline import backends
 from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor, bind_monitor
-from driftline.errors import ConfigError, ConfigErrors, DriftlineError, Location
+from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
 from driftline.judge import FAIL, SEVERITY, WARN
 from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
-from driftline.plan.profile import ColumnBins, ReferenceProfile, now_utc, profile_key
-from driftline.plan.source import CURRENT, REFERENCE
+from driftline.plan.profile import now_utc
 from driftline.project import Project, load_project
 from driftline.runner import WindowEvaluator, WindowOutcome
 from driftline.spec.types import to_utc_naive
 from driftline.store import ResultStore
-from driftline.windows import Window, due_windows, last_due_end, reference_window, windows_between
+from driftline.windows import Window, due_windows, last_due_end, windows_between
 
 EXIT_OK, EXIT_WARN, EXIT_FAIL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -68,10 +67,8 @@ class Workspace:
         for loaded in self.project.select(list(names or [])):
             try:
                 bound.append(bind_monitor(loaded, self.con, self.project.macros, dialect))
-            except ConfigErrors as error:
-                problems.extend(error.errors)
             except ConfigError as error:
-                problems.append(error)
+                problems.extend(problems_of(error))
         if problems:
             raise ConfigErrors(problems)
         return bound

@@ -210,6 +210,22 @@ def _interpolated_quantile(column: ir.NumericColumn, probability: float) -> ir.S
     return ordered[low] + (position - low.cast("float64")) * (ordered[high] - ordered[low])
 
 
+def find_table(con: ibis.BaseBackend, name: str) -> ir.Table:
+    """The table ``[catalog.][schema.]table``; LookupError with close matches when missing."""
+    from driftline.spec.errors import did_you_mean
+
+    table, database = table_reference(name)
+    try:
+        return con.table(table, database=database)
+    except Exception:
+        pass
+    try:
+        known = con.list_tables(database=database)
+    except Exception:
+        known = []
+    raise LookupError(f"table {name!r} not found{did_you_mean(table, known)}")
+
+
 def table_reference(name: str) -> tuple[str, tuple[str, ...] | str | None]:
     """``[catalog.][schema.]table`` → (table, database) as ibis expects."""
     parts = name.split(".")

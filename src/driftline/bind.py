@@ -14,7 +14,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from driftline import backends
-from driftline.errors import ConfigError, ConfigErrors, WarehouseError
+from driftline.errors import ConfigError, ConfigErrors
 from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
 from driftline.plan.frame import resolve_labels
 from driftline.plan.model_checks import validate_model_checks
@@ -74,19 +74,10 @@ def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
             return con.sql(source.sql)
         except Exception as error:
             raise ConfigError(f"source.sql: the warehouse rejected it: {_first_line(error)}", loaded.positions.locate(("source", "sql"))) from None
-    name, database = backends.table_reference(source.table)
     try:
-        return con.table(name, database=database)
-    except Exception:
-        pass
-    try:
-        known = con.list_tables(database=database)
-    except Exception as error:
-        raise WarehouseError(f"cannot list tables: {_first_line(error)}") from None
-    raise ConfigError(
-        f"source.table: table {source.table!r} not found{did_you_mean(name, known)}",
-        loaded.positions.locate(("source", "table")),
-    )
+        return backends.find_table(con, source.table)
+    except LookupError as error:
+        raise ConfigError(f"source.table: {error}", loaded.positions.locate(("source", "table"))) from None
 
 
 def _check_columns(loaded: LoadedMonitor, schema: Mapping[str, dt.DataType], problems: list[ConfigError]) -> None:

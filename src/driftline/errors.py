@@ -50,5 +50,10 @@ class ConfigErrors(ConfigError):
         return "\n".join(str(e) for e in self.errors)
 
 
+def problems_of(error: ConfigError) -> list[ConfigError]:
+    """The single problems inside ``error`` (itself, unless it already holds several)."""
+    return list(error.errors) if isinstance(error, ConfigErrors) else [error]
+
+
 class WarehouseError(DriftlineError):
     """The warehouse is unreachable, or a table, column or query failed there."""

@@ -9,7 +9,7 @@ from typing import Mapping
 
 from pydantic import Field
 
-from driftline.errors import ConfigError, ConfigErrors, Location
+from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
 from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
 from driftline.spec.models import Strict
 from driftline.spec.yaml_source import load_yaml
@@ -96,10 +96,8 @@ def load_project(
     macros = {}
     try:
         macros = load_macros(sorted((root / "macros").glob("*.yml")))
-    except ConfigErrors as error:
-        problems.extend(error.errors)
     except ConfigError as error:
-        problems.append(error)
+        problems.extend(problems_of(error))
     if problems:
         raise ConfigErrors(problems)
     url = connection or env.get(CONNECTION_ENV) or settings.connection
@@ -112,11 +110,8 @@ def _load_monitors(root: Path, env: Mapping[str, str], problems: list[ConfigErro
     for file in files:
         try:
             loaded = load_monitor_file(file, env)
-        except ConfigErrors as error:
-            problems.extend(error.errors)
-            continue
         except ConfigError as error:
-            problems.append(error)
+            problems.extend(problems_of(error))
             continue
         for monitor in loaded:
             if monitor.name in monitors:

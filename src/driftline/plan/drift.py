@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from driftline import stats
-from driftline.plan.profile import ColumnBins, ReferenceProfile, SegmentKey
+from driftline.plan.profile import ColumnBins, SegmentKey
 from driftline.spec.models import CheckBase, DriftCheck, check_name
 
 EXACT_METHODS = ("ks", "wasserstein")

@@ -53,18 +53,8 @@ def with_labels(rows: ir.Table, model: Model, labels: ir.Table | None) -> ir.Tab
 def labels_table(con: ibis.BaseBackend, name: str) -> ir.Table:
     """The labels table by its ``[catalog.][schema.]table`` name; LookupError when missing."""
     from driftline import backends
-    from driftline.spec.errors import did_you_mean
 
-    table, database = backends.table_reference(name)
-    try:
-        return con.table(table, database=database)
-    except Exception:
-        pass
-    try:
-        known = con.list_tables(database=database)
-    except Exception:
-        known = []
-    raise LookupError(f"table {name!r} not found{did_you_mean(table, known)}")
+    return backends.find_table(con, name)
 
 
 def has_labels(model: Model | None) -> bool:

@@ -6,7 +6,6 @@ Every model forbids unknown keys, so a misspelled key is an error with a close-m
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
