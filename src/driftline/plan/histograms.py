@@ -134,8 +134,10 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
             steps = [value >= edge for edge in column_bins.edges]
         metrics[layout.valid_alias(c)] = value.count()
         for k, step in enumerate(steps):
-            # count(where=), not sum(cast(...)): PostgreSQL cannot cast a boolean to bigint.
-            metrics[layout.step_alias(c, k)] = rows.count(where=step)
+            # sum(cast(step as int)), not count(where=step): DuckDB runs COUNT(*) FILTER (WHERE ...)
+            # about 3x slower, and this query holds hundreds of them (benchmarks/RESULTS.md).
+            # ibis casts to INT first, which PostgreSQL accepts (it cannot cast a boolean to bigint).
+            metrics[layout.step_alias(c, k)] = step.sum()
     keys = {layout.segment_alias(i): as_text(rows[s]) for i, s in enumerate(layout.segments)}
     return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
 
