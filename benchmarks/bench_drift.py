@@ -1,0 +1,204 @@
+"""Drift benchmark (issue 2): PSI drift on every feature, a fixed 30-day reference against a
+7-day current window, on DuckDB.
+
+Measured in one session, medians of ``--repeat`` runs:
+
+- the floor: one DuckDB query reading the monitored columns once (``count(*)`` + ``sum``/``max``
+  per column) over the reference + current rows, and over the current rows alone;
+- the first run: builds the reference profile (edges, categories) and counts both windows;
+  the cached profile is deleted before every repetition;
+- the steady-state run: the profile is cached, only the current window is read;
+- how queries and time grow with 5, 25 and 100 monitored columns (a wider table);
+- a breakdown of one first and one steady run: time inside the warehouse queries vs the rest;
+- peak RSS of a fresh driftline process doing a first run, a steady-state run, and nothing.
+
+    python benchmarks/bench_drift.py [--repeat 5] [--no-scaling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import (  # noqa: E402
+    DATA, Bench, timed, categorical_features, load_average, machine, measure_monitor, monitor_spec, numeric_features,
+    peak_rss_mb, run_child, save, write_project,
+)
+from make_data import DEFAULT_DB  # noqa: E402
+
+WIDE_DB = DATA / "bench_wide.duckdb"
+PROJECTS = DATA / "projects"
+MAIN = ("drift_25", 20, 5, ())
+MAIN_SEGMENTED = ("drift_25_segmented", 20, 5, ("segment",))
+SCALING = (("drift_wide_5", 4, 1), ("drift_wide_25", 20, 5), ("drift_wide_100", 80, 20))
+
+
+def project_for(name: str, database: Path, numeric: int, categorical: int, segments=()) -> Path:
+    return write_project(PROJECTS / name, database, [monitor_spec(name, numeric, categorical, segments)])
+
+
+def measure(project: Path, monitor: str, numeric: int, categorical: int, segments, repeat: int) -> dict:
+    """Floors, first run and steady-state run of one drift monitor, in one workspace."""
+    floor_columns = (numeric_features(numeric), [*categorical_features(categorical), *segments])
+    return {"numeric": numeric, "categorical": categorical, **measure_monitor(project, monitor, *floor_columns, repeat)}
+
+
+def breakdown(project: Path, monitor: str) -> dict:
+    """One first and one steady run with every warehouse query timed (compile + execute + fetch)."""
+    bench = Bench(project, monitor)
+    evaluator = bench.evaluator
+    original = evaluator._execute
+    log: list[float] = []
+
+    def execute(expr):
+        started = time.perf_counter()
+        try:
+            return original(expr)
+        finally:
+            log.append(time.perf_counter() - started)
+
+    evaluator._execute = execute
+    bench.run()  # warm
+    figures = {}
+    for label, setup in (("first_run", bench.forget_profile), ("steady_run", None)):
+        if setup:
+            setup()
+        log.clear()
+        started = time.perf_counter()
+        outcome = bench.run()
+        total = time.perf_counter() - started
+        figures[label] = {"total_s": total, "queries": outcome.queries, "query_s": list(log), "outside_queries_s": total - sum(log)}
+    bench.close()
+    return figures
+
+
+def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
+    """The counting query as driftline compiles it (``SUM(CAST(step AS INT))`` per bin) against
+    the same query with ``COUNT(*) FILTER (WHERE step)``, what ``count(where=)`` compiles to on
+    DuckDB and what driftline used before; both run as SQL on the same connection."""
+    import re
+
+    import ibis
+
+    from driftline.plan.source import CURRENT, REFERENCE
+    from driftline.windows import reference_window
+
+    bench = Bench(project, monitor)
+    bench.run()  # stores the profile
+    evaluator = bench.evaluator
+    reference = reference_window(evaluator.monitor.reference, bench.window)
+    profile, cached = evaluator._profile(reference)
+    assert cached
+    figures = {}
+    for label, windows, runs in (
+        ("current window", {CURRENT: bench.window}, repeat),
+        ("both windows (first run)", {CURRENT: bench.window, REFERENCE: reference}, max(1, repeat - 1)),
+    ):
+        expr, _ = evaluator.plan.counts_query(windows, profile.bins)
+        now = str(ibis.to_sql(expr, dialect="duckdb"))
+        before = re.sub(r"SUM\(CAST\((.*?) AS INT\)\)", r"COUNT(*) FILTER(WHERE \1)", now, flags=re.S)
+        assert before != now and "SUM(CAST" not in before
+        sum_t = timed(lambda: bench.sql(now), runs, warmup=1)
+        filter_t = timed(lambda: bench.sql(before), runs, warmup=0)
+        same = sorted(bench.sql(now)) == sorted(bench.sql(before))
+        figures[label] = {"sum_s": sum_t.median, "filter_s": filter_t.median, "runs": runs, "same_counts": same}
+        print(f"  {label}: FILTER {filter_t.median:.2f}s, SUM(CAST) {sum_t.median:.2f}s, same counts: {same}", flush=True)
+    bench.close()
+    return figures
+
+
+def child(mode: str, project: str, monitor: str) -> None:
+    """A fresh process: peak RSS of opening the workspace and doing one run of ``mode``."""
+    bench = Bench(Path(project), monitor)
+    started = time.perf_counter()
+    queries = 0
+    if mode == "first":
+        bench.forget_profile()
+        started = time.perf_counter()
+        queries = bench.run().queries
+    elif mode == "steady":
+        queries = bench.run().queries
+    bench.close()
+    print(json.dumps({"mode": mode, "seconds": time.perf_counter() - started, "queries": queries, "peak_rss_mb": peak_rss_mb()}))
+
+
+def memory(project: Path, monitor: str, repeat: int = 3) -> dict:
+    figures = {}
+    for mode in ("idle", "first", "steady"):
+        runs = [run_child(sys.executable, Path(__file__), ["--child", mode, str(project), monitor]) for _ in range(repeat)]
+        figures[mode] = {
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "peak_rss_mb_runs": [r["peak_rss_mb"] for r in runs],
+            "seconds_runs": [r["seconds"] for r in runs],
+            "queries": runs[-1]["queries"],
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 5/25/100-column table")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "PROJECT", "MONITOR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    if not DEFAULT_DB.exists():
+        sys.exit(f"{DEFAULT_DB} is missing: run python benchmarks/make_data.py first")
+
+    payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat}
+    name, numeric, categorical, segments = MAIN
+    main_project = project_for(name, DEFAULT_DB, numeric, categorical, segments)
+    print(f"[drift] {name}: floors, first and steady runs ({args.repeat} repetitions) ...", flush=True)
+    payload["main"] = measure(main_project, name, numeric, categorical, segments, args.repeat)
+    _report(payload["main"])
+
+    name_s, numeric_s, categorical_s, segments_s = MAIN_SEGMENTED
+    segmented_project = project_for(name_s, DEFAULT_DB, numeric_s, categorical_s, segments_s)
+    print(f"[drift] {name_s} ...", flush=True)
+    payload["segmented"] = measure(segmented_project, name_s, numeric_s, categorical_s, segments_s, args.repeat)
+    _report(payload["segmented"])
+
+    print("[drift] breakdown of one first and one steady run ...", flush=True)
+    payload["breakdown"] = breakdown(main_project, name)
+    print("[drift] the counting query: COUNT(*) FILTER vs SUM(CAST) ...", flush=True)
+    payload["counting_forms"] = counting_forms(main_project, name)
+    print("[drift] peak RSS in fresh processes ...", flush=True)
+    payload["memory"] = memory(main_project, name)
+    print(json.dumps(payload["memory"], indent=1), flush=True)
+
+    if not args.no_scaling:
+        if not WIDE_DB.exists():
+            from make_data import make
+
+            print(f"[drift] generating {WIDE_DB.name} (80 numeric + 20 categorical) ...", flush=True)
+            make(WIDE_DB, numeric=80, categorical=20)
+        payload["scaling"] = []
+        for name_w, numeric_w, categorical_w in SCALING:
+            print(f"[drift] scaling: {name_w} ...", flush=True)
+            project = project_for(name_w, WIDE_DB, numeric_w, categorical_w)
+            payload["scaling"].append(measure(project, name_w, numeric_w, categorical_w, (), args.repeat))
+            _report(payload["scaling"][-1])
+    print(f"[drift] results: {save('drift', payload)}")
+
+
+def _report(m: dict) -> None:
+    print(
+        f"  floor both {m['floor_both']['median_s']:.3f}s, floor current {m['floor_current']['median_s']:.3f}s, "
+        f"first {m['first_run']['median_s']:.3f}s ({m['first_run']['queries']} queries, {m['first_over_floor_both']:.1f}x floor), "
+        f"steady {m['steady_run']['median_s']:.3f}s ({m['steady_run']['queries']} queries, "
+        f"{m['steady_over_floor_current']:.1f}x current floor, {m['steady_over_floor_both']:.1f}x both-window floor), "
+        f"load {m['load_average'][0]:.1f}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Render ``benchmarks/data/results/*.json`` (written by the bench scripts) as tables in
+``benchmarks/data/results/tables.md``, which RESULTS.md quotes. Run by ``run_all.py``.
+
+    python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "data" / "results"
+OUT = RESULTS_DIR / "tables.md"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def s(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}×"
+
+
+def spread(timing: dict) -> str:
+    return f"{s(timing['median_s'])} ({timing['min_s']:.2f}–{timing['max_s']:.2f})"
+
+
+def machine_table(m: dict) -> list[str]:
+    return [
+        "| | |", "|---|---|",
+        f"| CPU | {m['cpu']}, `nproc` = {m['nproc']} |",
+        f"| memory | {m['memory_gb']} GB |",
+        f"| OS | {m['os']} |",
+        f"| Python | {m['python']} |",
+        f"| duckdb / ibis-framework | {m['duckdb']} / {m['ibis']} |",
+    ]
+
+
+def drift_tables(d: dict) -> list[str]:
+    out = ["### Drift: 25 features, 30-day reference vs 7-day window", ""]
+    out += [
+        "| monitor | floor, both windows | floor, current window | first run | queries | first ÷ floor(both) | steady run | queries | steady ÷ floor(current) | steady ÷ floor(both) | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("main", "segmented"):
+        m = d.get(key)
+        if not m:
+            continue
+        label = f"`{m['monitor']}`" + (f" (segments: {', '.join(m['segments'])})" if m["segments"] else "")
+        out.append(
+            f"| {label} | {spread(m['floor_both'])} | {spread(m['floor_current'])} | {spread(m['first_run'])} | "
+            f"{m['first_run']['queries']} | **{x(m['first_over_floor_both'])}** | {spread(m['steady_run'])} | "
+            f"{m['steady_run']['queries']} | **{x(m['steady_over_floor_current'])}** | **{x(m['steady_over_floor_both'])}** | "
+            f"{m['load_average'][0]:.1f} |"
+        )
+    out.append("")
+    b = d.get("breakdown")
+    if b:
+        out += ["Where one run's time goes (`drift_25`, one run each, every query timed from ibis compile to the pandas frame):", ""]
+        out += ["| run | total | query 1 | query 2 | query 3 | outside the queries (plan, judge, store) |", "|---|---|---|---|---|---|"]
+        names = {"first_run": ["edges (exact quantiles)", "categories", "counts, both windows"], "steady_run": ["counts, current window"]}
+        for run, f in b.items():
+            cells = [f"{names[run][i] if i < len(names[run]) else 'query'}: {s(q)}" for i, q in enumerate(f["query_s"])]
+            cells += ["—"] * (3 - len(cells))
+            out.append(f"| {run.replace('_', ' ')} | {s(f['total_s'])} | {' | '.join(cells)} | {s(f['outside_queries_s'])} |")
+        out.append("")
+    forms = d.get("counting_forms")
+    if forms:
+        out += ["The counting query with `COUNT(*) FILTER (WHERE …)` (before) and `SUM(CAST(… AS INT))` (now), same edges, run as SQL:", ""]
+        out += ["| window | FILTER (before) | SUM(CAST) (now) | speed-up |", "|---|---|---|---|"]
+        for window, f in forms.items():
+            out.append(f"| {window} | {s(f['filter_s'])} | {s(f['sum_s'])} | {x(f['filter_s'] / f['sum_s'])} |")
+        out.append("")
+    scaling = d.get("scaling")
+    if scaling:
+        out += ["### Growth with the number of columns (`bench_wide.duckdb`: 5M rows, 80 numeric + 20 categorical; no segments)", ""]
+        out += [
+            "| columns | queries (first / steady) | floor both | first run | first ÷ floor(both) | floor current | steady run | steady ÷ floor(current) | steady ÷ floor(both) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m in scaling:
+            out.append(
+                f"| {m['columns']} ({m['numeric']} + {m['categorical']}) | {m['first_run']['queries']} / {m['steady_run']['queries']} | "
+                f"{s(m['floor_both']['median_s'])} | {s(m['first_run']['median_s'])} | {x(m['first_over_floor_both'])} | "
+                f"{s(m['floor_current']['median_s'])} | {s(m['steady_run']['median_s'])} | {x(m['steady_over_floor_current'])} | "
+                f"{x(m['steady_over_floor_both'])} |"
+            )
+        out.append("")
+    mem = d.get("memory")
+    if mem:
+        out += ["### Peak memory of a driftline process (`drift_25`, fresh process each, embedded DuckDB included)", ""]
+        out += ["| process | peak RSS (max of 3) | runs |", "|---|---|---|"]
+        labels = {"idle": "imports, opens the project, binds the monitor; no run", "first": "+ one first run", "steady": "+ one steady-state run"}
+        for mode, f in mem.items():
+            out.append(f"| {labels[mode]} | {f['peak_rss_mb']:.0f} MB | {', '.join(f'{v:.0f}' for v in f['peak_rss_mb_runs'])} |")
+        out.append("")
+    return out
+
+
+def evidently_tables(e: dict, d: dict | None) -> list[str]:
+    out = ["### Evidently `DataDriftPreset` on the same two windows", ""]
+    if e.get("error"):
+        return out + [f"Not measured: {e['error']}", ""]
+    out += [
+        "| configuration | load into pandas | preset | total | peak RSS | vs driftline first run: time / memory | vs steady run: time / memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    main = (d or {}).get("main")
+    mem = (d or {}).get("memory")
+    for method in ("default", "psi"):
+        f = e.get(method)
+        if not f:
+            continue
+        if f.get("error"):
+            out.append(f"| `{method}` | failed: {f['error'][:200]} | | | | | |")
+            continue
+        ratios = ["—", "—"]
+        if main and mem:
+            ratios = [
+                f"**{x(f['total_median_s'] / main[run]['median_s'])} faster / {x(f['peak_rss_mb'] / mem[kind]['peak_rss_mb'])} less**"
+                for run, kind in (("first_run", "first"), ("steady_run", "steady"))
+            ]
+        out.append(
+            f"| `DataDriftPreset({'' if method == 'default' else 'method=' + repr(method)})` | {s(f['load_median_s'])} | {s(f['preset_median_s'])} | "
+            f"{s(f['total_median_s'])} | {f['peak_rss_mb']:.0f} MB | {ratios[0]} | {ratios[1]} |"
+        )
+    versions = next((e[m] for m in ("default", "psi") if e.get(m) and not e[m].get("error")), None)
+    if versions:
+        out += ["", f"Evidently {versions['evidently']}, pandas {versions['pandas']}; {versions['rows_reference']:,} reference and {versions['rows_current']:,} current rows; medians of {e['repeat']} runs, each a fresh process."]
+    out.append("")
+    return out
+
+
+def metrics_tables(m: dict) -> list[str]:
+    out = ["### Drift + 10 model and data metrics, overall and per `segment` (5 values)", ""]
+    out += [
+        "| monitor | floor both | first run | queries | first ÷ floor(both) | floor current | steady run | queries | steady ÷ floor(current) | steady ÷ floor(both) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (("drift_only", "drift only"), ("drift_and_metrics", "drift + 10 metrics"), ("metrics_only", "10 metrics, no drift")):
+        f = m.get(key)
+        if not f:
+            continue
+        if f.get("error"):
+            out.append(f"| {label} | failed: {f['error'][:300]} | | | | | | | | |")
+            continue
+        out.append(
+            f"| {label} (`{f['monitor']}`) | {s(f['floor_both']['median_s'])} | {spread(f['first_run'])} | {f['first_run']['queries']} | "
+            f"{x(f['first_over_floor_both'])} | {s(f['floor_current']['median_s'])} | {spread(f['steady_run'])} | {f['steady_run']['queries']} | "
+            f"{x(f['steady_over_floor_current'])} | {x(f['steady_over_floor_both'])} |"
+        )
+    out.append("")
+    for run in ("first_run", "steady_run"):
+        added = m.get(f"metrics_added_{run}")
+        if added is not None:
+            out.append(f"- the metrics add **{added:+.0%}** to the drift-only {run.replace('_', ' ')} (target: at most +50 %)")
+    out.append("")
+    return out
+
+
+def main() -> None:
+    drift, evidently, metrics = load("drift"), load("evidently"), load("metrics")
+    some = drift or metrics or evidently
+    if some is None:
+        sys.exit("no results yet: run python benchmarks/run_all.py")
+    out = ["## Machine", ""] + machine_table(some["machine"]) + [""]
+    out += ["## Figures", ""]
+    if drift:
+        out += drift_tables(drift)
+    if evidently:
+        out += evidently_tables(evidently, drift)
+    if metrics:
+        out += metrics_tables(metrics)
+    stamps = [f"{n}: {r['recorded_at']} (load average at start {r['load_average_start'][0]:.1f}, at end {r['load_average_end'][0]:.1f})"
+              for n, r in (("drift", drift), ("metrics", metrics), ("evidently", evidently)) if r]
+    out += ["Recorded — " + "; ".join(stamps), ""]
+    OUT.write_text("\n".join(out))
+    print(f"wrote {OUT}")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
