@@ -156,3 +156,22 @@ def postgres_url() -> str:
     if not url:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV}, e.g. postgres://postgres@127.0.0.1:5432/test")
     return url
+
+
+# -- Slack ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """slack-sdk routes through HTTP(S)_PROXY when set; the fake Slack is on loopback."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def slack(no_proxy):
+    """A fake Slack Web API and webhook endpoint on 127.0.0.1 (tests/slack_server.py)."""
+    from slack_server import FakeSlack
+
+    with FakeSlack() as server:
+        yield server

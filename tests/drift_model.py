@@ -388,3 +388,20 @@ def compare_histograms(stored, data: dict[str, list], window_start: datetime) ->
             assert close(None if got_upper != got_upper else got_upper, upper)
         found.add((column, segment))
     assert found == set(by_column)
+
+
+def small_monitor(name: str, check: str, where: str | None = None) -> str:
+    """A one-check monitor over table `events` (ts, x numeric, cat categorical), daily windows."""
+    where_line = f"\n  where: \"{where}\"" if where else ""
+    return f"""
+name: {name}
+source:
+  table: events
+  timestamp: ts{where_line}
+schedule: {{every: 1d}}
+reference: {{start: 2026-01-01, end: 2026-01-08}}
+min_rows: 5
+features: {{numeric: [x], categorical: [cat]}}
+checks:
+  - drift: {check}
+"""

@@ -45,17 +45,7 @@ MONITOR = """
 STORY = [OK] * 5 + [WARN] * 4 + [FAIL] * 2 + [OK] * 2
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    """slack-sdk routes through HTTP(S)_PROXY when set; the fake Slack is on loopback."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as server:
-        yield server
+# The `slack` fake server fixture and the proxy clean-up live in conftest.py.
 
 
 def events(story: list[float], rows_per_day: int = 100) -> pd.DataFrame:
@@ -394,3 +384,8 @@ def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
     finally:
         con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         con.disconnect()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_without_proxy(no_proxy):
+    """Every test here talks to 127.0.0.1 directly, with or without the fake server."""

@@ -25,29 +25,16 @@ import pyarrow as pa
 import pytest
 
 from driftline import cli
+from drift_model import small_monitor
 
 
-def monitor(name: str, check: str, where: str | None = None) -> str:
-    where_line = f'\n  where: "{where}"' if where else ""
-    return f"""
-name: {name}
-source:
-  table: events
-  timestamp: ts{where_line}
-schedule: {{every: 1d}}
-reference: {{start: 2026-01-01, end: 2026-01-08}}
-min_rows: 5
-features: {{numeric: [x], categorical: [cat]}}
-checks:
-  - drift: {check}
-"""
 
 
 MONITORS = {
-    "calm": monitor("calm", "{method: tvd, warn: 0.9, fail: 0.95}"),
-    "warned": monitor("warned", "{method: tvd, warn: {above: 0.0}, fail: 0.95}"),
-    "failed": monitor("failed", "{method: psi}"),
-    "broken": monitor("broken", "{method: psi}", where="cast(cat as integer) > 0"),
+    "calm": small_monitor("calm", "{method: tvd, warn: 0.9, fail: 0.95}"),
+    "warned": small_monitor("warned", "{method: tvd, warn: {above: 0.0}, fail: 0.95}"),
+    "failed": small_monitor("failed", "{method: psi}"),
+    "broken": small_monitor("broken", "{method: psi}", where="cast(cat as integer) > 0"),
 }
 BROKEN_FILES = {  # two problems found against the warehouse, one per file
     "calm": MONITORS["calm"].replace("table: events", "table: event"),

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from drift_model import (
+    small_monitor,
     DAY, DRIFTED, EMPTY, EPS, MAIN, NULL_SEGMENT, ONE_ROW, SINGLE, CheckSpec, arrow_table, compare,
     compare_histograms, generate_rows, model_results,
 )
@@ -172,20 +173,6 @@ def test_rerunning_a_window_replaces_its_rows(backfilled):
 # -- statuses and exit codes ----------------------------------------------------------------------
 
 
-def small_monitor(name: str, check: str, where: str | None = None) -> str:
-    where_line = f"\n  where: \"{where}\"" if where else ""
-    return f"""
-name: {name}
-source:
-  table: events
-  timestamp: ts{where_line}
-schedule: {{every: 1d}}
-reference: {{start: 2026-01-01, end: 2026-01-08}}
-min_rows: 5
-features: {{numeric: [x], categorical: [cat]}}
-checks:
-  - drift: {check}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -46,17 +46,7 @@ REPORT = "https://reports.example.com/growth/report.html"
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    """slack-sdk routes through HTTP(S)_PROXY when set; the fake Slack is on loopback."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as server:
-        yield server
+# The `slack` fake server fixture and the proxy clean-up live in conftest.py.
 
 
 def bot(slack: FakeSlack, **overrides) -> SlackNotifier:
@@ -431,3 +421,8 @@ def test_a_runbook_that_is_not_a_link_is_shown_as_text():
 @pytest.mark.parametrize("module", [messages, slack_server])
 def test_module_examples_run(module):
     assert doctest.testmod(module).failed == 0
+
+
+@pytest.fixture(autouse=True)
+def _loopback_without_proxy(no_proxy):
+    """Every test here talks to 127.0.0.1 directly, with or without the fake server."""
