@@ -102,10 +102,10 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     ):
         expr, _ = evaluator.plan.counts_query(windows, profile.bins)
         now = str(ibis.to_sql(expr, dialect="duckdb"))
-        before = re.sub(r"SUM\(CAST\((.*?) AS INT\)\)", r"COUNT(*) FILTER(WHERE \1)", now, flags=re.S)
+        before = re.sub(r"SUM\(CAST\((.*?) AS INT\)\)", r"COUNT(*) FILTER(WHERE \1)", now, flags=re.DOTALL)
         assert before != now and "SUM(CAST" not in before
-        sum_t = timed(lambda: bench.sql(now), runs, warmup=1)
-        filter_t = timed(lambda: bench.sql(before), runs, warmup=0)
+        sum_t = timed(lambda q=now: bench.sql(q), runs, warmup=1)
+        filter_t = timed(lambda q=before: bench.sql(q), runs, warmup=0)
         same = sorted(bench.sql(now)) == sorted(bench.sql(before))
         figures[label] = {"sum_s": sum_t.median, "filter_s": filter_t.median, "runs": runs, "same_counts": same}
         print(f"  {label}: FILTER {filter_t.median:.2f}s, SUM(CAST) {sum_t.median:.2f}s, same counts: {same}", flush=True)

@@ -24,7 +24,7 @@ DATA = HERE / "data"
 RESULTS_DIR = DATA / "results"
 sys.path.insert(0, str(HERE))
 
-from make_data import CURRENT_END, CURRENT_START, DEFAULT_DB, START, TABLE  # noqa: E402
+from make_data import CURRENT_END, CURRENT_START, START, TABLE  # noqa: E402
 
 REFERENCE_START, REFERENCE_END = START, CURRENT_START  # 30 days
 TIMESTAMP = "event_time"
