@@ -97,3 +97,16 @@ def assert_value(row: pd.Series, expected: float | None, tolerance: float = 1e-9
         return
     assert actual is not None, f"{where}: expected {expected}, got null ({row.details})"
     assert math.isclose(actual, expected, rel_tol=tolerance, abs_tol=tolerance), f"{where}: {actual} != {expected}"
+
+
+def segment_of(row) -> str | None:
+    """The segment value of a result row read back (None for the overall row)."""
+    return None if pd.isna(row.segment_value) else row.segment_value
+
+
+def rows_of(data: pd.DataFrame, window_start: pd.Timestamp, segment: str | None) -> pd.DataFrame:
+    """The raw rows of one daily window and segment (``__null__``: rows whose region is null)."""
+    rows = data[(data.ts >= window_start) & (data.ts < window_start + DAY)]
+    if segment is None:
+        return rows
+    return rows[rows.region.isna()] if segment == "__null__" else rows[rows.region == segment]

@@ -19,7 +19,7 @@ import pytest
 from sklearn import metrics as sk
 
 from driftline import api
-from model_projects import DAY, START, assert_value, make_project, result, results, sql, value_of, write_tables
+from model_projects import DAY, START, assert_value, make_project, result, results, rows_of, segment_of, sql, value_of, write_tables
 
 BINARY_METRICS = [
     "accuracy", "precision", "recall", "f1", "fpr", "specificity", "roc_auc",
@@ -148,13 +148,6 @@ def expected_binary(rows: pd.DataFrame, metric: str) -> float | None:
     }[metric]()
 
 
-def rows_of(data: pd.DataFrame, window_start: pd.Timestamp, segment: str | None) -> pd.DataFrame:
-    rows = data[(data.ts >= window_start) & (data.ts < window_start + DAY)]
-    if segment is None:
-        return rows
-    return rows[rows.region.isna()] if segment == "__null__" else rows[rows.region == segment]
-
-
 # -- binary classification -------------------------------------------------------------------------------
 
 
@@ -163,8 +156,7 @@ def test_binary_metric_equals_sklearn_overall_and_per_segment(binary_results, bi
     rows = binary_results[binary_results.check_name == f"performance_{metric}"]
     assert len(rows) >= 5 * 3  # five windows, overall + at least two segments each
     for row in rows.itertuples():
-        segment = None if pd.isna(row.segment_value) else row.segment_value
-        expected = expected_binary(rows_of(binary_data, row.window_start, segment), metric)
+        expected = expected_binary(rows_of(binary_data, row.window_start, segment_of(row)), metric)
         assert_value(pd.Series(row._asdict()), expected)
 
 
@@ -273,10 +265,7 @@ def test_regression_metric_equals_sklearn(regression_case, metric):
     rows = frame[frame.check_name == f"performance_{metric}"]
     assert len(rows) >= 2 * 3
     for row in rows.itertuples():
-        segment = None if pd.isna(row.segment_value) else row.segment_value
-        window = data[(data.ts >= row.window_start) & (data.ts < row.window_start + DAY)]
-        if segment is not None:
-            window = window[window.region.isna()] if segment == "__null__" else window[window.region == segment]
+        window = rows_of(data, row.window_start, segment_of(row))
         assert_value(pd.Series(row._asdict()), expected_regression(window, metric))
 
 
@@ -334,10 +323,7 @@ def test_multiclass_metric_equals_sklearn(multiclass_case, metric):
     rows = frame[frame.check_name == f"performance_{metric}"]
     assert len(rows) >= 2 * 3
     for row in rows.itertuples():
-        segment = None if pd.isna(row.segment_value) else row.segment_value
-        window = data[(data.ts >= row.window_start) & (data.ts < row.window_start + DAY)]
-        if segment is not None:
-            window = window[window.region.isna()] if segment == "__null__" else window[window.region == segment]
+        window = rows_of(data, row.window_start, segment_of(row))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             assert_value(pd.Series(row._asdict()), expected_multiclass(window, metric))
