@@ -85,6 +85,16 @@ def test_window_filters_are_plain_ranges_on_the_timestamp(project):
     assert not re.search(r"(date_trunc|cast)\([^)]*\"ts\"", counting, flags=re.I)
 
 
+def test_duckdb_counts_bins_with_its_histogram_aggregate(project):
+    """One HISTOGRAM per binned column on DuckDB; one conditional sum per bin elsewhere."""
+    for dialect, native in (("duckdb", True), ("postgres", False)):
+        sql = api.compile(project.root, dialect=dialect, at="2026-01-09T01:00")
+        counting = sql.split("-- histogram counts")[1].split("-- exact distances")[0].upper()
+        assert ("HISTOGRAM(" in counting) == native
+        assert ("LIST_POSITION(" in counting) == native  # categorical bins
+        assert ("SUM(CAST(" in counting) != native
+
+
 def test_after_a_run_the_stored_profile_is_used(project):
     summary = api.run(project.root, at="2026-01-09T01:00", notify=False)
     assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 import sqlglot.expressions as sge
@@ -40,6 +41,10 @@ _NO_MULTI_QUANTILE = {"snowflake", "bigquery", "trino", "pyspark", "databricks"}
 # Dialects without an exact quantile aggregate at all (BigQuery's PERCENTILE_CONT is analytic
 # only, Trino has approx_percentile only): interpolated from the ordered array of the values.
 _NO_QUANTILE = {"bigquery", "trino"}
+
+# Dialects with a native histogram aggregate (DuckDB's ``histogram``): a column's bin counts as one
+# map per group instead of one conditional sum per bin, about 5x cheaper per row there.
+_NATIVE_HISTOGRAM = {"duckdb"}
 
 SPARK_WAREHOUSE = "spark-warehouse"  # default local warehouse, inside the project directory
 
@@ -195,6 +200,36 @@ def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect:
         return [column.quantile(p) for p in probabilities]
     multi = column.quantile(list(probabilities))
     return [multi[i] for i in range(len(probabilities))]
+
+
+def has_native_histogram(dialect: str) -> bool:
+    return dialect in _NATIVE_HISTOGRAM
+
+
+@ibis.udf.agg.builtin(name="histogram")
+def _bounded_histogram(arg: dt.float64, boundaries: dt.Array(dt.float64)) -> dt.Map(dt.float64, dt.int64):
+    """DuckDB: per boundary b (ascending), the count of values in (previous boundary, b]; values
+    above the last boundary are counted under +inf. Nulls are left out."""
+
+
+@ibis.udf.agg.builtin(name="histogram")
+def _position_histogram(arg: dt.int64) -> dt.Map(dt.int64, dt.int64):
+    """DuckDB: the count of every distinct non-null value."""
+
+
+@ibis.udf.scalar.builtin(name="list_position")
+def _list_position(items: dt.Array(dt.string), value: dt.string) -> dt.int64:
+    """DuckDB: the 1-based position of ``value`` in ``items``; null when absent or null."""
+
+
+def bounded_histogram(value: ir.FloatingColumn, boundaries: Sequence[float]) -> ir.MapScalar:
+    return _bounded_histogram(value, ibis.literal(list(boundaries), type="array<float64>"))
+
+
+def position_histogram(value: ir.StringColumn, items: Sequence[str]) -> ir.MapScalar:
+    """Per 1-based position in ``items``, how many values equal that item; other values are
+    left out, so the map stays as small as ``items`` however many values the column holds."""
+    return _position_histogram(_list_position(ibis.literal(list(items), type="array<string>"), value))
 
 
 def _interpolated_quantile(column: ir.NumericColumn, probability: float) -> ir.Scalar:

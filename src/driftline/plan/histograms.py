@@ -6,6 +6,10 @@ aggregates (``sum(x >= edge)`` per edge, ``sum(x = category)`` per category): a 
 portable to every backend (no GROUPING SETS), whose result has one row per combination of
 segment values. Overall and per-segment counts are sums of those rows, done in Python on a
 frame of at most (segment combinations × bins × columns) numbers.
+
+Where the backend has a native histogram aggregate (DuckDB), a column's bins are counted by ONE
+such aggregate instead of one conditional sum per bin; :func:`expand_histograms` turns its map
+back into the same step counts, so everything after the query is shared.
 """
 
 from __future__ import annotations
@@ -107,10 +111,18 @@ def _number(value) -> float | None:
 
 @dataclass(frozen=True)
 class CountLayout:
-    """Which aggregate column of the counting query holds what."""
+    """Which aggregate column of the counting query holds what. ``native[c]``: column ``c`` is
+    counted by the backend's histogram aggregate (see :func:`native_histogram_columns`)."""
 
     bins: tuple[ColumnBins, ...]
     segments: tuple[str, ...]
+    native: tuple[bool, ...] = ()
+
+    def is_native(self, c: int) -> bool:
+        return bool(self.native) and self.native[c]
+
+    def histogram_alias(self, c: int) -> str:
+        return f"c{c}_h"
 
     def segment_alias(self, i: int) -> str:
         return f"__seg{i}"
@@ -122,6 +134,13 @@ class CountLayout:
         return f"c{c}_{k}"
 
 
+def native_histogram_columns(bins: Sequence[ColumnBins], dialect: str) -> tuple[bool, ...]:
+    """Which columns the backend's histogram aggregate counts: those with at least two bins."""
+    if not backends.has_native_histogram(dialect):
+        return ()
+    return tuple(b.size > 1 for b in bins)
+
+
 def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
     """ONE grouped aggregate: per side and segment combination, conditional counts per bin."""
     metrics: dict[str, ir.Scalar] = {ROWS: rows.count()}
@@ -129,10 +148,17 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
         value = clean(rows[column_bins.column])
         if column_bins.kind == "categorical":
             value = as_text(value)
+        if layout.is_native(c):
+            metrics[layout.histogram_alias(c)] = _native_histogram(value, column_bins)
+            if column_bins.kind == "numeric":
+                continue  # every non-null value is in one of the histogram's buckets
+        metrics[layout.valid_alias(c)] = value.count()
+        if layout.is_native(c):
+            continue
+        if column_bins.kind == "categorical":
             steps = [value == category for category in column_bins.categories]
         else:
             steps = [value >= edge for edge in column_bins.edges]
-        metrics[layout.valid_alias(c)] = value.count()
         for k, step in enumerate(steps):
             # sum(cast(step as int)), not count(where=step): DuckDB runs COUNT(*) FILTER (WHERE ...)
             # about 3x slower, and this query holds hundreds of them (benchmarks/RESULTS.md).
@@ -142,8 +168,42 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
     return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
 
 
+def _native_histogram(value: ir.Column, column_bins: ColumnBins) -> ir.Scalar:
+    """One map aggregate for all bins of a column. Numeric: the histogram counts values in
+    (b_prev, b], the bins are [e_prev, e): so it counts -x against the boundaries -e."""
+    if column_bins.kind == "categorical":
+        return backends.position_histogram(value, column_bins.categories)
+    return backends.bounded_histogram(-value.cast("float64"), sorted(-edge for edge in column_bins.edges))
+
+
+def expand_histograms(frame: pd.DataFrame, layout: CountLayout) -> pd.DataFrame:
+    """The counting result with every native histogram replaced by the step counts the portable
+    query computes (``x >= edge`` per edge, ``x = category`` per category)."""
+    expanded: dict[str, np.ndarray] = {}
+    native = [layout.histogram_alias(c) for c in range(len(layout.bins)) if layout.is_native(c)]
+    for c, column_bins in enumerate(layout.bins):
+        if not layout.is_native(c):
+            continue
+        maps = [dict(counts) if counts is not None else {} for counts in frame[layout.histogram_alias(c)]]
+        steps = np.array([_steps_of(counts, column_bins) for counts in maps], dtype="int64")
+        steps = steps.reshape(len(frame), column_bins.size - 1)
+        expanded |= {layout.step_alias(c, k): steps[:, k] for k in range(column_bins.size - 1)}
+        if column_bins.kind == "numeric":
+            expanded[layout.valid_alias(c)] = np.array([sum(counts.values()) for counts in maps], dtype="int64")
+    steps_frame = pd.DataFrame(expanded, index=frame.index)
+    return pd.concat([frame.drop(columns=native), steps_frame], axis=1)
+
+
+def _steps_of(counts: dict, column_bins: ColumnBins) -> list[int]:
+    if column_bins.kind == "categorical":
+        return [int(counts.get(k + 1, 0)) for k in range(len(column_bins.categories))]
+    # x >= e  <=>  -x <= -e: the counts of every boundary up to -e
+    return [sum(int(n) for bound, n in counts.items() if bound <= -edge) for edge in column_bins.edges]
+
+
 def rollup(frame: pd.DataFrame, layout: CountLayout) -> dict[tuple[str, str | None, str | None], pd.Series]:
     """Sums of the counting rows: overall, and per value of each segment column, per side."""
+    frame = expand_histograms(frame, layout)
     value_columns = [c for c in frame.columns if c != SIDE and not c.startswith("__seg")]
     matrix = frame[value_columns].apply(pd.to_numeric).fillna(0).to_numpy(dtype="int64")
     totals: dict[tuple[str, str | None, str | None], pd.Series] = {}

@@ -60,7 +60,9 @@ class MonitorPlan:
 
     def counts_query(self, windows: Mapping[str, Window], bins: Mapping[tuple[str, str], ColumnBins]) -> tuple[ir.Table, CountLayout]:
         """Histogram counts of every binned column × segment for ``windows`` in one scan."""
-        layout = CountLayout(tuple(bins[c.key] for c in self.binned_columns), tuple(self.segments))
+        column_bins = tuple(bins[c.key] for c in self.binned_columns)
+        native = histograms.native_histogram_columns(column_bins, self.dialect)
+        layout = CountLayout(column_bins, tuple(self.segments), native)
         return histograms.counts_query(self.source.tagged(windows), layout), layout
 
     def exact_queries(self, current: Window, reference: Window) -> dict[tuple[str, str], ir.Table]:
