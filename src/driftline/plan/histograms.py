@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from driftline import backends
+from driftline.plan.aggregates import count_where
 from driftline.plan.columns import DriftColumn
 from driftline.plan.profile import NULL_SEGMENT, ColumnBins, distinct_edges, uniform_edges
 from driftline.plan.source import SIDE
@@ -160,10 +161,7 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
         else:
             steps = [value >= edge for edge in column_bins.edges]
         for k, step in enumerate(steps):
-            # sum(cast(step as int)), not count(where=step): DuckDB runs COUNT(*) FILTER (WHERE ...)
-            # about 3x slower, and this query holds hundreds of them (benchmarks/RESULTS.md).
-            # ibis casts to INT first, which PostgreSQL accepts (it cannot cast a boolean to bigint).
-            metrics[layout.step_alias(c, k)] = step.sum()
+            metrics[layout.step_alias(c, k)] = count_where(step)
     keys = {layout.segment_alias(i): as_text(rows[s]) for i, s in enumerate(layout.segments)}
     return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
 

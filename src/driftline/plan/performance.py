@@ -1,9 +1,8 @@
 """Model performance (SPEC §6), with scikit-learn's definitions, from sums the warehouse returns.
 
 - binary classification: a confusion matrix, log-loss and Brier sums, and for ``roc_auc`` the
-  Mann–Whitney U statistic: rows grouped per distinct score (so ties share their rank, as
-  ``roc_auc_score`` averages them), a running count of negatives below each score, and
-  U = Σ positives(s) · (negatives below s + ½ negatives at s); AUC = U / (P · N);
+  Mann–Whitney U statistic from the ranks of the positives' scores among the scored rows, ties
+  averaged as ``roc_auc_score`` does: U = Σ rank(positive) − P(P + 1)/2, AUC = U / (P · N);
 - regression: error sums, and the label variance for r2;
 - multiclass: counts per class (actual, predicted, correct) for the macro averages.
 
@@ -21,10 +20,10 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline.plan.aggregates import Figures, ratio
+from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
-from driftline.plan.groupings import GROUPING, SEGMENT, VALUE
+from driftline.plan.groupings import GROUPING, SEGMENT, VALUE, by_segment
 from driftline.plan.window_query import SegmentFigures, WindowQuery
 from driftline.spec.models import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS, PerformanceCheck
 
@@ -54,12 +53,12 @@ def add_confusion(add: Callable) -> None:
         "tn": lambda y, p: ~y & ~p,
     }
     for key, cell in cells.items():
-        add(key, lambda t, cell=cell: t.count(where=cell(t[LABEL], t[PREDICTED])))
+        add(key, lambda t, cell=cell: count_where(cell(t[LABEL], t[PREDICTED])))
     add("rows", lambda t: t.count())
     add("labeled", lambda t: t[LABEL].count())
-    add("positives", lambda t: t.count(where=t[LABEL]))
+    add("positives", lambda t: count_where(t[LABEL]))
     add("predictions", lambda t: t[PREDICTED].count())
-    add("predicted_positive", lambda t: t.count(where=t[PREDICTED]))
+    add("predicted_positive", lambda t: count_where(t[PREDICTED]))
 
 
 def _add_binary_scores(add: Callable) -> None:
@@ -73,7 +72,7 @@ def _add_binary_scores(add: Callable) -> None:
         p = clipped(t)
         return ibis.ifelse(t[LABEL], -p.ln(), -(1 - p).ln())
 
-    add("scored", lambda t: t.count(where=scored(t)))
+    add("scored", lambda t: count_where(scored(t)))
     add("log_loss_sum", lambda t: log_loss(t).sum(where=scored(t)))
     # ifelse, not a cast: PostgreSQL cannot cast a boolean to a double.
     add("brier_sum", lambda t: ((t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2).sum(where=scored(t)))
@@ -88,7 +87,7 @@ def _add_regression(add: Callable) -> None:
 
     add("rows", lambda t: t.count())
     add("labeled", lambda t: t[LABEL].count())
-    add("evaluated", lambda t: t.count(where=known(t)))
+    add("evaluated", lambda t: count_where(known(t)))
     add("error_sum", lambda t: error(t).sum(where=known(t)))
     add("absolute_error_sum", lambda t: error(t).abs().sum(where=known(t)))
     add("squared_error_sum", lambda t: (error(t) ** 2).sum(where=known(t)))
@@ -98,22 +97,40 @@ def _add_regression(add: Callable) -> None:
 
 
 def auc_branch(query: WindowQuery) -> ir.Table:
-    """Per segment: positives P, negatives N and the Mann–Whitney U of the scores."""
-    t = query.expanded()
-    scored = t.filter(t[LABEL].notnull() & t[SCORE].notnull())
-    keys = [GROUPING, SEGMENT]
-    per_score = scored.group_by([*keys, SCORE]).aggregate(
-        positives=scored.count(where=scored[LABEL]).cast("float64"),
-        negatives=scored.count(where=~scored[LABEL]).cast("float64"),
+    """Per segment: positives P, negatives N and the sums the Mann–Whitney U is read from.
+
+    A tied score's average rank is (first rank + last rank) / 2, and its last rank is
+    cume_dist · n: both come from one sorted window per grouping (overall, each segment column),
+    computed on the window's rows before they are expanded per grouping, so each sort reads
+    every row once. Per segment: Σ first rank and Σ cume_dist over the positives; see
+    :meth:`Binary.auc_u`.
+    """
+    rows = query.rows
+    scored = rows.filter(rows[LABEL].notnull() & rows[SCORE].notnull())
+    scored = scored.select(*query.segments, LABEL, SCORE)
+    windows = [ibis.window(order_by=SCORE)] + [ibis.window(group_by=s, order_by=SCORE) for s in query.segments]
+    ranked = scored.mutate(
+        **{f"__first_rank{g}": ibis.rank().over(w) + 1 for g, w in enumerate(windows)},
+        **{f"__cume_dist{g}": ibis.cume_dist().over(w) for g, w in enumerate(windows)},
     )
-    # One row per distinct score, so the running sum is "negatives at or below this score".
-    up_to_here = ibis.cumulative_window(group_by=keys, order_by=SCORE)
-    ranked = per_score.mutate(negatives_up_to=per_score.negatives.sum().over(up_to_here))
-    return ranked.group_by(keys).aggregate(
-        positives=ranked.positives.sum(),
-        negatives=ranked.negatives.sum(),
-        u=(ranked.positives * (ranked.negatives_up_to - 0.5 * ranked.negatives)).sum(),
+    t = by_segment(ranked, query.segments)
+    first_rank = _for_grouping(t, "__first_rank", len(windows)).cast("float64")
+    cume_dist = _for_grouping(t, "__cume_dist", len(windows))
+    positive = t[LABEL]
+    zero = ibis.literal(0.0, "float64")
+    return t.group_by([GROUPING, SEGMENT]).aggregate(
+        positives=positive.sum().cast("float64"),  # a boolean's sum: ibis casts it portably
+        negatives=(~positive).sum().cast("float64"),
+        first_rank_sum=ibis.ifelse(positive, first_rank, zero).sum(),
+        cume_dist_sum=ibis.ifelse(positive, cume_dist, zero).sum(),
     )
+
+
+def _for_grouping(t: ir.Table, prefix: str, groupings: int) -> ir.Column:
+    """The column ``<prefix><g>`` of each row's grouping g."""
+    if groupings == 1:
+        return t[f"{prefix}0"]
+    return ibis.cases(*[(t[GROUPING] == g, t[f"{prefix}{g}"]) for g in range(groupings)])
 
 
 def classes_branch(query: WindowQuery) -> ir.Table:
@@ -167,6 +184,17 @@ class Binary:
         positives, negatives = self.auc["positives"], self.auc["negatives"]
         return None if positives is None or negatives is None else positives * negatives
 
+    @property
+    def auc_u(self) -> float | None:
+        """U = Σ average rank of the positives − P(P + 1)/2; a tie group's average rank is
+        (first rank + cume_dist · n) / 2, n = P + N the rows ranked together."""
+        f = self.auc
+        if f["positives"] is None or f["negatives"] is None or f["first_rank_sum"] is None:
+            return None
+        positives, n = f["positives"], f["positives"] + f["negatives"]
+        rank_sum = (f["first_rank_sum"] + n * f["cume_dist_sum"]) / 2
+        return rank_sum - positives * (positives + 1) / 2
+
 
 # metric: (the rows it is measured on, its formula)
 BINARY: dict[str, tuple[Callable[[Binary], int], Callable[[Binary], float | None]]] = {
@@ -176,7 +204,7 @@ BINARY: dict[str, tuple[Callable[[Binary], int], Callable[[Binary], float | None
     "f1": (lambda b: b.evaluated, lambda b: ratio(2 * b.tp, 2 * b.tp + b.fp + b.fn)),
     "fpr": (lambda b: b.evaluated, lambda b: ratio(b.fp, b.fp + b.tn)),
     "specificity": (lambda b: b.evaluated, lambda b: ratio(b.tn, b.fp + b.tn)),
-    "roc_auc": (lambda b: b.scored, lambda b: ratio(b.auc["u"], b.auc_pairs)),
+    "roc_auc": (lambda b: b.scored, lambda b: ratio(b.auc_u, b.auc_pairs)),
     "log_loss": (lambda b: b.scored, lambda b: ratio(b.log_loss_sum, b.scored)),
     "brier": (lambda b: b.scored, lambda b: ratio(b.brier_sum, b.scored)),
     "positive_rate": (lambda b: b.predictions, lambda b: ratio(b.predicted_positive, b.predictions)),
@@ -240,7 +268,7 @@ class Performance(CheckKind):
             if check.metric in ("log_loss", "brier"):
                 _add_binary_scores(query.add)
             if check.metric == "roc_auc":
-                query.add("scored", lambda t: t.count(where=t[LABEL].notnull() & t[SCORE].notnull()))
+                query.add("scored", lambda t: count_where(t[LABEL].notnull() & t[SCORE].notnull()))
                 query.add_branch("auc", auc_branch)
 
     def measure(self, check: PerformanceCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:

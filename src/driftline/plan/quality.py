@@ -28,7 +28,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline.plan.aggregates import ratio
+from driftline.plan.aggregates import count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
 from driftline.plan.histograms import as_text, clean
@@ -49,12 +49,12 @@ def _outside(t: ir.Table, column: str, check: QualityCheck, known: list[str] | N
     x = _number(t, column)
     below = x < check.min if check.min is not None else ibis.literal(False)
     above = x > check.max if check.max is not None else ibis.literal(False)
-    return t.count(where=x.notnull() & (below | above))
+    return count_where(x.notnull() & (below | above))
 
 
 def _new(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None) -> ir.Scalar:
     value = as_text(clean(t[column]))
-    return t.count(where=value.notnull() & ~value.isin(known))
+    return count_where(value.notnull() & ~value.isin(known))
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _as_is(own: float | None, valid: int, rows: int) -> float | None:
 
 
 COLUMN_METRICS = {
-    "null_rate": ColumnMetric(lambda t, c, *_: t.count(where=clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows"),
+    "null_rate": ColumnMetric(lambda t, c, *_: count_where(clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
     "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
     "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
