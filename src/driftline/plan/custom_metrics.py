@@ -61,7 +61,7 @@ class CustomMetric(CheckKind):
 
     def register(self, check: MetricCheck, query: WindowQuery, context: Context) -> None:
         expression = context.inputs.metric_sql[check.name]
-        query.add("rows", lambda t: t.count())
+        query.add_sum("rows", lambda t: t.count())
         query.add(_key(check), lambda t: to_ibis(expression, t, location=_location(check), what=f"metric {check.name}"))
 
     def measure(self, check: MetricCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:

@@ -28,7 +28,7 @@ class Latency(CheckKind):
             values = clean(t[check.column]).cast("float64")
             return backends.quantiles(values, [check.quantile], context.dialect)[0]
 
-        query.add(f"valid:{check.column}", lambda t: clean(t[check.column]).count())
+        query.add_sum(f"valid:{check.column}", lambda t: clean(t[check.column]).count())
         query.add(_key(check), quantile)
 
     def measure(self, check: LatencyCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:

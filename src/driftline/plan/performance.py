@@ -78,21 +78,21 @@ def _add_binary_scores(add: Callable) -> None:
     add("brier_sum", lambda t: ((t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2).sum(where=scored(t)))
 
 
-def _add_regression(add: Callable) -> None:
+def _add_regression(add: Callable, add_sum: Callable) -> None:
     def known(t: ir.Table) -> ir.BooleanValue:
         return t[LABEL].notnull() & t[PREDICTED].notnull()
 
     def error(t: ir.Table) -> ir.FloatingValue:
         return t[PREDICTED] - t[LABEL]
 
-    add("rows", lambda t: t.count())
-    add("labeled", lambda t: t[LABEL].count())
-    add("evaluated", lambda t: count_where(known(t)))
-    add("error_sum", lambda t: error(t).sum(where=known(t)))
-    add("absolute_error_sum", lambda t: error(t).abs().sum(where=known(t)))
-    add("squared_error_sum", lambda t: (error(t) ** 2).sum(where=known(t)))
-    add("percentage_error_sum", lambda t: (error(t).abs() / ibis.greatest(t[LABEL].abs(), MAPE_EPSILON)).sum(where=known(t)))
-    # The warehouse's own (numerically stable) variance: Σ(y - ȳ)² = n · var_pop(y).
+    add_sum("rows", lambda t: t.count())
+    add_sum("labeled", lambda t: t[LABEL].count())
+    add_sum("evaluated", lambda t: count_where(known(t)))
+    add_sum("error_sum", lambda t: error(t).sum(where=known(t)))
+    add_sum("absolute_error_sum", lambda t: error(t).abs().sum(where=known(t)))
+    add_sum("squared_error_sum", lambda t: (error(t) ** 2).sum(where=known(t)))
+    add_sum("percentage_error_sum", lambda t: (error(t).abs() / ibis.greatest(t[LABEL].abs(), MAPE_EPSILON)).sum(where=known(t)))
+    # The warehouse's own (numerically stable) variance: Σ(y - ȳ)² = n · var_pop(y); not a sum.
     add("label_variance", lambda t: t[LABEL].var(how="pop", where=known(t)))
 
 
@@ -258,17 +258,17 @@ class Performance(CheckKind):
     def register(self, check: PerformanceCheck, query: WindowQuery, context: Context) -> None:
         model = context.monitor.model
         if model.task == "regression":
-            _add_regression(query.add)
+            _add_regression(query.add, query.add_sum)
         elif model.task == "multiclass_classification":
-            query.add("rows", lambda t: t.count())
-            query.add("labeled", lambda t: t[LABEL].count())
+            query.add_sum("rows", lambda t: t.count())
+            query.add_sum("labeled", lambda t: t[LABEL].count())
             query.add_branch("classes", classes_branch)
         else:
-            add_confusion(query.add)
+            add_confusion(query.add_sum)
             if check.metric in ("log_loss", "brier"):
-                _add_binary_scores(query.add)
+                _add_binary_scores(query.add_sum)
             if check.metric == "roc_auc":
-                query.add("scored", lambda t: count_where(t[LABEL].notnull() & t[SCORE].notnull()))
+                query.add_sum("scored", lambda t: count_where(t[LABEL].notnull() & t[SCORE].notnull()))
                 query.add_branch("auc", auc_branch)
 
     def measure(self, check: PerformanceCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:

@@ -66,6 +66,7 @@ class ColumnMetric:
     aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar]
     value: Callable[[float | None, int, int], float | None]
     sample: str = "valid"
+    additive: bool = False  # a count: computed per combination of segment values and summed
 
 
 def _as_is(own: float | None, valid: int, rows: int) -> float | None:
@@ -73,14 +74,14 @@ def _as_is(own: float | None, valid: int, rows: int) -> float | None:
 
 
 COLUMN_METRICS = {
-    "null_rate": ColumnMetric(lambda t, c, *_: count_where(clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows"),
+    "null_rate": ColumnMetric(lambda t, c, *_: count_where(clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows", additive=True),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
     "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
     "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
     "min": ColumnMetric(lambda t, c, *_: _number(t, c).min(), _as_is),
     "max": ColumnMetric(lambda t, c, *_: _number(t, c).max(), _as_is),
-    "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid)),
-    "new_category_rate": ColumnMetric(_new, lambda own, valid, rows: ratio(own, valid)),
+    "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid), additive=True),
+    "new_category_rate": ColumnMetric(_new, lambda own, valid, rows: ratio(own, valid), additive=True),
 }
 
 
@@ -183,7 +184,7 @@ class Quality(CheckKind):
         return check.metric not in TABLE_METRICS  # a small or empty window is what row_count reports
 
     def register(self, check: QualityCheck, query: WindowQuery, context: Context) -> None:
-        query.add("rows", lambda t: t.count())
+        query.add_sum("rows", lambda t: t.count())
         if check.metric == "freshness_hours":
             query.add_branch("freshness", partial(freshness_branch, timestamp=context.monitor.source.timestamp, now=context.now))
         metric = COLUMN_METRICS.get(check.metric)
@@ -193,8 +194,9 @@ class Quality(CheckKind):
             known = reference_categories(context, column, check.max_categories)
             if check.metric == "new_category_rate" and not known:
                 continue  # nothing to compare with: measured as insufficient_data
-            query.add(f"valid:{column}", lambda t, c=column: clean(t[c]).count())
-            query.add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
+            query.add_sum(f"valid:{column}", lambda t, c=column: clean(t[c]).count())
+            add = query.add_sum if metric.additive else query.add
+            add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
 
     def measure(self, check: QualityCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main

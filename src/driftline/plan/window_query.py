@@ -6,16 +6,21 @@ columns. The query is a UNION ALL of at most a few grouped *branches* over the w
 each computing overall and per-segment figures in one pass through the grouping selector
 (``groupings``):
 
-- ``main``: every plain aggregate (confusion counts, loss and error sums, null counts, means,
-  quantiles, custom KPI expressions ...), grouped by (grouping, segment);
+- ``sums``: every additive aggregate (counts and sums: confusion counts, loss and error sums,
+  null counts ...), grouped by the segment columns themselves, one row per combination of
+  their values, so it reads each row once; the overall and per-segment figures are the sums of
+  those rows, added up in Python (as the drift histograms are);
+- ``main``: every other plain aggregate (means, quantiles, distinct counts, custom KPI
+  expressions ...), grouped by (grouping, segment);
 - ``per_value``: counts per value of a "by" column (fairness groups) within every segment;
 - extra branches a check adds when a plain aggregate cannot do, e.g. ``auc`` (a rank step with
   window functions) or ``classes`` (per-class counts for multiclass macro averages), or
   ``freshness`` (the newest timestamp of the whole source, not only the window).
 
 Every branch is padded to the same columns — keys ``__branch``, ``__grouping``, ``__segment``,
-``__by``, ``__value`` and float64 values, each branch's own named ``<branch>__<name>`` — so
-one result set carries them all; :class:`WindowFigures` sorts the rows back per segment.
+``__by``, ``__value``, ``__seg<i>`` and float64 values, each branch's own named
+``<branch>__<name>`` — so one result set carries them all; :class:`WindowFigures` sorts the
+rows back per segment. Checks read sums and main aggregates alike, as ``figures.main[key]``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import pandas as pd
 
 from driftline.plan.aggregates import Aggregate, Aggregates, Figures
 from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_segment, by_segment_and_column, segment_of
+from driftline.plan.histograms import as_text
 from driftline.plan.profile import NULL_SEGMENT, SegmentKey
 
 BRANCH = "__branch"
-MAIN, PER_VALUE = "main", "per_value"
+MAIN, PER_VALUE, SUMS = "main", "per_value", "sums"
 KEYS = (BRANCH, GROUPING, SEGMENT, BY, VALUE)
 _KEY_TYPES = {BRANCH: "string", GROUPING: "int64", SEGMENT: "string", BY: "int64", VALUE: "string"}
 
@@ -48,6 +54,7 @@ class WindowQuery:
         self.segments = list(segments)
         self.dialect = dialect
         self.main = Aggregates("m")
+        self.sums = Aggregates("s")
         self.per_value = Aggregates("v")
         self.by_columns: list[str] = []
         self._branches: dict[str, BranchBuilder] = {}
@@ -57,6 +64,11 @@ class WindowQuery:
     def add(self, key: str, aggregate: Aggregate) -> None:
         """A plain aggregate over the rows of each segment, read back as ``figures.main[key]``."""
         self.main.add(key, aggregate)
+
+    def add_sum(self, key: str, aggregate: Aggregate) -> None:
+        """An additive aggregate — a count or a sum, whose value over a segment is the sum of its
+        values over parts of it — read back as ``figures.main[key]`` too."""
+        self.sums.add(key, aggregate)
 
     def add_per_value(self, column: str, key: str, aggregate: Aggregate) -> None:
         """An aggregate per value of ``column`` within each segment (``figures.per_value(column)``)."""
@@ -77,6 +89,10 @@ class WindowQuery:
     def branches(self) -> dict[str, ir.Table]:
         """Every grouped branch the registered checks need, by name."""
         tables = {name: build(self) for name, build in self._branches.items()}
+        if self.sums:
+            values = {alias: as_text(self.rows[s]) for alias, s in zip(self.segment_keys, self.segments)}
+            grouped = self.rows.group_by([v.name(k) for k, v in values.items()]) if values else self.rows
+            tables[SUMS] = grouped.aggregate(**self.sums.named(self.rows))
         if self.main:
             expanded = self.expanded()
             tables[MAIN] = expanded.group_by([GROUPING, SEGMENT]).aggregate(**self.main.named(expanded))
@@ -90,8 +106,9 @@ class WindowQuery:
         branches = self.branches()
         if not branches:
             return None
-        columns = [f"{name}__{c}" for name, table in branches.items() for c in table.columns if c not in KEYS]
-        parts = [_padded(name, table, columns) for name, table in branches.items()]
+        keys = (*KEYS, *self.segment_keys)
+        columns = [f"{name}__{c}" for name, table in branches.items() for c in table.columns if c not in keys]
+        parts = [_padded(name, table, columns, self.segment_keys) for name, table in branches.items()]
         return parts[0] if len(parts) == 1 else ibis.union(*parts, distinct=False)
 
     def read(self, frame: pd.DataFrame | None) -> WindowFigures:
@@ -100,7 +117,8 @@ class WindowQuery:
         if frame is None:
             return figures
         names = {MAIN: self.main.aliases(), PER_VALUE: self.per_value.aliases()}
-        for record in frame.to_dict("records"):
+        sums = frame[BRANCH] == SUMS
+        for record in frame[~sums].to_dict("records"):
             branch = record[BRANCH]
             prefix = f"{branch}__"
             values = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
@@ -110,17 +128,41 @@ class WindowQuery:
             segment = segment_of(int(record[GROUPING]), _text(record[SEGMENT]), self.segments)
             column = self.by_columns[by - 1] if branch == PER_VALUE else None
             figures.segment(segment).add(branch, column, _text(record[VALUE]), Figures(values))
+        if sums.any():
+            self._add_up_sums(frame[sums], figures)
         return figures
 
+    @property
+    def segment_keys(self) -> list[str]:
+        """The key columns of the sums branch: the i-th segment column's value, as text."""
+        return [f"__seg{i}" for i in range(len(self.segments))]
 
-def _padded(name: str, table: ir.Table, columns: list[str]) -> ir.Table:
+    def _add_up_sums(self, frame: pd.DataFrame, figures: WindowFigures) -> None:
+        """The sums branch's rows (one per combination of segment values) added up overall and
+        per value of each segment column, merged into each segment's main figures."""
+        aliases = {key: f"{SUMS}__{alias}" for key, alias in self.sums.aliases().items()}
+        values = frame[list(aliases.values())].apply(pd.to_numeric).astype("float64")
+        totals = {(None, None): values.sum(min_count=1)}
+        for i, key in enumerate(self.segment_keys):
+            labels = frame[key].astype(object).fillna(NULL_SEGMENT).to_numpy()  # a null value is __null__
+            for value, part in values.groupby(labels, sort=False):
+                totals[segment_of(i + 1, str(value), self.segments)] = part.sum(min_count=1)
+        for segment, total in totals.items():
+            merged = dict(figures.segment(segment).main)
+            merged.update({key: total[alias] for key, alias in aliases.items()})
+            figures.segment(segment).add(MAIN, None, None, Figures(merged))
+
+
+def _padded(name: str, table: ir.Table, columns: list[str], segment_keys: Sequence[str]) -> ir.Table:
     """The branch with every key and value column of the union, in one order, typed alike."""
+    segment_values = {k: table[k] if k in table.columns else ibis.null("string") for k in segment_keys}
     keys = {
         BRANCH: ibis.literal(name, "string"),
         GROUPING: table[GROUPING].cast("int64") if GROUPING in table.columns else ibis.literal(0, "int64"),
         SEGMENT: table[SEGMENT].cast("string") if SEGMENT in table.columns else ibis.null("string"),
         BY: table[BY].cast("int64") if BY in table.columns else ibis.literal(0, "int64"),
         VALUE: table[VALUE].cast("string") if VALUE in table.columns else ibis.null("string"),
+        **segment_values,
     }
     prefix = f"{name}__"
     values = {
