@@ -79,13 +79,15 @@ def breakdown(project: Path, monitor: str) -> dict:
 
 
 def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
-    """The counting query as driftline compiles it (``SUM(CAST(step AS INT))`` per bin) against
-    the same query with ``COUNT(*) FILTER (WHERE step)``, what ``count(where=)`` compiles to on
-    DuckDB and what driftline used before; both run as SQL on the same connection."""
+    """The counting query in three forms, same edges, each run as SQL on the same connection:
+    what driftline runs on DuckDB (one ``HISTOGRAM`` aggregate per column), the portable form
+    other backends run (one ``SUM(CAST(step AS INT))`` per bin), and that form with
+    ``COUNT(*) FILTER (WHERE step)``, which ``count(where=)`` compiles to."""
     import re
 
     import ibis
 
+    from driftline.plan import histograms
     from driftline.plan.source import CURRENT, REFERENCE
     from driftline.windows import reference_window
 
@@ -100,15 +102,20 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
         ("current window", {CURRENT: bench.window}, repeat),
         ("both windows (first run)", {CURRENT: bench.window, REFERENCE: reference}, max(1, repeat - 1)),
     ):
-        expr, _ = evaluator.plan.counts_query(windows, profile.bins)
-        now = str(ibis.to_sql(expr, dialect="duckdb"))
-        before = re.sub(r"SUM\(CAST\((.*?) AS INT\)\)", r"COUNT(*) FILTER(WHERE \1)", now, flags=re.DOTALL)
-        assert before != now and "SUM(CAST" not in before
-        sum_t = timed(lambda q=now: bench.sql(q), runs, warmup=1)
-        filter_t = timed(lambda q=before: bench.sql(q), runs, warmup=0)
-        same = sorted(bench.sql(now)) == sorted(bench.sql(before))
-        figures[label] = {"sum_s": sum_t.median, "filter_s": filter_t.median, "runs": runs, "same_counts": same}
-        print(f"  {label}: FILTER {filter_t.median:.2f}s, SUM(CAST) {sum_t.median:.2f}s, same counts: {same}", flush=True)
+        expr, layout = evaluator.plan.counts_query(windows, profile.bins)
+        native = str(ibis.to_sql(expr, dialect="duckdb"))
+        portable_layout = histograms.CountLayout(layout.bins, layout.segments)  # no native histograms
+        portable_expr = histograms.counts_query(evaluator.plan.source.tagged(windows), portable_layout)
+        portable = str(ibis.to_sql(portable_expr, dialect="duckdb"))
+        filtered = re.sub(r"COALESCE\(SUM\(CAST\((.*?) AS INT\)\), 0\)", r"COUNT(*) FILTER(WHERE \1)", portable, flags=re.DOTALL)
+        assert "HISTOGRAM" in native and "HISTOGRAM" not in portable and "SUM(CAST" not in filtered
+        native_t = timed(lambda q=native: bench.sql(q), runs, warmup=1)
+        sum_t = timed(lambda q=portable: bench.sql(q), runs, warmup=0)
+        filter_t = timed(lambda q=filtered: bench.sql(q), runs, warmup=0)
+        counts = [histograms.rollup(bench.duck.execute(q).df(), lay) for q, lay in ((native, layout), (portable, portable_layout))]
+        same = all(counts[0][k].sort_index().equals(counts[1][k].sort_index()) for k in counts[1]) and counts[0].keys() == counts[1].keys()
+        figures[label] = {"histogram_s": native_t.median, "sum_s": sum_t.median, "filter_s": filter_t.median, "runs": runs, "same_counts": same}
+        print(f"  {label}: FILTER {filter_t.median:.2f}s, SUM(CAST) {sum_t.median:.2f}s, HISTOGRAM {native_t.median:.2f}s, same counts: {same}", flush=True)
     bench.close()
     return figures
 
@@ -168,7 +175,7 @@ def main() -> None:
 
     print("[drift] breakdown of one first and one steady run ...", flush=True)
     payload["breakdown"] = breakdown(main_project, name)
-    print("[drift] the counting query: COUNT(*) FILTER vs SUM(CAST) ...", flush=True)
+    print("[drift] the counting query: HISTOGRAM vs SUM(CAST) vs COUNT(*) FILTER ...", flush=True)
     payload["counting_forms"] = counting_forms(main_project, name)
     print("[drift] peak RSS in fresh processes ...", flush=True)
     payload["memory"] = memory(main_project, name)

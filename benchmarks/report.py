@@ -75,10 +75,12 @@ def drift_tables(d: dict) -> list[str]:
         out.append("")
     forms = d.get("counting_forms")
     if forms:
-        out += ["The counting query with `COUNT(*) FILTER (WHERE …)` (before) and `SUM(CAST(… AS INT))` (now), same edges, run as SQL:", ""]
-        out += ["| window | FILTER (before) | SUM(CAST) (now) | speed-up |", "|---|---|---|---|"]
+        out += ["The counting query in three forms, same edges, run as SQL: one `COUNT(*) FILTER (WHERE …)` per bin, one "
+                "`SUM(CAST(… AS INT))` per bin (the portable form, what other backends run), and one `HISTOGRAM` per column "
+                "(what DuckDB runs now):", ""]
+        out += ["| window | FILTER per bin | SUM(CAST) per bin | HISTOGRAM per column | HISTOGRAM vs SUM(CAST) | same counts |", "|---|---|---|---|---|---|"]
         for window, f in forms.items():
-            out.append(f"| {window} | {s(f['filter_s'])} | {s(f['sum_s'])} | {x(f['filter_s'] / f['sum_s'])} |")
+            out.append(f"| {window} | {s(f['filter_s'])} | {s(f['sum_s'])} | {s(f['histogram_s'])} | {x(f['sum_s'] / f['histogram_s'])} faster | {f['same_counts']} |")
         out.append("")
     scaling = d.get("scaling")
     if scaling:
