@@ -151,11 +151,10 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
             value = as_text(value)
         if layout.is_native(c):
             metrics[layout.histogram_alias(c)] = _native_histogram(value, column_bins)
-            if column_bins.kind == "numeric":
-                continue  # every non-null value is in one of the histogram's buckets
-        metrics[layout.valid_alias(c)] = value.count()
-        if layout.is_native(c):
+            if column_bins.kind == "categorical":  # values outside the kept categories are not in its map
+                metrics[layout.valid_alias(c)] = value.count()
             continue
+        metrics[layout.valid_alias(c)] = value.count()
         if column_bins.kind == "categorical":
             steps = [value == category for category in column_bins.categories]
         else:
