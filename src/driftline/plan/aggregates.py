@@ -18,6 +18,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from driftline.plan.profile import NULL_SEGMENT
+
 
 Aggregate = Callable[[ir.Table], ir.Scalar]
 
@@ -78,6 +80,22 @@ class Figures(Mapping[str, Any]):
     def count(self, key: str) -> int:
         value = self._values.get(key)
         return 0 if value is None else int(round(value))
+
+
+def add_up_per_segment(values: pd.DataFrame, segment_values: Mapping[str, pd.Series]) -> dict[tuple[str | None, str | None], pd.Series]:
+    """Rows that each hold one combination of segment values, added up overall ``(None, None)``
+    and per value of every segment column ``(column, value)``; a null value is ``__null__``.
+
+    How a query grouped by the segment columns themselves yields the figures of every segment
+    without reading a row twice (the drift counts, the checks' sums). A sum stays null only
+    where every row's is.
+    """
+    totals = {(None, None): values.sum(min_count=1)}
+    for segment, labels in segment_values.items():
+        keys = labels.astype(object).fillna(NULL_SEGMENT).astype(str).to_numpy()
+        for value, part in values.groupby(keys, sort=False):
+            totals[(segment, value)] = part.sum(min_count=1)
+    return totals
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

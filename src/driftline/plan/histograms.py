@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from driftline import backends
-from driftline.plan.aggregates import count_where
+from driftline.plan.aggregates import add_up_per_segment, count_where
 from driftline.plan.columns import DriftColumn
-from driftline.plan.profile import NULL_SEGMENT, ColumnBins, distinct_edges, uniform_edges
+from driftline.plan.profile import ColumnBins, distinct_edges, uniform_edges
 from driftline.plan.source import SIDE
 
 ROWS = "__rows"
@@ -202,18 +202,13 @@ def rollup(frame: pd.DataFrame, layout: CountLayout) -> dict[tuple[str, str | No
     """Sums of the counting rows: overall, and per value of each segment column, per side."""
     frame = expand_histograms(frame, layout)
     value_columns = [c for c in frame.columns if c != SIDE and not c.startswith("__seg")]
-    matrix = frame[value_columns].apply(pd.to_numeric).fillna(0).to_numpy(dtype="int64")
+    values = frame[value_columns].apply(pd.to_numeric).fillna(0).astype("int64")
     totals: dict[tuple[str, str | None, str | None], pd.Series] = {}
     for side in frame[SIDE].dropna().unique():
-        rows = (frame[SIDE] == side).to_numpy()
-        totals[(side, None, None)] = pd.Series(matrix[rows].sum(axis=0), index=value_columns)
-        for i, segment in enumerate(layout.segments):
-            labels = frame.loc[rows, layout.segment_alias(i)].fillna(NULL_SEGMENT).astype(str).to_numpy()
-            codes, values = pd.factorize(labels)
-            sums = np.zeros((len(values), len(value_columns)), dtype="int64")
-            np.add.at(sums, codes, matrix[rows])
-            for code, value in enumerate(values):
-                totals[(side, segment, str(value))] = pd.Series(sums[code], index=value_columns)
+        rows = frame[SIDE] == side
+        segment_values = {s: frame.loc[rows, layout.segment_alias(i)] for i, s in enumerate(layout.segments)}
+        for key, sums in add_up_per_segment(values[rows], segment_values).items():
+            totals[(side, *key)] = sums
     return totals
 
 

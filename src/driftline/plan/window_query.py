@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline.plan.aggregates import Aggregate, Aggregates, Figures
+from driftline.plan.aggregates import Aggregate, Aggregates, Figures, add_up_per_segment
 from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_segment, by_segment_and_column, segment_of
 from driftline.plan.histograms import as_text
 from driftline.plan.profile import NULL_SEGMENT, SegmentKey
@@ -142,11 +142,7 @@ class WindowQuery:
         per value of each segment column, merged into each segment's main figures."""
         aliases = {key: f"{SUMS}__{alias}" for key, alias in self.sums.aliases().items()}
         values = frame[list(aliases.values())].apply(pd.to_numeric).astype("float64")
-        totals = {(None, None): values.sum(min_count=1)}
-        for i, key in enumerate(self.segment_keys):
-            labels = frame[key].astype(object).fillna(NULL_SEGMENT).to_numpy()  # a null value is __null__
-            for value, part in values.groupby(labels, sort=False):
-                totals[segment_of(i + 1, str(value), self.segments)] = part.sum(min_count=1)
+        totals = add_up_per_segment(values, {s: frame[k] for s, k in zip(self.segments, self.segment_keys)})
         for segment, total in totals.items():
             merged = dict(figures.segment(segment).main)
             merged.update({key: total[alias] for key, alias in aliases.items()})
