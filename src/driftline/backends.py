@@ -21,6 +21,7 @@ Connection URLs are ibis URLs, plus two forms of our own:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,38 @@ _NO_QUANTILE = {"bigquery", "trino"}
 # map per group instead of one conditional sum per bin, about 5x cheaper per row there.
 _NATIVE_HISTOGRAM = {"duckdb"}
 
-SPARK_WAREHOUSE = "spark-warehouse"  # default local warehouse, inside the project directory
+SPARK_WAREHOUSE = "spark-warehouse"
+
+def _exact_duckdb_float_literals() -> None:
+    """Make ibis write a finite DOUBLE literal for DuckDB as ``62.79495413313312e0``.
+
+    ibis writes it as ``62.79495413313312``, which DuckDB reads as a DECIMAL and converts to
+    DOUBLE with a rounding error: about one literal in forty lands one ulp off (more inside a list,
+    whose elements share one wide DECIMAL type). A bin edge is often a data value itself, so a
+    value equal to its edge would fall into the wrong bin. With an exponent DuckDB parses the
+    text as a DOUBLE, exactly. (PostgreSQL and Spark convert their decimal literals exactly.)
+    """
+    from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
+
+    write_literal = DuckDBCompiler.visit_NonNullLiteral
+
+    def visit_NonNullLiteral(self, op, *, value, dtype):
+        if dtype.is_floating() and math.isfinite(value):
+            return _double_literal(float(value))
+        return write_literal(self, op, value=value, dtype=dtype)
+
+    DuckDBCompiler.visit_NonNullLiteral = visit_NonNullLiteral
+
+
+def _double_literal(value: float) -> sge.Expression:
+    # Built by hand: sqlglot's Literal.number rewrites a negative number's text without the exponent.
+    text = repr(abs(value))
+    literal = sge.Literal(this=text if "e" in text else f"{text}e0", is_string=False)
+    return sge.Neg(this=literal) if math.copysign(1.0, value) < 0 else literal
+
+
+_exact_duckdb_float_literals()
+  # default local warehouse, inside the project directory
 
 
 def connect(url: str, root: Path | None = None) -> ibis.BaseBackend:

@@ -194,7 +194,8 @@ def expand_histograms(frame: pd.DataFrame, layout: CountLayout) -> pd.DataFrame:
 def _steps_of(counts: dict, column_bins: ColumnBins) -> list[int]:
     if column_bins.kind == "categorical":
         return [int(counts.get(k + 1, 0)) for k in range(len(column_bins.categories))]
-    # x >= e  <=>  -x <= -e: the counts of every boundary up to -e
+    # x >= e  <=>  -x <= -e: the counts of every boundary up to -e. The map's keys are the
+    # boundaries exactly as sent (backends writes DOUBLE literals DuckDB reads without rounding).
     return [sum(int(n) for bound, n in counts.items() if bound <= -edge) for edge in column_bins.edges]
 
 
