@@ -66,12 +66,16 @@ def drift_tables(d: dict) -> list[str]:
     b = d.get("breakdown")
     if b:
         out += ["Where one run's time goes (`drift_25`, one run each, every query timed from ibis compile to the pandas frame):", ""]
-        out += ["| run | total | query 1 | query 2 | query 3 | outside the queries (plan, judge, store) |", "|---|---|---|---|---|---|"]
-        names = {"first_run": ["edges (exact quantiles)", "categories", "counts, both windows"], "steady_run": ["counts, current window"]}
+        out += ["| run | total | the queries, in order | outside the queries (plan, judge, store) |", "|---|---|---|---|"]
+        names = {
+            "first_run": ["edges 1/3: a sample brackets each quantile", "edges 2/3: the ranks of the brackets",
+                          "edges 3/3: the values of the buckets holding the edges", "categories", "counts, both windows"],
+            "steady_run": ["counts, current window"],
+        }
         for run, f in b.items():
-            cells = [f"{names[run][i] if i < len(names[run]) else 'query'}: {s(q)}" for i, q in enumerate(f["query_s"])]
-            cells += ["—"] * (3 - len(cells))
-            out.append(f"| {run.replace('_', ' ')} | {s(f['total_s'])} | {' | '.join(cells)} | {s(f['outside_queries_s'])} |")
+            labels = names[run] if len(names[run]) == len(f["query_s"]) else [f"query {i + 1}" for i in range(len(f["query_s"]))]
+            cells = "; ".join(f"{label}: {s(q)}" for label, q in zip(labels, f["query_s"]))
+            out.append(f"| {run.replace('_', ' ')} | {s(f['total_s'])} | {cells} | {s(f['outside_queries_s'])} |")
         out.append("")
     forms = d.get("counting_forms")
     if forms:

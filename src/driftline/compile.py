@@ -47,7 +47,7 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     bins, cached = (stored.bins, True) if stored is not None else (_placeholder_bins(plan), False)
     queries: list[tuple[str, object]] = []
     if not cached:
-        queries += [("reference profile: numeric bin edges", plan.edges_query(reference)),
+        queries += [(_edges_title(dialect), plan.edges_query(reference)),
                     ("reference profile: top categories", plan.categories_query(reference))]
     windows = {CURRENT: window} if cached else {CURRENT: window, REFERENCE: reference}
     queries.append(("histogram counts, every column x segment, one scan", plan.counts_query(windows, bins)[0]))
@@ -60,6 +60,13 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
         header += "\n-- bin edges and categories below are placeholders until the reference profile is built"
     body = [f"-- {title}\n{backends.to_sql(expr, dialect).strip()};" for title, expr in queries if expr is not None]
     return "\n\n".join([header, *body])
+
+
+def _edges_title(dialect: str) -> str:
+    if backends.has_native_histogram(dialect):
+        return ("reference profile: numeric bin edges, step 1 of 3 (a sample brackets each quantile; "
+                "the exact values come from a histogram and a fetch built on its result)")
+    return "reference profile: numeric bin edges"
 
 
 def _unbound(bound: BoundMonitor) -> ibis.Table:

@@ -115,9 +115,8 @@ class WindowEvaluator:
         stored = self.store.load_profile(key)
         if stored is not None:
             return ReferenceProfile.from_json(key, reference, stored), True
-        edges_expr = self.plan.edges_query(reference)
+        edges = self.plan.reference_edges(reference, self._execute)
         categories_expr = self.plan.categories_query(reference)
-        edges = self._execute(edges_expr).iloc[0] if edges_expr is not None else None
         categories = self._execute(categories_expr) if categories_expr is not None else None
         return ReferenceProfile(key, reference, finish_bins(columns, edges, categories)), False
 

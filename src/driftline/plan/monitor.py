@@ -5,11 +5,13 @@ share every line of SQL generation."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ibis.expr.types as ir
+import pandas as pd
 
-from driftline.plan import histograms, quality
+from driftline import backends
+from driftline.plan import bracketed_quantiles, histograms, quality
 from driftline.plan.custom_metrics import metric_columns, parse_metrics
 from driftline.plan.frame import CheckInputs, model_columns
 from driftline.plan.columns import DriftColumn, drift_columns, selected_columns
@@ -53,7 +55,19 @@ class MonitorPlan:
     # -- queries --------------------------------------------------------------------------------
 
     def edges_query(self, reference: Window) -> ir.Table | None:
+        """The first (on most backends the only) query of :meth:`reference_edges`."""
+        if backends.has_native_histogram(self.dialect):
+            return bracketed_quantiles.brackets_query(self.source.between(reference), self.binned_columns)
         return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
+
+    def reference_edges(self, reference: Window, execute: Callable[[ir.Table], pd.DataFrame]) -> pd.Series | None:
+        """The one row of numeric edge figures (quantiles, or min and max) of the reference.
+        Where the backend counts against boundaries natively, exact quantiles come from a
+        sample's brackets instead of a sort of every value (see ``bracketed_quantiles``)."""
+        if backends.has_native_histogram(self.dialect):
+            return bracketed_quantiles.bracketed_edges(self.source.between(reference), self.binned_columns, execute)
+        expr = self.edges_query(reference)
+        return execute(expr).iloc[0] if expr is not None else None
 
     def categories_query(self, reference: Window) -> ir.Table | None:
         return histograms.categories_query(self.source.between(reference), self.binned_columns)
