@@ -5,7 +5,8 @@ Measured in one session, medians of ``--repeat`` runs:
 
 - the floor: one DuckDB query reading the monitored columns once (``count(*)`` + ``sum``/``max``
   per column) over the reference + current rows, and over the current rows alone;
-- the first run: builds the reference profile (edges, categories) and counts both windows;
+- the first run: builds the reference profile (edges in three queries on DuckDB, categories) and
+  counts both windows;
   the cached profile is deleted before every repetition;
 - the steady-state run: the profile is cached, only the current window is read;
 - how queries and time grow with 5, 25 and 100 monitored columns (a wider table);
@@ -22,6 +23,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -120,6 +123,45 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     return figures
 
 
+def edge_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
+    """The reference's exact quantile edges two ways, on the same connection: what driftline
+    runs on DuckDB (a sample's brackets, three queries) and the one ``quantile_cont`` query the
+    other backends run; then each in fresh processes for the peak memory."""
+    bench = Bench(project, monitor)
+    bracketed, quantile_cont = _edge_computations(bench)
+    figures = {"bracketed_s": timed(bracketed, repeat).median, "quantile_cont_s": timed(quantile_cont, repeat).median}
+    mine, theirs = bracketed(), quantile_cont()
+    pairs = [(float(mine[k]), float(theirs[k])) for k in theirs.index if pd.notna(theirs[k])]
+    figures |= {
+        "edges": len(pairs),
+        "bit_identical": sum(a == b for a, b in pairs),
+        "max_relative_difference": max(abs(a - b) / max(abs(b), 1e-300) for a, b in pairs),
+    }
+    bench.close()
+    for form in ("bracketed", "quantile_cont"):
+        runs = [run_child(sys.executable, Path(__file__), ["--child", f"edges-{form}", str(project), monitor]) for _ in range(repeat)]
+        figures[f"{form}_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    print(
+        f"  bracketed {figures['bracketed_s']:.2f}s / {figures['bracketed_peak_rss_mb']:.0f} MB, quantile_cont "
+        f"{figures['quantile_cont_s']:.2f}s / {figures['quantile_cont_peak_rss_mb']:.0f} MB; {figures['bit_identical']} of "
+        f"{figures['edges']} edges bit-identical, max relative difference {figures['max_relative_difference']:.1e}",
+        flush=True,
+    )
+    return figures
+
+
+def _edge_computations(bench: Bench):
+    from driftline.plan import histograms
+    from driftline.windows import reference_window
+
+    plan = bench.evaluator.plan
+    reference = reference_window(plan.monitor.reference, bench.window)
+    execute = lambda expr: expr.execute()  # noqa: E731
+    bracketed = lambda: plan.reference_edges(reference, execute)  # noqa: E731
+    single = histograms.edges_query(plan.source.between(reference), plan.binned_columns, plan.dialect)
+    return bracketed, lambda: execute(single).iloc[0]
+
+
 def child(mode: str, project: str, monitor: str) -> None:
     """A fresh process: peak RSS of opening the workspace and doing one run of ``mode``."""
     bench = Bench(Path(project), monitor)
@@ -131,6 +173,10 @@ def child(mode: str, project: str, monitor: str) -> None:
         queries = bench.run().queries
     elif mode == "steady":
         queries = bench.run().queries
+    elif mode.startswith("edges-"):
+        bracketed, quantile_cont = _edge_computations(bench)
+        started = time.perf_counter()
+        (bracketed if mode == "edges-bracketed" else quantile_cont)()
     bench.close()
     print(json.dumps({"mode": mode, "seconds": time.perf_counter() - started, "queries": queries, "peak_rss_mb": peak_rss_mb()}))
 
@@ -152,6 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-scaling", action="store_true", help="skip the 5/25/100-column table")
+    parser.add_argument("--edges-only", action="store_true", help="only the edge forms, added to the saved drift results")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PROJECT", "MONITOR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -163,6 +210,11 @@ def main() -> None:
     payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat}
     name, numeric, categorical, segments = MAIN
     main_project = project_for(name, DEFAULT_DB, numeric, categorical, segments)
+    if args.edges_only:
+        saved = json.loads((DATA / "results" / "drift.json").read_text())
+        saved["edge_forms"] = edge_forms(main_project, name, args.repeat)
+        print(f"[drift] results: {save('drift', saved)}")
+        return
     print(f"[drift] {name}: floors, first and steady runs ({args.repeat} repetitions) ...", flush=True)
     payload["main"] = measure(main_project, name, numeric, categorical, segments, args.repeat)
     _report(payload["main"])
@@ -177,6 +229,8 @@ def main() -> None:
     payload["breakdown"] = breakdown(main_project, name)
     print("[drift] the counting query: HISTOGRAM vs SUM(CAST) vs COUNT(*) FILTER ...", flush=True)
     payload["counting_forms"] = counting_forms(main_project, name)
+    print("[drift] exact quantile edges: bracketed vs quantile_cont ...", flush=True)
+    payload["edge_forms"] = edge_forms(main_project, name)
     print("[drift] peak RSS in fresh processes ...", flush=True)
     payload["memory"] = memory(main_project, name)
     print(json.dumps(payload["memory"], indent=1), flush=True)
