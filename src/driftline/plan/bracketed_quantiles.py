@@ -20,8 +20,8 @@ come from three light scans:
 
 A column with a rank outside its brackets (a sample that unlucky is rare) gets its edges from
 ``quantile_cont`` in one more query (DuckDB's interpolation, which can differ from numpy's in
-the last bit). The result has the keys of ``histograms.edges_query``'s
-row (``e{i}_q{k}``, ``e{i}_min``, ``e{i}_max``), so ``finish_bins`` reads either.
+the last bit). The result has the keys of the row ``histograms.edges_query`` returns
+(``e{i}_q{k}``, ``e{i}_min``, ``e{i}_max``), so ``finish_bins`` reads either.
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ def bracketed_edges(reference: ir.Table, columns: Sequence[DriftColumn], execute
     if not numeric:
         return None
     first = execute(brackets_query(reference, numeric, sample_size)).iloc[0]
-    figures = {k: first[k] for k in first.index if k.endswith(("_min", "_max"))}
+    figures = {k: first[k] for k in first.index if k.endswith(("_min", "_max"))}  # uniform binning
     quantiled = {i: c for i, c in enumerate(numeric) if c.binning.method != "uniform"}
     brackets = {i: _with_predecessors(first[f"s{i}"]) for i in quantiled}
     ranked = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, execute)
     located = {i: [_locate(ranked[i], r) for r in _ranks_needed(ranked[i], quantiled[i])] for i in ranked}
-    fetched = _fetch(reference, numeric, {i: [t[0] for t in found if isinstance(t, tuple)] for i, found in located.items()}, execute)
+    buckets = {i: [target[0] for target in found if isinstance(target, tuple)] for i, found in located.items()}
+    fetched = _fetch(reference, numeric, buckets, execute)
     missed = []
     for i, column in quantiled.items():
         if i not in ranked or ranked[i].n == 0:  # no finite value: no quantiles, as quantile_cont
