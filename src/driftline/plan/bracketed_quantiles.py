@@ -15,8 +15,8 @@ come from three light scans:
    a value repeated many times has a bucket (b⁻, b] of its own. The two values numpy
    interpolates between (ranks floor and ceil of (n − 1)p) then lie in known buckets, or are a
    bracket value themselves;
-3. **values**: the values of the buckets still needed (a few thousand each) are fetched and
-   sorted here.
+3. **values**: the values of the buckets still needed (a few thousand each) are sorted in the
+   warehouse, which returns only the two values per edge.
 
 A column with a rank outside its brackets (a sample that unlucky is rare) gets its edges from
 ``quantile_cont`` in one more query (DuckDB's interpolation, which can differ from numpy's in
@@ -27,6 +27,7 @@ the last bit). The result has the keys of the row ``histograms.edges_query`` ret
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -64,8 +65,7 @@ def bracketed_edges(reference: ir.Table, columns: Sequence[DriftColumn], execute
     brackets = {i: _with_predecessors(first[f"s{i}"]) for i in quantiled}
     ranked = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, execute)
     located = {i: [_locate(ranked[i], r) for r in _ranks_needed(ranked[i], quantiled[i])] for i in ranked}
-    buckets = {i: [target[0] for target in found if isinstance(target, tuple)] for i, found in located.items()}
-    fetched = _fetch(reference, numeric, buckets, execute)
+    fetched = _fetch(reference, numeric, ranked, located, execute)
     missed = []
     for i, column in quantiled.items():
         if i not in ranked or ranked[i].n == 0:  # no finite value: no quantiles, as quantile_cont
@@ -133,6 +133,10 @@ class Ranked:
     def n(self) -> int:
         return self.below[-1]
 
+    def size(self, bucket: Bucket) -> int:
+        j = self.bounds.index(bucket[1])
+        return self.below[j + 1] - self.below[j]
+
 
 def _ranks(reference: ir.Table, numeric: list[DriftColumn], brackets: dict[int, list[float]], execute: Execute) -> dict[int, Ranked]:
     if not brackets:
@@ -158,7 +162,8 @@ def _ranks_needed(ranked: Ranked | None, column: DriftColumn) -> list[int]:
     return ranks
 
 
-Located = float | tuple[Bucket, int] | None  # a value, (bucket, rank within it), or outside
+Target = tuple[Bucket, int]  # a bucket, and a rank within it
+Located = float | Target | None  # a value, a target to fetch, or outside the brackets
 
 
 def _locate(ranked: Ranked, rank: int) -> Located:
@@ -174,19 +179,30 @@ def _locate(ranked: Ranked, rank: int) -> Located:
 # -- 3. values --------------------------------------------------------------------------------------
 
 
-def _fetch(reference: ir.Table, numeric: list[DriftColumn], buckets: dict[int, list[Bucket]], execute: Execute) -> dict[int, dict[Bucket, list[float]]]:
-    """The sorted values of every bucket still needed, per column."""
-    buckets = {i: sorted(set(b)) for i, b in buckets.items() if b}
-    if not buckets:
+def _fetch(reference: ir.Table, numeric: list[DriftColumn], ranked: dict[int, Ranked], located: dict[int, list[Located]], execute: Execute) -> dict[int, dict[Target, float | None]]:
+    """The values at the (bucket, rank) targets, picked in the warehouse: per column, the
+    values of its buckets sorted into one list, read at each target's position in it."""
+    wanted = {i: sorted({t for t in found if isinstance(t, tuple)}) for i, found in located.items()}
+    wanted = {i: targets for i, targets in wanted.items() if targets}
+    if not wanted:
         return {}
-    # The raw column: NaN, ±inf and null fall outside every finite bucket by themselves.
-    values = {i: reference[numeric[i].name].cast("float64") for i in buckets}
-    row = execute(reference.aggregate(**{f"v{i}": values[i].collect(where=_inside(values[i], b)) for i, b in buckets.items()})).iloc[0]
-    fetched = {}
-    for i, found in buckets.items():
-        everything = sorted(float(v) for v in (row[f"v{i}"] if row[f"v{i}"] is not None else []))
-        fetched[i] = {(low, high): [v for v in everything if low < v <= high] for low, high in found}
-    return fetched
+    sorted_values, picks = {}, {}
+    for i, targets in wanted.items():
+        buckets = sorted({bucket for bucket, _ in targets})
+        starts = dict(zip(buckets, itertools.accumulate((ranked[i].size(b) for b in buckets), initial=0)))
+        # The raw column: NaN, ±inf and null fall outside every finite bucket by themselves.
+        value = reference[numeric[i].name].cast("float64")
+        sorted_values[f"l{i}"] = value.collect(where=_inside(value, buckets)).sort()
+        picks[i] = [starts[bucket] + rank for bucket, rank in targets]
+    lists = reference.aggregate(**sorted_values)
+    row = execute(lists.select(**{f"v{i}": ibis.array([lists[f"l{i}"][p] for p in at]) for i, at in picks.items()})).iloc[0]
+    return {i: dict(zip(targets, _numbers(row[f"v{i}"], len(targets)))) for i, targets in wanted.items()}
+
+
+def _numbers(values, count: int) -> list[float | None]:
+    if values is None:
+        return [None] * count
+    return [None if v is None or pd.isna(v) else float(v) for v in values]
 
 
 def _inside(value: ir.FloatingColumn, buckets: list[Bucket]) -> ir.BooleanValue:
@@ -199,12 +215,8 @@ def _inside(value: ir.FloatingColumn, buckets: list[Bucket]) -> ir.BooleanValue:
     return ibis.ifelse(value <= buckets[middle - 1][1], _inside(value, buckets[:middle]), _inside(value, buckets[middle:]))
 
 
-def _value_of(target: Located, fetched: dict[Bucket, list[float]]) -> float | None:
-    if not isinstance(target, tuple):
-        return target
-    bucket, rank = target
-    values = fetched.get(bucket, [])
-    return values[rank] if rank < len(values) else None
+def _value_of(target: Located, fetched: dict[Target, float | None]) -> float | None:
+    return fetched.get(target) if isinstance(target, tuple) else target
 
 
 # -- the edges ------------------------------------------------------------------------------------
