@@ -40,7 +40,7 @@ import pandas as pd
 
 from driftline import backends
 from driftline.plan.columns import DriftColumn
-from driftline.plan.histograms import finite
+from driftline.plan.histograms import edge_metrics, finite, quantile_probabilities
 
 SAMPLE_SIZE = 65_536
 BRACKET_STEPS = 8  # bracket values on each side of a probability
@@ -69,7 +69,7 @@ def bracketed_edges(reference: ir.Table, columns: Sequence[DriftColumn], execute
     missed = []
     for i, column in quantiled.items():
         if i not in ranked or ranked[i].n == 0:  # no finite value: no quantiles, as quantile_cont
-            figures |= {f"e{i}_q{k}": None for k in range(len(_probabilities(column)))}
+            figures |= {f"e{i}_q{k}": None for k in range(len(quantile_probabilities(column)))}
             continue
         values = [_value_of(target, fetched.get(i, {})) for target in located[i]]
         if any(v is None for v in values):
@@ -84,13 +84,9 @@ def bracketed_edges(reference: ir.Table, columns: Sequence[DriftColumn], execute
 # -- 1. brackets ------------------------------------------------------------------------------------
 
 
-def _probabilities(column: DriftColumn) -> list[float]:
-    return [k / column.binning.bins for k in range(1, column.binning.bins)]
-
-
 def _bracket_probabilities(column: DriftColumn, sample_size: int) -> list[float]:
     step = 2 / math.sqrt(sample_size) / BRACKET_STEPS
-    around = {round(p + j * step, 9) for p in _probabilities(column) for j in range(-BRACKET_STEPS, BRACKET_STEPS + 1)}
+    around = {round(p + j * step, 9) for p in quantile_probabilities(column) for j in range(-BRACKET_STEPS, BRACKET_STEPS + 1)}
     return sorted({0.0, 1.0} | {p for p in around if 0.0 < p < 1.0})
 
 
@@ -100,10 +96,10 @@ def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_s
     numeric = [c for c in columns if c.binning.kind == "numeric"]
     metrics: dict[str, ir.Scalar] = {}
     for i, column in enumerate(numeric):
-        values = finite(reference[column.name]).cast("float64")
         if column.binning.method == "uniform":
-            metrics[f"e{i}_min"], metrics[f"e{i}_max"] = values.min(), values.max()
+            metrics |= edge_metrics(reference, i, column, "duckdb")
         else:
+            values = finite(reference[column.name]).cast("float64")
             grid = ibis.literal(_bracket_probabilities(column, sample_size), type="array<float64>")
             metrics[f"s{i}"] = _reservoir_quantiles(values, grid, ibis.literal(sample_size, "int64"))
     return reference.aggregate(**metrics) if metrics else None
@@ -156,7 +152,7 @@ def _ranks_needed(ranked: Ranked | None, column: DriftColumn) -> list[int]:
     if ranked is None or ranked.n == 0:
         return []
     ranks = []
-    for p in _probabilities(column):
+    for p in quantile_probabilities(column):
         below = math.floor((ranked.n - 1) * p)
         ranks += [below, min(below + 1, ranked.n - 1)]
     return ranks
@@ -225,7 +221,7 @@ def _value_of(target: Located, fetched: dict[Target, float | None]) -> float | N
 def _interpolated(n: int, column: DriftColumn, values: list[float]) -> list[float]:
     """numpy's linear method from the two values around each virtual index (n − 1)p."""
     edges = []
-    for p, low, high in zip(_probabilities(column), values[::2], values[1::2]):
+    for p, low, high in zip(quantile_probabilities(column), values[::2], values[1::2]):
         virtual = (n - 1) * p
         gamma = virtual - math.floor(virtual) if virtual < n - 1 else 0.0
         difference = high - low
@@ -234,10 +230,6 @@ def _interpolated(n: int, column: DriftColumn, values: list[float]) -> list[floa
 
 
 def _exact_fallback(reference: ir.Table, numeric: list[DriftColumn], missed: list[int], execute: Execute) -> dict[str, float | None]:
-    metrics = {}
-    for i in missed:
-        values = finite(reference[numeric[i].name]).cast("float64")
-        for k, quantile in enumerate(backends.quantiles(values, _probabilities(numeric[i]), "duckdb")):
-            metrics[f"e{i}_q{k}"] = quantile
+    metrics = {k: v for i in missed for k, v in edge_metrics(reference, i, numeric[i], "duckdb").items()}
     row = execute(reference.aggregate(**metrics)).iloc[0]
     return {k: row[k] for k in metrics}

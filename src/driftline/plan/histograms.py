@@ -61,14 +61,23 @@ def edges_query(reference: ir.Table, columns: Sequence[DriftColumn], dialect: st
     """One aggregate row with the quantiles (or min and max) that become numeric edges."""
     metrics: dict[str, ir.Scalar] = {}
     for i, column in enumerate(c for c in columns if c.binning.kind == "numeric"):
-        values = finite(reference[column.name]).cast("float64")
-        if column.binning.method == "uniform":
-            metrics[f"e{i}_min"], metrics[f"e{i}_max"] = values.min(), values.max()
-        else:
-            probabilities = [k / column.binning.bins for k in range(1, column.binning.bins)]
-            for k, quantile in enumerate(backends.quantiles(values, probabilities, dialect)):
-                metrics[f"e{i}_q{k}"] = quantile
+        metrics |= edge_metrics(reference, i, column, dialect)
     return reference.aggregate(**metrics) if metrics else None
+
+
+def edge_metrics(reference: ir.Table, i: int, column: DriftColumn, dialect: str) -> dict[str, ir.Scalar]:
+    """The aggregates of the ``i``-th numeric column's edges: ``e{i}_min`` and ``e{i}_max``
+    (uniform binning) or ``e{i}_q{k}``, the exact quantiles (see :func:`finish_bins`)."""
+    values = finite(reference[column.name]).cast("float64")
+    if column.binning.method == "uniform":
+        return {f"e{i}_min": values.min(), f"e{i}_max": values.max()}
+    quantiles = backends.quantiles(values, quantile_probabilities(column), dialect)
+    return {f"e{i}_q{k}": quantile for k, quantile in enumerate(quantiles)}
+
+
+def quantile_probabilities(column: DriftColumn) -> list[float]:
+    """SPEC §6: the reference quantiles at k/bins, k = 1..bins-1."""
+    return [k / column.binning.bins for k in range(1, column.binning.bins)]
 
 
 def categories_query(reference: ir.Table, columns: Sequence[DriftColumn]) -> ir.Table | None:
