@@ -98,7 +98,7 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     bench.run()  # stores the profile
     evaluator = bench.evaluator
     reference = reference_window(evaluator.monitor.reference, bench.window)
-    profile, cached = evaluator._profile(reference)
+    profile, cached, _ = evaluator._profile(reference)
     assert cached
     figures = {}
     for label, windows, runs in (
@@ -151,13 +151,14 @@ def edge_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
 
 
 def _edge_computations(bench: Bench):
-    from driftline.plan import histograms
+    from driftline.plan import bracketed_quantiles, histograms
     from driftline.windows import reference_window
 
     plan = bench.evaluator.plan
     reference = reference_window(plan.monitor.reference, bench.window)
     execute = lambda expr: expr.execute()  # noqa: E731
-    bracketed = lambda: plan.reference_edges(reference, execute)  # noqa: E731
+    rows = plan.source.between(reference)
+    bracketed = lambda: bracketed_quantiles.bracketed_edges(rows, plan.binned_columns, execute).figures  # noqa: E731
     single = histograms.edges_query(plan.source.between(reference), plan.binned_columns, plan.dialect)
     return bracketed, lambda: execute(single).iloc[0]
 

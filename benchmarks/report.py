@@ -68,8 +68,9 @@ def drift_tables(d: dict) -> list[str]:
         out += ["Where one run's time goes (`drift_25`, one run each, every query timed from ibis compile to the pandas frame):", ""]
         out += ["| run | total | the queries, in order | outside the queries (plan, judge, store) |", "|---|---|---|---|"]
         names = {
-            "first_run": ["edges 1/3: a sample brackets each quantile", "edges 2/3: the ranks of the brackets",
-                          "edges 3/3: the values of the buckets holding the edges", "categories", "counts, both windows"],
+            "first_run": ["edges 1/3: a sample brackets each quantile", "edges 2/3: the ranks of the brackets, per segment",
+                          "edges 3/3: the values of the buckets holding the edges, per segment", "categories, per segment",
+                          "counts, current window (the reference's from edges 2-3 and categories)"],
             "steady_run": ["counts, current window"],
         }
         for run, f in b.items():

@@ -75,7 +75,7 @@ class Log:
 def test_edges_equal_numpys_exactly(reference):
     columns = [numeric(c) for c in QUANTILE_COLUMNS] + [numeric("normal", bins=7)]
     log = Log()
-    row = bracketed_edges(reference, columns, log)  # the sample holds the whole reference
+    row = bracketed_edges(reference, columns, log).figures  # the sample holds the whole reference
     assert log.queries == 3  # brackets, ranks, the values of the buckets holding the edges
     _assert_numpys(row, columns, exact=True)
 
@@ -84,7 +84,7 @@ def test_edges_equal_numpys_exactly(reference):
 def test_a_sample_smaller_than_the_reference_brackets_it(reference, sample_size):
     columns = [numeric(c) for c in QUANTILE_COLUMNS]
     log = Log()
-    row = bracketed_edges(reference, columns, log, sample_size=sample_size)
+    row = bracketed_edges(reference, columns, log, sample_size=sample_size).figures
     # A rank outside its brackets (rare, four standard errors) costs a fourth query, whose
     # quantile_cont may differ from numpy in the last bit.
     assert log.queries in (3, 4)
@@ -102,7 +102,7 @@ def _assert_numpys(row: pd.Series, columns: list[DriftColumn], exact: bool) -> N
 
 def test_ranks_outside_the_brackets_fall_back_to_quantile_cont(reference):
     log = Log()
-    row = bracketed_edges(reference, [numeric("normal", bins=100)], log, sample_size=5)
+    row = bracketed_edges(reference, [numeric("normal", bins=100)], log, sample_size=5).figures
     assert log.queries == 4  # a 5-value sample cannot bracket 99 percentiles
     expected = numpy_edges(_data()["normal"], 100)
     assert [float(row[f"e0_q{k}"]) for k in range(99)] == pytest.approx(expected, rel=1e-12)
@@ -110,7 +110,7 @@ def test_ranks_outside_the_brackets_fall_back_to_quantile_cont(reference):
 
 def test_uniform_columns_get_min_and_max_from_the_first_query(reference):
     log = Log()
-    row = bracketed_edges(reference, [numeric("messy", method="uniform"), numeric("normal")], log)
+    row = bracketed_edges(reference, [numeric("messy", method="uniform"), numeric("normal")], log).figures
     finite = _data().messy.to_numpy()
     finite = finite[np.isfinite(finite)]
     assert (float(row["e0_min"]), float(row["e0_max"])) == (finite.min(), finite.max())

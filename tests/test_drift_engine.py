@@ -20,11 +20,12 @@ import pyarrow as pa
 import pytest
 from drift_model import (
     small_monitor,
-    DAY, DRIFTED, EMPTY, EPS, MAIN, NULL_SEGMENT, ONE_ROW, SINGLE, CheckSpec, arrow_table, compare,
-    compare_histograms, generate_rows, model_results,
+    DAY, DRIFTED, EMPTY, EPS, FEATURES, MAIN, NULL_SEGMENT, ONE_ROW, QUANTILES, SINGLE, CheckSpec, arrow_table,
+    compare, compare_histograms, generate_rows, model_results,
 )
 
 from driftline import api
+from driftline.plan import bracketed_quantiles
 from driftline.plan.monitor import MonitorPlan
 
 # -- the DuckDB run, shared by the tests below --------------------------------------------------
@@ -145,6 +146,30 @@ def test_reference_profile_is_computed_once_and_reused(backfilled):
     # both windows; then one query
     assert [o.queries for o in main] == [4 + exact_queries, 1 + exact_queries, 1 + exact_queries]
     assert backfilled.counted_windows[:3] == [["current", "reference"], ["current"], ["current"]]
+
+
+@pytest.mark.parametrize(
+    ("sample_size", "fetch_budget", "derived"),
+    [
+        (None, bracketed_quantiles.FETCH_BUDGET, True),  # the sample holds the whole reference
+        (1000, bracketed_quantiles.FETCH_BUDGET, True),  # values fetched per segment combination
+        (1000, 10, False),  # too many values to fetch: the warehouse picks them, the reference is counted
+    ],
+)
+def test_reference_counts_read_off_the_edge_scans_are_numpys(make_project, monkeypatch, sample_size, fetch_budget, derived):
+    monkeypatch.setattr(bracketed_quantiles, "SAMPLE_SIZE", sample_size or bracketed_quantiles.SAMPLE_SIZE)
+    monkeypatch.setattr(bracketed_quantiles, "FETCH_BUDGET", fetch_budget)
+    counted: list[list[str]] = []
+    counts_query = MonitorPlan.counts_query
+    monkeypatch.setattr(MonitorPlan, "counts_query", lambda plan, windows, bins: counted.append(sorted(windows)) or counts_query(plan, windows, bins))
+    data = generate_rows()
+    project = make_project(monitors={"quantiles": QUANTILES}, tables={"events": arrow_table(data)})
+    summary = api.backfill(DRIFTED, DRIFTED + DAY, project.root, at=ONE_ROW + 2 * DAY)
+    (outcome,) = summary.outcomes
+    assert outcome.status == "success", outcome.error
+    assert counted == ([["current"]] if derived else [["current", "reference"]])
+    stored = project.query(f"select * from driftline_histograms where run_id = '{outcome.run_id}'")
+    compare_histograms(stored, data, DRIFTED, columns=set(FEATURES))
 
 
 def test_run_after_backfill_reads_only_the_current_window(backfilled):

@@ -46,11 +46,15 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     stored = _stored_profile(workspace, plan, reference, bound.source_fingerprint)
     bins, cached = (stored.bins, True) if stored is not None else (_placeholder_bins(plan), False)
     queries: list[tuple[str, object]] = []
+    derived = not cached and plan.derives_reference_counts
     if not cached:
         queries += [(_edges_title(dialect), plan.edges_query(reference)),
-                    ("reference profile: top categories", plan.categories_query(reference))]
-    windows = {CURRENT: window} if cached else {CURRENT: window, REFERENCE: reference}
-    queries.append(("histogram counts, every column x segment, one scan", plan.counts_query(windows, bins)[0]))
+                    ("reference profile: top categories" + (", counted per segment combination" if derived else ""), plan.categories_query(reference))]
+    windows = {CURRENT: window} if cached or derived else {CURRENT: window, REFERENCE: reference}
+    counts_title = "histogram counts, every column x segment, one scan"
+    if derived:
+        counts_title += " (the reference's counts come from the edge and category queries)"
+    queries.append((counts_title, plan.counts_query(windows, bins)[0]))
     for (check, column), expr in plan.exact_queries(window, reference).items():
         queries.append((f"exact distances for {check} on {column}", expr))
     profile = stored or ReferenceProfile("", reference)
@@ -65,7 +69,8 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
 def _edges_title(dialect: str) -> str:
     if backends.has_native_histogram(dialect):
         return ("reference profile: numeric bin edges, step 1 of 3 (a sample brackets each quantile; "
-                "the exact values come from a histogram and a fetch built on its result)")
+                "the exact values come from a histogram and a fetch built on its result, grouped by the "
+                "segment values when they also give the reference's bin counts)")
     return "reference profile: numeric bin edges"
 
 

@@ -1,7 +1,7 @@
 """The run stage: execute a monitor's plan for one window, measure, judge and store.
 
-Per window: at most two small queries build the reference profile (once per reference window,
-then cached), ONE query counts every histogram, each opt-in exact method adds one query, and
+Per window: a few queries build the reference profile (once per reference window, then cached;
+on DuckDB they also give the reference's bin counts), ONE query counts every histogram, each opt-in exact method adds one query, and
 ONE query measures every model and data check (see ``plan/model_checks.py``).
 """
 
@@ -20,7 +20,7 @@ from driftline.anomaly import apply_anomaly_bands
 from driftline.errors import DriftlineError, WarehouseError
 from driftline.judge import INSUFFICIENT, judge_static, worst
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
-from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
+from driftline.plan.histograms import ROWS, CountLayout, bin_counts, rollup
 from driftline.plan.model_checks import complete_reference, measure_model_checks
 from driftline.plan.monitor import MonitorPlan
 from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, now_utc, profile_key
@@ -83,10 +83,12 @@ class WindowEvaluator:
 
     def _measure_and_judge(self, window: Window, run: dict[str, Any]) -> tuple[WindowRecord, WindowOutcome]:
         reference = reference_window(self.monitor.reference, window)
-        profile, cached = self._profile(reference)
-        windows = {CURRENT: window} if cached else {CURRENT: window, REFERENCE: reference}
-        counts_expr, layout = self.plan.counts_query(windows, profile.bins)
+        profile, cached, reference_counts = self._profile(reference)
+        counted = {CURRENT: window} if cached or reference_counts is not None else {CURRENT: window, REFERENCE: reference}
+        counts_expr, layout = self.plan.counts_query(counted, profile.bins)
         totals = rollup(self._execute(counts_expr), layout)
+        if reference_counts is not None:  # in the portable layout: no histogram maps to expand
+            totals |= rollup(reference_counts, CountLayout(layout.bins, layout.segments))
         model_reference_added = complete_reference(self.plan, profile, self._execute, self.now)
         if not cached or model_reference_added:
             self._complete_profile(profile, totals, layout)
@@ -109,16 +111,15 @@ class WindowEvaluator:
 
     # -- the reference profile ------------------------------------------------------------------
 
-    def _profile(self, reference: Window) -> tuple[ReferenceProfile, bool]:
-        columns = self.plan.binned_columns
-        key = profile_key(self.monitor.name, reference, columns, self.plan.segments, self.source_fingerprint)
+    def _profile(self, reference: Window) -> tuple[ReferenceProfile, bool, pd.DataFrame | None]:
+        """The reference profile; whether it was cached; the reference's rows of the counting
+        query when building the profile gave them (see ``MonitorPlan.reference_profile``)."""
+        key = profile_key(self.monitor.name, reference, self.plan.binned_columns, self.plan.segments, self.source_fingerprint)
         stored = self.store.load_profile(key)
         if stored is not None:
-            return ReferenceProfile.from_json(key, reference, stored), True
-        edges = self.plan.reference_edges(reference, self._execute)
-        categories_expr = self.plan.categories_query(reference)
-        categories = self._execute(categories_expr) if categories_expr is not None else None
-        return ReferenceProfile(key, reference, finish_bins(columns, edges, categories)), False
+            return ReferenceProfile.from_json(key, reference, stored), True, None
+        bins, reference_counts = self.plan.reference_profile(reference, self._execute)
+        return ReferenceProfile(key, reference, bins), False, reference_counts
 
     def _complete_profile(self, profile: ReferenceProfile, totals: dict, layout: CountLayout) -> None:
         for (side, segment_key, segment_value), sums in totals.items():

@@ -15,22 +15,31 @@ come from three light scans:
    a value repeated many times has a bucket (b⁻, b] of its own. The two values numpy
    interpolates between (ranks floor and ceil of (n − 1)p) then lie in known buckets, or are a
    bracket value themselves;
-3. **values**: the values of the buckets still needed (a few thousand each) are sorted in the
-   warehouse, which returns only the two values per edge.
+3. **values**: the values of the buckets still needed (a few thousand each) are fetched and
+   sorted; numpy's two values per edge are read off at their ranks. Past ``FETCH_BUDGET``
+   values (a reference of hundreds of millions of rows) the warehouse sorts them instead and
+   returns only the two values per edge.
+
+Given the segment ``keys`` of the counting query, steps 2 and 3 group by them, so the scans also
+know, per combination of segment values, how many values lie below any edge (see
+:meth:`ColumnScan.count_below`, used by ``reference_counts``); step 2 then computes the
+``tallies`` asked for as well. Grouping costs about 3 % of the two scans.
 
 A column with a rank outside its brackets (a sample that unlucky is rare) gets its edges from
 ``quantile_cont`` in one more query (DuckDB's interpolation, which can differ from numpy's in
-the last bit). The result has the keys of the row ``histograms.edges_query`` returns
+the last bit). The figures have the keys of the row ``histograms.edges_query`` returns
 (``e{i}_q{k}``, ``e{i}_min``, ``e{i}_max``), so ``finish_bins`` reads either.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Callable, Sequence
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -40,13 +49,17 @@ import pandas as pd
 
 from driftline import backends
 from driftline.plan.columns import DriftColumn
-from driftline.plan.histograms import edge_metrics, finite, quantile_probabilities
+from driftline.plan.histograms import clean, edge_metrics, finite, quantile_probabilities
 
 SAMPLE_SIZE = 65_536
 BRACKET_STEPS = 8  # bracket values on each side of a probability
+# Step 3 brings at most this many values into Python (8 bytes each); about N/1024 per bucket
+# and two buckets per edge, so a 4M-row reference with 20 columns of 10 bins fetches 0.5M.
+FETCH_BUDGET = 4_000_000
 
 Execute = Callable[[ir.Table], pd.DataFrame]
 Bucket = tuple[float, float]  # (low, high]: the values strictly above low, up to high
+Combo = tuple[str | None, ...]  # one combination of segment values, as the counting query groups them
 
 
 @ibis.udf.agg.builtin(name="reservoir_quantile")
@@ -54,31 +67,66 @@ def _reservoir_quantiles(arg: dt.float64, quantiles: dt.Array(dt.float64), sampl
     """DuckDB: the quantiles of a uniform reservoir sample of ``sample_size`` values."""
 
 
-def bracketed_edges(reference: ir.Table, columns: Sequence[DriftColumn], execute: Execute, sample_size: int = SAMPLE_SIZE) -> pd.Series | None:
-    """The one row of numeric edge figures ``histograms.edges_query`` computes, exactly."""
+@dataclass
+class BracketedEdges:
+    """The edge figures (``figures``), and what steps 2 and 3 learned on the way: per numeric
+    column index located in its brackets, its :class:`ColumnScan`; step 2's row per combination
+    of segment values with the ``tallies`` asked for (``None`` when step 2 did not run)."""
+
+    figures: pd.Series | None
+    scans: dict[int, ColumnScan] = field(default_factory=dict)
+    tallies: pd.DataFrame | None = None
+
+
+def bracketed_edges(
+    reference: ir.Table,
+    columns: Sequence[DriftColumn],
+    execute: Execute,
+    sample_size: int | None = None,
+    keys: Mapping[str, ir.Value] | None = None,
+    tallies: Mapping[str, ir.Scalar] | None = None,
+) -> BracketedEdges:
+    """The numeric edge figures ``histograms.edges_query`` computes, exactly; steps 2 and 3
+    grouped by ``keys``, step 2 computing ``tallies`` too; ``sample_size`` defaults to
+    ``SAMPLE_SIZE``."""
     numeric = [c for c in columns if c.binning.kind == "numeric"]
     if not numeric:
-        return None
-    first = execute(brackets_query(reference, numeric, sample_size)).iloc[0]
+        return BracketedEdges(None)
+    keys = dict(keys or {})
+    first = execute(brackets_query(reference, numeric, sample_size or SAMPLE_SIZE)).iloc[0]
     figures = {k: first[k] for k in first.index if k.endswith(("_min", "_max"))}  # uniform binning
     quantiled = {i: c for i, c in enumerate(numeric) if c.binning.method != "uniform"}
     brackets = {i: _with_predecessors(first[f"s{i}"]) for i in quantiled}
-    ranked = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, execute)
-    located = {i: [_locate(ranked[i], r) for r in _ranks_needed(ranked[i], quantiled[i])] for i in ranked}
-    fetched = _fetch(reference, numeric, ranked, located, execute)
+    step2 = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, keys, dict(tallies or {}), execute)
+    scans = step2.scans
+    located = {i: [_locate(scans[i].overall, r) for r in _ranks_needed(scans[i].overall, quantiled[i])] for i in scans}
+    fetched = _fetch(reference, numeric, scans, located, keys, execute)
     missed = []
     for i, column in quantiled.items():
-        if i not in ranked or ranked[i].n == 0:  # no finite value: no quantiles, as quantile_cont
+        if i not in scans or scans[i].overall.n == 0:  # no finite value: no quantiles, as quantile_cont
             figures |= {f"e{i}_q{k}": None for k in range(len(quantile_probabilities(column)))}
+            scans.pop(i, None)
             continue
         values = [_value_of(target, fetched.get(i, {})) for target in located[i]]
         if any(v is None for v in values):
             missed.append(i)
+            del scans[i]
             continue
-        figures |= {f"e{i}_q{k}": q for k, q in enumerate(_interpolated(ranked[i].n, column, values))}
+        figures |= {f"e{i}_q{k}": q for k, q in enumerate(_interpolated(scans[i].overall.n, column, values))}
     if missed:
         figures |= _exact_fallback(reference, numeric, missed, execute)
-    return pd.Series(figures, dtype="object")
+    return BracketedEdges(pd.Series(figures, dtype="object"), scans, step2.tallies)
+
+
+def _grouped(table: ir.Table, keys: Mapping[str, ir.Value], metrics: Mapping[str, ir.Scalar]) -> ir.Table:
+    return table.group_by(**keys).aggregate(**metrics) if keys else table.aggregate(**metrics)
+
+
+def combos_of(frame: pd.DataFrame, keys: Sequence[str] | Mapping[str, ir.Value]) -> list[Combo]:
+    """Each row's combination of segment values (null as None)."""
+    if not keys:
+        return [()] * len(frame)
+    return [tuple(None if pd.isna(v) else str(v) for v in row) for row in frame[list(keys)].itertuples(index=False)]
 
 
 # -- 1. brackets ------------------------------------------------------------------------------------
@@ -90,7 +138,7 @@ def _bracket_probabilities(column: DriftColumn, sample_size: int) -> list[float]
     return sorted({0.0, 1.0} | {p for p in around if 0.0 < p < 1.0})
 
 
-def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_size: int = SAMPLE_SIZE) -> ir.Table | None:
+def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_size: int | None = None) -> ir.Table | None:
     """Step 1: the sample quantiles around each edge's probability (and min and max of the
     uniform-binned columns, which need nothing more)."""
     numeric = [c for c in columns if c.binning.kind == "numeric"]
@@ -100,8 +148,9 @@ def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_s
             metrics |= edge_metrics(reference, i, column, "duckdb")
         else:
             values = finite(reference[column.name]).cast("float64")
-            grid = ibis.literal(_bracket_probabilities(column, sample_size), type="array<float64>")
-            metrics[f"s{i}"] = _reservoir_quantiles(values, grid, ibis.literal(sample_size, "int64"))
+            size = sample_size or SAMPLE_SIZE
+            grid = ibis.literal(_bracket_probabilities(column, size), type="array<float64>")
+            metrics[f"s{i}"] = _reservoir_quantiles(values, grid, ibis.literal(size, "int64"))
     return reference.aggregate(**metrics) if metrics else None
 
 
@@ -118,12 +167,14 @@ def _with_predecessors(sample) -> list[float]:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A column's histogram against its brackets: ``bounds[j]`` closes bucket j, which holds
-    the values of ranks ``[below[j], below[j + 1])``; the last bucket may be +inf (values above
-    every bracket). ``n``: the column's finite values."""
+    """A column's finite values counted against its brackets: ``bounds[j]`` closes bucket j,
+    which holds the values of ranks ``[below[j], below[j + 1])``. Below the first bracket and
+    above the last one (``top``, followed by the largest double) lie the tails, outside the
+    brackets. ``n``: the finite values."""
 
     bounds: list[float]
     below: list[int]
+    top: float
 
     @property
     def n(self) -> int:
@@ -133,18 +184,81 @@ class Ranked:
         j = self.bounds.index(bucket[1])
         return self.below[j + 1] - self.below[j]
 
+    @classmethod
+    def of(cls, bounds: list[float], counts: Mapping[float, int], top: float) -> Ranked:
+        return cls(bounds, [0, *np.cumsum([int(counts.get(b, 0)) for b in bounds]).tolist()], top)
 
-def _ranks(reference: ir.Table, numeric: list[DriftColumn], brackets: dict[int, list[float]], execute: Execute) -> dict[int, Ranked]:
+
+@dataclass
+class ColumnScan:
+    """What steps 2 and 3 learned of one column: per combination of segment values, its finite
+    values against the brackets (``by_combo``, every one with the same bounds) and its -inf and
+    +inf values (``infinite``); after step 3, the sorted values of the fetched buckets."""
+
+    by_combo: dict[Combo, Ranked]
+    infinite: dict[Combo, tuple[int, int]]
+    fetched: frozenset[Bucket] = frozenset()
+    values: dict[Combo, np.ndarray] | None = None
+
+    @functools.cached_property
+    def overall(self) -> Ranked:
+        rankings = list(self.by_combo.values())
+        if not rankings:
+            return Ranked([], [0], -math.inf)
+        return Ranked(rankings[0].bounds, np.sum([r.below for r in rankings], axis=0).tolist(), rankings[0].top)
+
+    def count_below(self, edge: float) -> dict[Combo, int] | None:
+        """Per combination, the finite values below ``edge``: the values below the bucket
+        holding the edge, plus that bucket's values below it, which are none when the bucket is
+        empty or holds one repeated value (``edge`` is then that value), else counted among the
+        fetched ones. None when that bucket was not fetched (or lies outside the brackets)."""
+        overall = self.overall
+        j = bisect.bisect_left(overall.bounds, edge)  # bounds[j - 1] < edge <= bounds[j]
+        if j == len(overall.bounds):
+            return None
+        low, high = overall.bounds[j - 1] if j else -math.inf, overall.bounds[j]
+        if overall.below[j + 1] == overall.below[j] or math.nextafter(high, -math.inf) == low:
+            within = {combo: 0 for combo in self.by_combo}
+        elif (low, high) in self.fetched:
+            within = {
+                combo: int(np.searchsorted(v, edge, "left") - np.searchsorted(v, low, "right"))
+                for combo, v in self.values.items()
+            }
+        else:
+            return None
+        return {combo: ranked.below[j] + within.get(combo, 0) for combo, ranked in self.by_combo.items()}
+
+
+@dataclass
+class _Step2:
+    scans: dict[int, ColumnScan]
+    tallies: pd.DataFrame | None
+
+
+def _ranks(reference: ir.Table, numeric: list[DriftColumn], brackets: dict[int, list[float]], keys: Mapping[str, ir.Value], tallies: Mapping[str, ir.Scalar], execute: Execute) -> _Step2:
+    """Step 2: one histogram per column against ``-inf``, its brackets and the largest double,
+    so the map's ``-inf`` and ``+inf`` keys count the infinite values and the others the finite
+    ones (NaN is null, left out)."""
     if not brackets:
-        return {}
-    metrics = {f"h{i}": backends.bounded_histogram(finite(reference[numeric[i].name]).cast("float64"), b) for i, b in brackets.items()}
-    row = execute(reference.aggregate(**metrics)).iloc[0]
-    ranked = {}
-    for i in brackets:
-        counts = dict(row[f"h{i}"]) if row[f"h{i}"] is not None else {}
-        bounds = sorted(counts)
-        ranked[i] = Ranked(bounds, [0, *np.cumsum([int(counts[b]) for b in bounds]).tolist()])
-    return ranked
+        return _Step2({}, None)
+    histograms = {
+        f"h{i}": backends.bounded_histogram(clean(reference[numeric[i].name]).cast("float64"), _with_tails(b))
+        for i, b in brackets.items()
+    }
+    frame = execute(_grouped(reference, keys, {**histograms, **tallies}))
+    combos = combos_of(frame, keys)
+    scans = {}
+    for i, b in brackets.items():
+        maps = [dict(m) if m is not None else {} for m in frame[f"h{i}"]]
+        bounds = sorted(k for k in set().union(*maps) if math.isfinite(k))
+        ranked = {combo: Ranked.of(bounds, counts, b[-1]) for combo, counts in zip(combos, maps)}
+        infinite = {combo: (int(counts.get(-math.inf, 0)), int(counts.get(math.inf, 0))) for combo, counts in zip(combos, maps)}
+        scans[i] = ColumnScan(ranked, infinite)
+    return _Step2(scans, frame.drop(columns=list(histograms)))
+
+
+def _with_tails(brackets: list[float]) -> list[float]:
+    return [-math.inf, *brackets, *([sys.float_info.max] if brackets[-1] < sys.float_info.max else [])]
 
 
 def _ranks_needed(ranked: Ranked | None, column: DriftColumn) -> list[int]:
@@ -166,7 +280,7 @@ def _locate(ranked: Ranked, rank: int) -> Located:
     """The value of ``rank`` when its bucket holds one value only, else its bucket and its rank
     within it; None when the rank lies outside the brackets."""
     j = bisect.bisect_right(ranked.below, rank) - 1  # below[j] <= rank < below[j + 1]
-    if j == 0 or not math.isfinite(ranked.bounds[j]):
+    if j == 0 or ranked.bounds[j] > ranked.top:  # a tail
         return None
     low, high = ranked.bounds[j - 1], ranked.bounds[j]
     return high if math.nextafter(high, -math.inf) == low else ((low, high), rank - ranked.below[j])
@@ -175,23 +289,42 @@ def _locate(ranked: Ranked, rank: int) -> Located:
 # -- 3. values --------------------------------------------------------------------------------------
 
 
-def _fetch(reference: ir.Table, numeric: list[DriftColumn], ranked: dict[int, Ranked], located: dict[int, list[Located]], execute: Execute) -> dict[int, dict[Target, float | None]]:
-    """The values at the (bucket, rank) targets, picked in the warehouse: per column, the
-    values of its buckets sorted into one list, read at each target's position in it."""
+def _fetch(reference: ir.Table, numeric: list[DriftColumn], scans: dict[int, ColumnScan], located: dict[int, list[Located]], keys: Mapping[str, ir.Value], execute: Execute) -> dict[int, dict[Target, float | None]]:
+    """The values at the (bucket, rank) targets. Per column, the values of its buckets, which
+    the warehouse finds with one filter; within ``FETCH_BUDGET`` they are fetched per
+    combination of segment values and kept in the column's scan, else only the targets' values
+    are, picked by the warehouse."""
     wanted = {i: sorted({t for t in found if isinstance(t, tuple)}) for i, found in located.items()}
     wanted = {i: targets for i, targets in wanted.items() if targets}
     if not wanted:
         return {}
-    sorted_values, picks = {}, {}
+    buckets = {i: sorted({bucket for bucket, _ in targets}) for i, targets in wanted.items()}
+    starts = {i: dict(zip(b, itertools.accumulate((scans[i].overall.size(x) for x in b), initial=0))) for i, b in buckets.items()}
+    positions = {i: [starts[i][bucket] + rank for bucket, rank in targets] for i, targets in wanted.items()}
+    # The raw column: NaN, ±inf and null fall outside every finite bucket by themselves.
+    values = {i: reference[numeric[i].name].cast("float64") for i in wanted}
+    lists = {f"l{i}": values[i].collect(where=_inside(values[i], b)) for i, b in buckets.items()}
+    if sum(scans[i].overall.size(x) for i, b in buckets.items() for x in b) > FETCH_BUDGET:
+        return _picked_in_warehouse(reference, lists, positions, wanted, execute)
+    frame = execute(_grouped(reference, keys, lists))
+    picked = {}
     for i, targets in wanted.items():
-        buckets = sorted({bucket for bucket, _ in targets})
-        starts = dict(zip(buckets, itertools.accumulate((ranked[i].size(b) for b in buckets), initial=0)))
-        # The raw column: NaN, ±inf and null fall outside every finite bucket by themselves.
-        value = reference[numeric[i].name].cast("float64")
-        sorted_values[f"l{i}"] = value.collect(where=_inside(value, buckets)).sort()
-        picks[i] = [starts[bucket] + rank for bucket, rank in targets]
-    lists = reference.aggregate(**sorted_values)
-    row = execute(lists.select(**{f"v{i}": ibis.array([lists[f"l{i}"][p] for p in at]) for i, at in picks.items()})).iloc[0]
+        by_combo = {combo: np.sort(np.asarray(v if v is not None else [], dtype="float64")) for combo, v in zip(combos_of(frame, keys), frame[f"l{i}"])}
+        everything = np.sort(np.concatenate(list(by_combo.values())))
+        if len(everything) != sum(scans[i].overall.size(x) for x in buckets[i]):
+            continue  # not the values step 2 counted: the column falls back to quantile_cont
+        scans[i].fetched = frozenset(buckets[i])
+        scans[i].values = by_combo
+        picked[i] = dict(zip(targets, (float(everything[p]) for p in positions[i])))
+    return picked
+
+
+def _picked_in_warehouse(reference: ir.Table, lists: dict[str, ir.Value], positions: dict[int, list[int]], wanted: dict[int, list[Target]], execute: Execute) -> dict[int, dict[Target, float | None]]:
+    """The targets' values only: each column's bucket values sorted into one list in the
+    warehouse, read at the targets' positions (an outer select, as ibis would repeat the
+    aggregate once per position)."""
+    aggregated = reference.aggregate(**{name: value.sort() for name, value in lists.items()})
+    row = execute(aggregated.select(**{f"v{i}": ibis.array([aggregated[f"l{i}"][p] for p in at]) for i, at in positions.items()})).iloc[0]
     return {i: dict(zip(targets, _numbers(row[f"v{i}"], len(targets)))) for i, targets in wanted.items()}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -30,6 +30,7 @@ from driftline.plan.profile import ColumnBins, distinct_edges, uniform_edges
 from driftline.plan.source import SIDE
 
 ROWS = "__rows"
+SEGMENT_KEY = "__seg{}"  # the i-th segment column's value, a key of the counting query
 
 
 def clean(value: ir.Column) -> ir.Column:
@@ -80,20 +81,31 @@ def quantile_probabilities(column: DriftColumn) -> list[float]:
     return [k / column.binning.bins for k in range(1, column.binning.bins)]
 
 
-def categories_query(reference: ir.Table, columns: Sequence[DriftColumn]) -> ir.Table | None:
-    """The ``max_categories`` most frequent values of each categorical column (ties by value)."""
+def categories_query(reference: ir.Table, columns: Sequence[DriftColumn], keys: Mapping[str, ir.Value] | None = None) -> ir.Table | None:
+    """The ``max_categories`` most frequent values of each categorical column (ties by value).
+
+    With ``keys`` (see :func:`segment_keys`) the values are counted per combination of segment
+    values too: one row per kept value and combination, ``n`` its count there, the ranking still
+    over the whole reference; the counts are then the reference's counts of those bins (see
+    ``reference_counts``)."""
+    keys = dict(keys or {})
     parts = []
     for column in (c for c in columns if c.binning.kind == "categorical"):
         value = as_text(clean(reference[column.name]))
-        counted = (
-            reference.filter(value.notnull())
-            .group_by(value=value)
-            .aggregate(n=ibis._.count())
-        )
-        rank = ibis.row_number().over(order_by=[ibis.desc(counted.n), counted.value])
-        top = counted.mutate(rank=rank).filter(ibis._.rank < column.binning.max_categories)
-        parts.append(top.select(column=ibis.literal(column.name), binning=ibis.literal(column.binning.key), value="value", n="n", rank="rank"))
+        counted = reference.filter(value.notnull()).group_by(value=value, **keys).aggregate(n=ibis._.count())
+        totals = counted.group_by("value").aggregate(n=counted.n.sum()) if keys else counted
+        rank = ibis.row_number().over(order_by=[ibis.desc(totals.n), totals.value])
+        top = totals.mutate(rank=rank).filter(ibis._.rank < column.binning.max_categories)
+        if keys:
+            top = counted.inner_join(top.select("value", "rank"), "value")
+        labels = {"column": ibis.literal(column.name), "binning": ibis.literal(column.binning.key)}
+        parts.append(top.select(**labels, value="value", n="n", rank="rank", **{k: k for k in keys}))
     return ibis.union(*parts, distinct=False) if parts else None
+
+
+def segment_keys(rows: ir.Table, segments: Sequence[str]) -> dict[str, ir.Value]:
+    """What the counting query groups by: the i-th segment column's value, as text, as ``__seg<i>``."""
+    return {SEGMENT_KEY.format(i): as_text(rows[s]) for i, s in enumerate(segments)}
 
 
 def finish_bins(columns: Sequence[DriftColumn], edges: pd.Series | None, categories: pd.DataFrame | None) -> dict[tuple[str, str], ColumnBins]:
@@ -107,7 +119,7 @@ def finish_bins(columns: Sequence[DriftColumn], edges: pd.Series | None, categor
         bins[column.key] = ColumnBins(column.name, column.binning.key, "numeric", edges=cut)
     for column in (c for c in columns if c.binning.kind == "categorical"):
         mine = categories[(categories.column == column.name) & (categories.binning == column.binning.key)] if categories is not None else None
-        kept = tuple(mine.sort_values("rank").value.astype(str)) if mine is not None else ()
+        kept = tuple(mine.drop_duplicates("rank").sort_values("rank").value.astype(str)) if mine is not None else ()
         bins[column.key] = ColumnBins(column.name, column.binning.key, "categorical", categories=kept)
     return bins
 
@@ -135,7 +147,7 @@ class CountLayout:
         return f"c{c}_h"
 
     def segment_alias(self, i: int) -> str:
-        return f"__seg{i}"
+        return SEGMENT_KEY.format(i)
 
     def valid_alias(self, c: int) -> str:
         return f"c{c}_n"
@@ -170,8 +182,7 @@ def counts_query(rows: ir.Table, layout: CountLayout) -> ir.Table:
             steps = [value >= edge for edge in column_bins.edges]
         for k, step in enumerate(steps):
             metrics[layout.step_alias(c, k)] = count_where(step)
-    keys = {layout.segment_alias(i): as_text(rows[s]) for i, s in enumerate(layout.segments)}
-    return rows.group_by([rows[SIDE], *[v.name(k) for k, v in keys.items()]]).aggregate(**metrics)
+    return rows.group_by(rows[SIDE], **segment_keys(rows, layout.segments)).aggregate(**metrics)
 
 
 def _native_histogram(value: ir.Column, column_bins: ColumnBins) -> ir.Scalar:

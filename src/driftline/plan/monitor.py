@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from driftline import backends
-from driftline.plan import bracketed_quantiles, histograms, quality
+from driftline.plan import bracketed_quantiles, histograms, quality, reference_counts
 from driftline.plan.custom_metrics import metric_columns, parse_metrics
 from driftline.plan.frame import CheckInputs, model_columns
 from driftline.plan.columns import DriftColumn, drift_columns, selected_columns
@@ -23,6 +23,7 @@ from driftline.spec.models import DriftCheck, FairnessCheck, LatencyCheck, Monit
 from driftline.windows import Window
 
 EXACT_METHODS = ("ks", "wasserstein")
+Execute = Callable[[ir.Table], pd.DataFrame]
 
 
 @dataclass
@@ -54,23 +55,43 @@ class MonitorPlan:
 
     # -- queries --------------------------------------------------------------------------------
 
+    @property
+    def derives_reference_counts(self) -> bool:
+        """Whether a first run reads the reference's bin counts off the scans that find its
+        edges (``reference_counts``) instead of counting the reference with the current window."""
+        return backends.has_native_histogram(self.dialect) and reference_counts.derivable(self.binned_columns)
+
     def edges_query(self, reference: Window) -> ir.Table | None:
-        """The first (on most backends the only) query of :meth:`reference_edges`."""
+        """The first (on most backends the only) query of :meth:`reference_profile`'s edges."""
         if backends.has_native_histogram(self.dialect):
             return bracketed_quantiles.brackets_query(self.source.between(reference), self.binned_columns)
         return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
 
-    def reference_edges(self, reference: Window, execute: Callable[[ir.Table], pd.DataFrame]) -> pd.Series | None:
-        """The one row of numeric edge figures (quantiles, or min and max) of the reference.
+    def categories_query(self, reference: Window) -> ir.Table | None:
+        rows = self.source.between(reference)
+        keys = histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
+        return histograms.categories_query(rows, self.binned_columns, keys)
+
+    def reference_profile(self, reference: Window, execute: Execute) -> tuple[dict[tuple[str, str], ColumnBins], pd.DataFrame | None]:
+        """The reference's bins (numeric edges, categories) and, when :attr:`derives_reference_counts`
+        and the scans tell them all, the reference's rows of the counting query.
+
         Where the backend counts against boundaries natively, exact quantiles come from a
         sample's brackets instead of a sort of every value (see ``bracketed_quantiles``)."""
+        rows, columns, derive = self.source.between(reference), self.binned_columns, self.derives_reference_counts
         if backends.has_native_histogram(self.dialect):
-            return bracketed_quantiles.bracketed_edges(self.source.between(reference), self.binned_columns, execute)
-        expr = self.edges_query(reference)
-        return execute(expr).iloc[0] if expr is not None else None
-
-    def categories_query(self, reference: Window) -> ir.Table | None:
-        return histograms.categories_query(self.source.between(reference), self.binned_columns)
+            keys = histograms.segment_keys(rows, self.segments) if derive else None
+            tallies = reference_counts.tallies(rows, columns) if derive else None
+            scan = bracketed_quantiles.bracketed_edges(rows, columns, execute, keys=keys, tallies=tallies)
+        else:
+            expr = self.edges_query(reference)
+            scan = bracketed_quantiles.BracketedEdges(execute(expr).iloc[0] if expr is not None else None)
+        categories_expr = self.categories_query(reference)
+        categories = execute(categories_expr) if categories_expr is not None else None
+        bins = histograms.finish_bins(columns, scan.figures, categories)
+        ordered = [bins[c.key] for c in columns]
+        counts = reference_counts.derived_counts(columns, ordered, self.segments, scan, categories) if derive else None
+        return bins, counts
 
     def counts_query(self, windows: Mapping[str, Window], bins: Mapping[tuple[str, str], ColumnBins]) -> tuple[ir.Table, CountLayout]:
         """Histogram counts of every binned column × segment for ``windows`` in one scan."""
