@@ -24,9 +24,10 @@ reference: {start: 2024-03-01, end: 2024-03-03}
 segments: [region]
 min_rows: 1
 features:
+  numeric: [amount]
   categorical: [country]
 checks:
-  - drift: {columns: [country]}
+  - drift: {columns: [country, amount]}  # null_rate and row_count read the drift counts
   - quality: {metric: row_count}
   - quality: {metric: null_rate, columns: [amount, country]}
   - quality: {metric: distinct_count, columns: [country]}

@@ -21,7 +21,7 @@ from driftline.errors import DriftlineError, WarehouseError
 from driftline.judge import INSUFFICIENT, judge_static, worst
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, CountLayout, bin_counts, rollup
-from driftline.plan.model_checks import complete_reference, measure_model_checks
+from driftline.plan.model_checks import complete_reference, counted_figures, measure_model_checks
 from driftline.plan.monitor import MonitorPlan
 from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, now_utc, profile_key
 from driftline.plan.source import CURRENT, REFERENCE
@@ -95,7 +95,8 @@ class WindowEvaluator:
         current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
         measurements, histogram_rows = self._binned(profile, totals, layout, current_rows)
         measurements += self._exact(window, reference, current_rows)
-        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, self.now)
+        counted = counted_figures(totals, layout)
+        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, self.now, counted)
         results = [self._judged(m, run, window) for m in measurements]
         results = apply_anomaly_bands(self.store, self.monitor, window, results)
         for row in histogram_rows:

@@ -11,8 +11,9 @@ come from three light scans:
    (±0.0078 for m = 65,536), and the sample's min and max. A reference no bigger than the
    sample is all in it, so its brackets never miss;
 2. **ranks**: one histogram per column against those values tells how many reference values lie
-   at or below each of them. Every bracket value b is preceded by the next smaller double, so
-   a value repeated many times has a bucket (b⁻, b] of its own. The two values numpy
+   at or below each of them (and, between the outer boundaries -inf and the largest double, how
+   many are infinite). Every bracket value b is preceded by the next smaller double, so a value
+   repeated many times has a bucket (b⁻, b] of its own. The two values numpy
    interpolates between (ranks floor and ceil of (n − 1)p) then lie in known buckets, or are a
    bracket value themselves;
 3. **values**: the values of the buckets still needed (a few thousand each) are fetched and

@@ -6,7 +6,7 @@ from __future__ import annotations
 from driftline import backends
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.histograms import clean
-from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.plan.window_query import SegmentFigures, WindowQuery, valid_key
 from driftline.spec.models import LatencyCheck, Monitor
 
 
@@ -28,12 +28,12 @@ class Latency(CheckKind):
             values = clean(t[check.column]).cast("float64")
             return backends.quantiles(values, [check.quantile], context.dialect)[0]
 
-        query.add_sum(f"valid:{check.column}", lambda t: clean(t[check.column]).count())
+        query.add_sum(valid_key(check.column), lambda t: clean(t[check.column]).count())
         query.add(_key(check), quantile)
 
     def measure(self, check: LatencyCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        return Value.of(f[_key(check)], f.count(f"valid:{check.column}"), "no values", quantile=check.quantile)
+        return Value.of(f[_key(check)], f.count(valid_key(check.column)), "no values", quantile=check.quantile)
 
     def validate(self, check: LatencyCheck, index: int, validator) -> None:
         validator.column(check.column, ("checks", index, "latency", "column"), numeric=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -32,11 +32,13 @@ from driftline.plan.custom_metrics import CustomMetric
 from driftline.plan.drift import Measurement
 from driftline.plan.fairness import Fairness
 from driftline.plan.frame import window_rows
-from driftline.plan.histograms import categories_query
+from driftline.plan import histograms
+from driftline.plan.histograms import CountLayout, categories_query
 from driftline.plan.latency import Latency
 from driftline.plan.performance import Performance
 from driftline.plan.profile import ReferenceProfile, SegmentKey
-from driftline.plan.window_query import WindowFigures, WindowQuery
+from driftline.plan.source import CURRENT
+from driftline.plan.window_query import ROWS, Known, WindowFigures, WindowQuery, valid_key
 from driftline.spec.models import (
     Bound, CheckBase, FairnessCheck, LatencyCheck, MetricCheck, Monitor, PerformanceCheck, QualityCheck, check_name,
 )
@@ -66,23 +68,25 @@ def measure_model_checks(
     profile: ReferenceProfile,
     execute: Execute,
     now: datetime,
+    counted: Known | None = None,
 ) -> list[Measurement]:
-    """Measurements of every non-drift check of ``plan.monitor`` for ``window``."""
+    """Measurements of every non-drift check of ``plan.monitor`` for ``window``; ``counted``:
+    the window's figures the drift counting query has (see :func:`counted_figures`)."""
     checks = model_checks(plan.monitor)
     if not checks:
         return []
     context = _context(plan, window, profile, now)
     if any(getattr(c, "metric", None) == "schema_change" for c in checks):
         context.previous_schema = _previous_schema(plan, window, execute)
-    figures = _figures(plan, checks, context, execute)
+    figures = _figures(plan, checks, context, execute, _shared(plan, counted))
     references = ReferenceValues(profile, plan.monitor)
     return [m for check in checks for m in _measurements(check, figures, context, references)]
 
 
-def window_query(plan: Any, checks: Iterable[CheckBase], context: Context) -> WindowQuery:
+def window_query(plan: Any, checks: Iterable[CheckBase], context: Context, known: Known | None = None) -> WindowQuery:
     """The window's one query, with the aggregates of ``checks`` registered (not run)."""
     rows = window_rows(plan.source, plan.monitor, plan.inputs, context.window)
-    query = WindowQuery(rows, plan.segments, plan.dialect, source=plan.source.table)
+    query = WindowQuery(rows, plan.segments, plan.dialect, source=plan.source.table, known=known)
     for check in checks:
         KINDS[type(check)].register(check, query, context)
     return query
@@ -91,15 +95,36 @@ def window_query(plan: Any, checks: Iterable[CheckBase], context: Context) -> Wi
 def model_checks_query(plan: Any, window: Window, profile: ReferenceProfile, now: datetime):
     """The expression a run executes for the model and data checks of ``window`` (for compile)."""
     checks = model_checks(plan.monitor)
-    return window_query(plan, checks, _context(plan, window, profile, now)).expression() if checks else None
+    if not checks:
+        return None
+    # which figures the drift counts have, not their values, shapes the query
+    counted = {(None, None): dict.fromkeys([ROWS, *(valid_key(c.name) for c in plan.binned_columns)], 0)}
+    return window_query(plan, checks, _context(plan, window, profile, now), _shared(plan, counted)).expression()
+
+
+def _shared(plan: Any, counted: Known | None) -> Known | None:
+    """``counted`` when the checks read the rows the drift counts counted: not with joined
+    labels, which could repeat a row (one label per key is expected, not enforced)."""
+    return counted if plan.inputs is None or plan.inputs.labels is None else None
 
 
 def _context(plan: Any, window: Window, profile: ReferenceProfile, now: datetime) -> Context:
     return Context(plan.monitor, window, now, plan.dialect, profile, plan.inputs)
 
 
-def _figures(plan: Any, checks: list[CheckBase], context: Context, execute: Execute) -> WindowFigures:
-    query = window_query(plan, checks, context)
+def counted_figures(totals: Mapping[tuple, pd.Series], layout: CountLayout) -> Known:
+    """Per segment, what the drift counting query counted of the current window that the checks
+    read too: its rows, and each binned column's non-null values."""
+    known = {}
+    for (side, *segment), sums in totals.items():
+        if side == CURRENT:
+            valid = {valid_key(b.column): int(sums[layout.valid_alias(c)]) for c, b in enumerate(layout.bins)}
+            known[tuple(segment)] = {ROWS: int(sums[histograms.ROWS]), **valid}
+    return known
+
+
+def _figures(plan: Any, checks: list[CheckBase], context: Context, execute: Execute, known: Known | None = None) -> WindowFigures:
+    query = window_query(plan, checks, context, known)
     expression = query.expression()
     return query.read(execute(expression) if expression is not None else None)
 

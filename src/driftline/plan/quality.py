@@ -32,7 +32,7 @@ from driftline.plan.aggregates import count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
 from driftline.plan.histograms import as_text, clean
-from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.plan.window_query import ROWS, SegmentFigures, WindowQuery, valid_key
 from driftline.spec.models import Monitor, QualityCheck
 from driftline.windows import EPOCH, Window
 
@@ -59,11 +59,11 @@ def _new(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None)
 
 @dataclass(frozen=True)
 class ColumnMetric:
-    """A per-column metric: its own aggregate ``(table, column, check, reference categories)``,
-    and its value from that, the column's non-null values (``valid``) and the rows; ``sample``
-    names the count the value is measured on."""
+    """A per-column metric: its own aggregate ``(table, column, check, reference categories)``
+    (None: it needs none), and its value from that, the column's non-null values (``valid``) and
+    the rows; ``sample`` names the count the value is measured on."""
 
-    aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar]
+    aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar] | None
     value: Callable[[float | None, int, int], float | None]
     sample: str = "valid"
     additive: bool = False  # a count: computed per combination of segment values and summed
@@ -74,7 +74,8 @@ def _as_is(own: float | None, valid: int, rows: int) -> float | None:
 
 
 COLUMN_METRICS = {
-    "null_rate": ColumnMetric(lambda t, c, *_: count_where(clean(t[c]).isnull()), lambda own, valid, rows: ratio(own, rows), "rows", additive=True),
+    # the rows and non-null values suffice; for a drift column the drift counts have both
+    "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows) if rows is not None else None, "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
     "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
     "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
@@ -184,7 +185,7 @@ class Quality(CheckKind):
         return check.metric not in TABLE_METRICS  # a small or empty window is what row_count reports
 
     def register(self, check: QualityCheck, query: WindowQuery, context: Context) -> None:
-        query.add_sum("rows", lambda t: t.count())
+        query.add_sum(ROWS, lambda t: t.count())
         if check.metric == "freshness_hours":
             query.add_branch("freshness", partial(freshness_branch, timestamp=context.monitor.source.timestamp, now=context.now))
         metric = COLUMN_METRICS.get(check.metric)
@@ -194,14 +195,15 @@ class Quality(CheckKind):
             known = reference_categories(context, column, check.max_categories)
             if check.metric == "new_category_rate" and not known:
                 continue  # nothing to compare with: measured as insufficient_data
-            query.add_sum(f"valid:{column}", lambda t, c=column: clean(t[c]).count())
-            add = query.add_sum if metric.additive else query.add
-            add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
+            query.add_sum(valid_key(column), lambda t, c=column: clean(t[c]).count())
+            if metric.aggregate is not None:
+                add = query.add_sum if metric.additive else query.add
+                add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
 
     def measure(self, check: QualityCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
         if check.metric == "row_count":
-            return Value(float(f.count("rows")), f.count("rows"))
+            return Value(float(f.count(ROWS)), f.count(ROWS))
         if check.metric == "freshness_hours":
             return freshness(figures, context.now)
         if check.metric == "schema_change":
@@ -209,8 +211,8 @@ class Quality(CheckKind):
         if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
             return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
         metric = COLUMN_METRICS[check.metric]
-        valid, rows = f.count(f"valid:{column}"), f.count("rows")
-        value = metric.value(f[_key(check, column)], valid, rows)
+        valid, rows = f.count(valid_key(column)), f.count(ROWS)
+        value = metric.value(f[_key(check, column)] if metric.aggregate is not None else None, valid, rows)
         n = rows if metric.sample == "rows" else valid
         return Value.of(value, n, f"{check.metric} is undefined here (too few values)", rows=rows, non_null=valid)
 

@@ -17,6 +17,11 @@ each computing overall and per-segment figures in one pass through the grouping 
   window functions) or ``classes`` (per-class counts for multiclass macro averages), or
   ``freshness`` (the newest timestamp of the whole source, not only the window).
 
+Figures the window's drift counting query already has — its rows and each binned column's
+non-null values, per segment (``known``) — are not computed again: ``add_sum`` skips their keys
+(:data:`ROWS`, :func:`valid_key`) and :meth:`WindowQuery.read` puts them in. Dropping the null
+counts of 25 features from the benchmark's checks query took it from 0.12 s to 0.03 s.
+
 Every branch is padded to the same columns — keys ``__branch``, ``__grouping``, ``__segment``,
 ``__by``, ``__value``, ``__seg<i>`` and float64 values, each branch's own named
 ``<branch>__<name>`` — so one result set carries them all; :class:`WindowFigures` sorts the
@@ -26,7 +31,7 @@ rows back per segment. Checks read sums and main aggregates alike, as ``figures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -34,7 +39,7 @@ import pandas as pd
 
 from driftline.plan.aggregates import Aggregate, Aggregates, Figures, add_up_per_segment
 from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_segment, by_segment_and_column, segment_of
-from driftline.plan.histograms import as_text
+from driftline.plan.histograms import segment_keys
 from driftline.plan.profile import NULL_SEGMENT, SegmentKey
 
 BRANCH = "__branch"
@@ -43,14 +48,24 @@ KEYS = (BRANCH, GROUPING, SEGMENT, BY, VALUE)
 _KEY_TYPES = {BRANCH: "string", GROUPING: "int64", SEGMENT: "string", BY: "int64", VALUE: "string"}
 
 BranchBuilder = Callable[["WindowQuery"], ir.Table]
+Known = Mapping[SegmentKey, Mapping[str, float]]  # figures per segment computed elsewhere
+
+ROWS = "rows"  # the sum of a segment's rows, shared by the check kinds
+
+
+def valid_key(column: str) -> str:
+    """The key of the sum of ``column``'s non-null values (NaN is null), shared likewise."""
+    return f"valid:{column}"
 
 
 class WindowQuery:
     """What the checks of one window need, collected, then built into one expression."""
 
-    def __init__(self, rows: ir.Table, segments: Sequence[str], dialect: str, source: ir.Table | None = None):
+    def __init__(self, rows: ir.Table, segments: Sequence[str], dialect: str, source: ir.Table | None = None, known: Known | None = None):
         self.rows = rows  # the window's rows (see frame.window_rows)
         self.source = source  # the whole source, for figures not bound to the window
+        self.known = known or {}
+        self._known_keys = {key for figures in self.known.values() for key in figures}
         self.segments = list(segments)
         self.dialect = dialect
         self.main = Aggregates("m")
@@ -67,8 +82,9 @@ class WindowQuery:
 
     def add_sum(self, key: str, aggregate: Aggregate) -> None:
         """An additive aggregate — a count or a sum, whose value over a segment is the sum of its
-        values over parts of it — read back as ``figures.main[key]`` too."""
-        self.sums.add(key, aggregate)
+        values over parts of it — read back as ``figures.main[key]`` too (unless ``known``)."""
+        if key not in self._known_keys:
+            self.sums.add(key, aggregate)
 
     def add_per_value(self, column: str, key: str, aggregate: Aggregate) -> None:
         """An aggregate per value of ``column`` within each segment (``figures.per_value(column)``)."""
@@ -90,8 +106,8 @@ class WindowQuery:
         """Every grouped branch the registered checks need, by name."""
         tables = {name: build(self) for name, build in self._branches.items()}
         if self.sums:
-            values = {alias: as_text(self.rows[s]) for alias, s in zip(self.segment_keys, self.segments)}
-            grouped = self.rows.group_by([v.name(k) for k, v in values.items()]) if values else self.rows
+            keys = segment_keys(self.rows, self.segments)
+            grouped = self.rows.group_by(**keys) if keys else self.rows
             tables[SUMS] = grouped.aggregate(**self.sums.named(self.rows))
         if self.main:
             expanded = self.expanded()
@@ -115,7 +131,7 @@ class WindowQuery:
         """The query's result, sorted back per segment, with aggregate aliases replaced by keys."""
         figures = WindowFigures()
         if frame is None:
-            return figures
+            return self._merged(figures, self.known)
         names = {MAIN: self.main.aliases(), PER_VALUE: self.per_value.aliases()}
         sums = frame[BRANCH] == SUMS
         for record in frame[~sums].to_dict("records"):
@@ -130,12 +146,12 @@ class WindowQuery:
             figures.segment(segment).add(branch, column, _text(record[VALUE]), Figures(values))
         if sums.any():
             self._add_up_sums(frame[sums], figures)
-        return figures
+        return self._merged(figures, self.known)
 
     @property
     def segment_keys(self) -> list[str]:
         """The key columns of the sums branch: the i-th segment column's value, as text."""
-        return [f"__seg{i}" for i in range(len(self.segments))]
+        return list(segment_keys(self.rows, self.segments))
 
     def _add_up_sums(self, frame: pd.DataFrame, figures: WindowFigures) -> None:
         """The sums branch's rows (one per combination of segment values) added up overall and
@@ -143,10 +159,14 @@ class WindowQuery:
         aliases = {key: f"{SUMS}__{alias}" for key, alias in self.sums.aliases().items()}
         values = frame[list(aliases.values())].apply(pd.to_numeric).astype("float64")
         totals = add_up_per_segment(values, {s: frame[k] for s, k in zip(self.segments, self.segment_keys)})
-        for segment, total in totals.items():
-            merged = dict(figures.segment(segment).main)
-            merged.update({key: total[alias] for key, alias in aliases.items()})
-            figures.segment(segment).add(MAIN, None, None, Figures(merged))
+        self._merged(figures, {segment: {key: total[alias] for key, alias in aliases.items()} for segment, total in totals.items()})
+
+    @staticmethod
+    def _merged(figures: WindowFigures, per_segment: Known) -> WindowFigures:
+        """``figures`` with ``per_segment``'s values added to each segment's main figures."""
+        for segment, values in per_segment.items():
+            figures.segment(segment).add(MAIN, None, None, Figures({**figures.segment(segment).main, **values}))
+        return figures
 
 
 def _padded(name: str, table: ir.Table, columns: list[str], segment_keys: Sequence[str]) -> ir.Table:
