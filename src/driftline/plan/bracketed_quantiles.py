@@ -12,8 +12,8 @@ come from three light scans:
    sample is all in it, so its brackets never miss;
 2. **ranks**: one histogram per column against those values tells how many reference values lie
    at or below each of them (and, between the outer boundaries -inf and the largest double, how
-   many are infinite). Every bracket value b is preceded by the next smaller double, so a value
-   repeated many times has a bucket (b⁻, b] of its own. The two values numpy
+   many are infinite). A bracket value b the sample repeats is preceded by the next smaller
+   double, so a value tied many times has a bucket (b⁻, b] of its own. The two values numpy
    interpolates between (ranks floor and ceil of (n − 1)p) then lie in known buckets, or are a
    bracket value themselves;
 3. **values**: the values of the buckets still needed (a few thousand each) are fetched and
@@ -35,6 +35,7 @@ the last bit). The figures have the keys of the row ``histograms.edges_query`` r
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
 import itertools
 import math
@@ -156,11 +157,14 @@ def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_s
 
 
 def _with_predecessors(sample) -> list[float]:
-    """The sample quantiles, each preceded by the next smaller double; [] without values."""
+    """The sample quantiles, those the sample repeats preceded by the next smaller double; []
+    without values. A value the sample repeats is tied over more than a bracket's step, and gets a
+    bucket (b⁻, b] of its own; a value tied less stays in a bucket of a few thousand values."""
     if sample is None or (not isinstance(sample, (list, np.ndarray)) and pd.isna(sample)):
         return []
-    points = {float(v) for v in sample if v is not None and math.isfinite(float(v))}
-    return sorted(points | {math.nextafter(v, -math.inf) for v in points})
+    values = [float(v) for v in sample if v is not None and math.isfinite(float(v))]
+    repeated = [v for v, n in collections.Counter(values).items() if n > 1]
+    return sorted(set(values) | {math.nextafter(v, -math.inf) for v in repeated})
 
 
 # -- 2. ranks ---------------------------------------------------------------------------------------
