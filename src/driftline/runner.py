@@ -1,8 +1,9 @@
 """The run stage: execute a monitor's plan for one window, measure, judge and store.
 
 Per window: a few queries build the reference profile (once per reference window, then cached;
-on DuckDB they also give the reference's bin counts), ONE query counts every histogram, each opt-in exact method adds one query, and
-ONE query measures every model and data check (see ``plan/model_checks.py``).
+on DuckDB they also give the reference's bin counts), ONE query counts every histogram, each
+opt-in exact method adds one query, and ONE query measures every model and data check (see
+``plan/model_checks.py``), reusing what the histogram counts hold.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ class WindowEvaluator:
     def _measure_and_judge(self, window: Window, run: dict[str, Any]) -> tuple[WindowRecord, WindowOutcome]:
         reference = reference_window(self.monitor.reference, window)
         profile, cached, reference_counts = self._profile(reference)
-        counted = {CURRENT: window} if cached or reference_counts is not None else {CURRENT: window, REFERENCE: reference}
-        counts_expr, layout = self.plan.counts_query(counted, profile.bins)
+        windows = {CURRENT: window} if cached or reference_counts is not None else {CURRENT: window, REFERENCE: reference}
+        counts_expr, layout = self.plan.counts_query(windows, profile.bins)
         totals = rollup(self._execute(counts_expr), layout)
         if reference_counts is not None:  # in the portable layout: no histogram maps to expand
             totals |= rollup(reference_counts, CountLayout(layout.bins, layout.segments))
@@ -95,8 +96,8 @@ class WindowEvaluator:
         current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
         measurements, histogram_rows = self._binned(profile, totals, layout, current_rows)
         measurements += self._exact(window, reference, current_rows)
-        counted = counted_figures(totals, layout)
-        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, self.now, counted)
+        drift_figures = counted_figures(totals, layout)
+        measurements += measure_model_checks(self.plan, window, reference, profile, self._execute, self.now, drift_figures)
         results = [self._judged(m, run, window) for m in measurements]
         results = apply_anomaly_bands(self.store, self.monitor, window, results)
         for row in histogram_rows:

@@ -14,7 +14,7 @@ from sqlglot import exp
 from driftline.errors import ConfigError, Location
 from driftline.macros import contains_aggregate, parse_expression, referenced_columns
 from driftline.plan.check_kind import CheckKind, Context, Value
-from driftline.plan.window_query import ROWS, SegmentFigures, WindowQuery
+from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
 from driftline.spec.models import MetricCheck, Monitor
 from driftline.sql_to_ibis import to_ibis
 
@@ -61,12 +61,12 @@ class CustomMetric(CheckKind):
 
     def register(self, check: MetricCheck, query: WindowQuery, context: Context) -> None:
         expression = context.inputs.metric_sql[check.name]
-        query.add_sum(ROWS, lambda t: t.count())
+        query.add_sum(ROWS_KEY, lambda t: t.count())
         query.add(_key(check), lambda t: to_ibis(expression, t, location=_location(check), what=f"metric {check.name}"))
 
     def measure(self, check: MetricCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        return Value.of(f[_key(check)], f.count(ROWS), f"metric {check.name} is null here")
+        return Value.of(f[_key(check)], f.count(ROWS_KEY), f"metric {check.name} is null here")
 
     def validate(self, check: MetricCheck, index: int, validator) -> None:
         validator.metric_sql(check, index)

@@ -23,7 +23,7 @@ from typing import Callable
 from driftline.plan.aggregates import Figures, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.performance import add_confusion
-from driftline.plan.window_query import ROWS, SegmentFigures, WindowQuery
+from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
 from driftline.spec.models import FairnessCheck, Monitor
 
 LABEL_FREE = ("demographic_parity_difference", "demographic_parity_ratio", "disparate_impact")
@@ -41,7 +41,7 @@ class GroupRates:
     def read(cls, f: Figures) -> GroupRates:
         tp, fp, fn, tn = (f.count(k) for k in ("tp", "fp", "fn", "tn"))
         return cls(
-            n=f.count(ROWS),
+            n=f.count(ROWS_KEY),
             selection_rate=ratio(f.count("predicted_positive"), f.count("predictions")),
             tpr=ratio(tp, tp + fn),
             fpr=ratio(fp, fp + tn),

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from driftline.plan import quality
+from driftline.plan import histograms, quality
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.check_validation import Validator
 from driftline.plan.columns import Binning, DriftColumn
@@ -32,13 +32,12 @@ from driftline.plan.custom_metrics import CustomMetric
 from driftline.plan.drift import Measurement
 from driftline.plan.fairness import Fairness
 from driftline.plan.frame import window_rows
-from driftline.plan import histograms
 from driftline.plan.histograms import CountLayout, categories_query
 from driftline.plan.latency import Latency
 from driftline.plan.performance import Performance
 from driftline.plan.profile import ReferenceProfile, SegmentKey
 from driftline.plan.source import CURRENT
-from driftline.plan.window_query import ROWS, Known, WindowFigures, WindowQuery, valid_key
+from driftline.plan.window_query import ROWS_KEY, Known, WindowFigures, WindowQuery, valid_key
 from driftline.spec.models import (
     Bound, CheckBase, FairnessCheck, LatencyCheck, MetricCheck, Monitor, PerformanceCheck, QualityCheck, check_name,
 )
@@ -98,7 +97,7 @@ def model_checks_query(plan: Any, window: Window, profile: ReferenceProfile, now
     if not checks:
         return None
     # which figures the drift counts have, not their values, shapes the query
-    counted = {(None, None): dict.fromkeys([ROWS, *(valid_key(c.name) for c in plan.binned_columns)], 0)}
+    counted = {(None, None): dict.fromkeys([ROWS_KEY, *(valid_key(c.name) for c in plan.binned_columns)], 0)}
     return window_query(plan, checks, _context(plan, window, profile, now), _shared(plan, counted)).expression()
 
 
@@ -119,7 +118,7 @@ def counted_figures(totals: Mapping[tuple, pd.Series], layout: CountLayout) -> K
     for (side, *segment), sums in totals.items():
         if side == CURRENT:
             valid = {valid_key(b.column): int(sums[layout.valid_alias(c)]) for c, b in enumerate(layout.bins)}
-            known[tuple(segment)] = {ROWS: int(sums[histograms.ROWS]), **valid}
+            known[tuple(segment)] = {ROWS_KEY: int(sums[histograms.ROWS]), **valid}
     return known
 
 

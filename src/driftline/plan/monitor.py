@@ -83,12 +83,13 @@ class MonitorPlan:
             keys = histograms.segment_keys(rows, self.segments) if derive else None
             tallies = reference_counts.tallies(rows, columns) if derive else None
             scan = bracketed_quantiles.bracketed_edges(rows, columns, execute, keys=keys, tallies=tallies)
+            edges = scan.figures
         else:
             expr = self.edges_query(reference)
-            scan = bracketed_quantiles.BracketedEdges(execute(expr).iloc[0] if expr is not None else None)
+            edges = execute(expr).iloc[0] if expr is not None else None
         categories_expr = self.categories_query(reference)
         categories = execute(categories_expr) if categories_expr is not None else None
-        bins = histograms.finish_bins(columns, scan.figures, categories)
+        bins = histograms.finish_bins(columns, edges, categories)
         ordered = [bins[c.key] for c in columns]
         counts = reference_counts.derived_counts(columns, ordered, self.segments, scan, categories) if derive else None
         return bins, counts

@@ -24,7 +24,7 @@ from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
 from driftline.plan.groupings import GROUPING, SEGMENT, VALUE, by_segment
-from driftline.plan.window_query import ROWS, SegmentFigures, WindowQuery
+from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
 from driftline.spec.models import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS, PerformanceCheck
 
 LOG_LOSS_EPSILON = 1e-15  # scores are clipped to [eps, 1 - eps] before the logarithm
@@ -54,7 +54,7 @@ def add_confusion(add: Callable) -> None:
     }
     for key, cell in cells.items():
         add(key, lambda t, cell=cell: count_where(cell(t[LABEL], t[PREDICTED])))
-    add(ROWS, lambda t: t.count())
+    add(ROWS_KEY, lambda t: t.count())
     add("labeled", lambda t: t[LABEL].count())
     add("positives", lambda t: count_where(t[LABEL]))
     add("predictions", lambda t: t[PREDICTED].count())
@@ -85,7 +85,7 @@ def _add_regression(add: Callable, add_sum: Callable) -> None:
     def error(t: ir.Table) -> ir.FloatingValue:
         return t[PREDICTED] - t[LABEL]
 
-    add_sum(ROWS, lambda t: t.count())
+    add_sum(ROWS_KEY, lambda t: t.count())
     add_sum("labeled", lambda t: t[LABEL].count())
     add_sum("evaluated", lambda t: count_where(known(t)))
     add_sum("error_sum", lambda t: error(t).sum(where=known(t)))
@@ -260,7 +260,7 @@ class Performance(CheckKind):
         if model.task == "regression":
             _add_regression(query.add, query.add_sum)
         elif model.task == "multiclass_classification":
-            query.add_sum(ROWS, lambda t: t.count())
+            query.add_sum(ROWS_KEY, lambda t: t.count())
             query.add_sum("labeled", lambda t: t[LABEL].count())
             query.add_branch("classes", classes_branch)
         else:
@@ -273,12 +273,12 @@ class Performance(CheckKind):
 
     def measure(self, check: PerformanceCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        details = {"unlabeled_rows": f.count(ROWS) - f.count("labeled")}
+        details = {"unlabeled_rows": f.count(ROWS_KEY) - f.count("labeled")}
         if self.needs_labels(check) and not context.labels_mature:
             return context.not_mature(**details)
         task = context.monitor.model.task
         undefined = f"{check.metric} is undefined here (a zero denominator)"
-        empty = "no labeled rows" if f.count(ROWS) else "no rows to measure"
+        empty = "no labeled rows" if f.count(ROWS_KEY) else "no rows to measure"
         if task == "regression":
             return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details)
         if task == "multiclass_classification":

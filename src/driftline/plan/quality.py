@@ -32,7 +32,7 @@ from driftline.plan.aggregates import count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
 from driftline.plan.histograms import as_text, clean
-from driftline.plan.window_query import ROWS, SegmentFigures, WindowQuery, valid_key
+from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery, valid_key
 from driftline.spec.models import Monitor, QualityCheck
 from driftline.windows import EPOCH, Window
 
@@ -185,7 +185,7 @@ class Quality(CheckKind):
         return check.metric not in TABLE_METRICS  # a small or empty window is what row_count reports
 
     def register(self, check: QualityCheck, query: WindowQuery, context: Context) -> None:
-        query.add_sum(ROWS, lambda t: t.count())
+        query.add_sum(ROWS_KEY, lambda t: t.count())
         if check.metric == "freshness_hours":
             query.add_branch("freshness", partial(freshness_branch, timestamp=context.monitor.source.timestamp, now=context.now))
         metric = COLUMN_METRICS.get(check.metric)
@@ -203,7 +203,7 @@ class Quality(CheckKind):
     def measure(self, check: QualityCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
         if check.metric == "row_count":
-            return Value(float(f.count(ROWS)), f.count(ROWS))
+            return Value(float(f.count(ROWS_KEY)), f.count(ROWS_KEY))
         if check.metric == "freshness_hours":
             return freshness(figures, context.now)
         if check.metric == "schema_change":
@@ -211,7 +211,7 @@ class Quality(CheckKind):
         if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
             return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
         metric = COLUMN_METRICS[check.metric]
-        valid, rows = f.count(valid_key(column)), f.count(ROWS)
+        valid, rows = f.count(valid_key(column)), f.count(ROWS_KEY)
         value = metric.value(f[_key(check, column)] if metric.aggregate is not None else None, valid, rows)
         n = rows if metric.sample == "rows" else valid
         return Value.of(value, n, f"{check.metric} is undefined here (too few values)", rows=rows, non_null=valid)
