@@ -154,11 +154,14 @@ def test_reference_profile_is_computed_once_and_reused(backfilled):
         (None, bracketed_quantiles.FETCH_BUDGET, True),  # the sample holds the whole reference
         (1000, bracketed_quantiles.FETCH_BUDGET, True),  # values fetched per segment combination
         (1000, 10, False),  # too many values to fetch: the warehouse picks them, the reference is counted
+        (1000, None, False),  # too many segment combinations to group by: the reference is counted
     ],
 )
 def test_reference_counts_read_off_the_edge_scans_are_numpys(make_project, monkeypatch, sample_size, fetch_budget, derived):
     monkeypatch.setattr(bracketed_quantiles, "SAMPLE_SIZE", sample_size or bracketed_quantiles.SAMPLE_SIZE)
-    monkeypatch.setattr(bracketed_quantiles, "FETCH_BUDGET", fetch_budget)
+    monkeypatch.setattr(bracketed_quantiles, "FETCH_BUDGET", fetch_budget or bracketed_quantiles.FETCH_BUDGET)
+    if fetch_budget is None:
+        monkeypatch.setattr(bracketed_quantiles, "MAX_COMBINATIONS", 3)  # the regions: north, south, tiny, null
     counted: list[list[str]] = []
     counts_query = MonitorPlan.counts_query
     monkeypatch.setattr(MonitorPlan, "counts_query", lambda plan, windows, bins: counted.append(sorted(windows)) or counts_query(plan, windows, bins))

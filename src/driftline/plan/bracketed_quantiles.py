@@ -24,7 +24,9 @@ come from three light scans:
 Given the segment ``keys`` of the counting query, steps 2 and 3 group by them, so the scans also
 know, per combination of segment values, how many values lie below any edge (see
 :meth:`ColumnScan.count_below`, used by ``reference_counts``); step 2 then computes the
-``tallies`` asked for as well. Grouping costs about 3 % of the two scans.
+``tallies`` asked for as well. With 5 combinations grouping costs about 3 % of the two scans;
+with 1,250 step 2 took 5.8 s instead of 1.4 s, more than counting the reference again saves, so
+above ``MAX_COMBINATIONS`` (step 1 estimates their number) the steps are not grouped.
 
 A column with a rank outside its brackets (a sample that unlucky is rare) gets its edges from
 ``quantile_cont`` in one more query (DuckDB's interpolation, which can differ from numpy's in
@@ -58,6 +60,10 @@ BRACKET_STEPS = 8  # bracket values on each side of a probability
 # Step 3 brings at most this many values into Python (8 bytes each); about N/1024 per bucket
 # and two buckets per edge, so a 4M-row reference with 20 columns of 10 bins fetches 0.5M.
 FETCH_BUDGET = 4_000_000
+# Grouped by more combinations of segment values than this, steps 2 and 3 cost more than they
+# save (on the benchmark, derived counts won by 1.0 s at 60 combinations, 0.35 s at 250, and lost
+# by 2.5 s at 1,250).
+MAX_COMBINATIONS = 256
 
 Execute = Callable[[ir.Table], pd.DataFrame]
 Bucket = tuple[float, float]  # (low, high]: the values strictly above low, up to high
@@ -94,12 +100,14 @@ def bracketed_edges(
     numeric = [c for c in columns if c.binning.kind == "numeric"]
     if not numeric:
         return BracketedEdges(None)
-    keys = dict(keys or {})
-    first = execute(brackets_query(reference, numeric, sample_size or SAMPLE_SIZE)).iloc[0]
+    keys, tallies = dict(keys or {}), dict(tallies or {})
+    first = execute(brackets_query(reference, numeric, sample_size or SAMPLE_SIZE, keys)).iloc[0]
+    if _combinations(first, keys) > MAX_COMBINATIONS:
+        keys, tallies = {}, {}
     figures = {k: first[k] for k in first.index if k.endswith(("_min", "_max"))}  # uniform binning
     quantiled = {i: c for i, c in enumerate(numeric) if c.binning.method != "uniform"}
     brackets = {i: _with_predecessors(first[f"s{i}"]) for i in quantiled}
-    step2 = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, keys, dict(tallies or {}), execute)
+    step2 = _ranks(reference, numeric, {i: b for i, b in brackets.items() if b}, keys, tallies, execute)
     scans = step2.scans
     located = {i: [_locate(scans[i].overall, r) for r in _ranks_needed(scans[i].overall, quantiled[i])] for i in scans}
     fetched = _fetch(reference, numeric, scans, located, keys, execute)
@@ -140,11 +148,12 @@ def _bracket_probabilities(column: DriftColumn, sample_size: int) -> list[float]
     return sorted({0.0, 1.0} | {p for p in around if 0.0 < p < 1.0})
 
 
-def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_size: int | None = None) -> ir.Table | None:
+def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_size: int | None = None, keys: Mapping[str, ir.Value] | None = None) -> ir.Table | None:
     """Step 1: the sample quantiles around each edge's probability (and min and max of the
-    uniform-binned columns, which need nothing more)."""
+    uniform-binned columns, which need nothing more); with ``keys``, each key's approximate
+    number of values."""
     numeric = [c for c in columns if c.binning.kind == "numeric"]
-    metrics: dict[str, ir.Scalar] = {}
+    metrics: dict[str, ir.Scalar] = {f"{name}_values": key.approx_nunique() for name, key in (keys or {}).items()}
     for i, column in enumerate(numeric):
         if column.binning.method == "uniform":
             metrics |= edge_metrics(reference, i, column, "duckdb")
@@ -154,6 +163,12 @@ def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_s
             grid = ibis.literal(_bracket_probabilities(column, size), type="array<float64>")
             metrics[f"s{i}"] = _reservoir_quantiles(values, grid, ibis.literal(size, "int64"))
     return reference.aggregate(**metrics) if metrics else None
+
+
+def _combinations(first: pd.Series, keys: Mapping[str, ir.Value]) -> int:
+    """At most how many combinations of segment values steps 2 and 3 would group by: the product
+    of each key's number of values, plus one for null."""
+    return math.prod((0 if pd.isna(first[f"{name}_values"]) else int(first[f"{name}_values"])) + 1 for name in keys)
 
 
 def _with_predecessors(sample) -> list[float]:
@@ -259,7 +274,7 @@ def _ranks(reference: ir.Table, numeric: list[DriftColumn], brackets: dict[int, 
         ranked = {combo: Ranked.of(bounds, counts, b[-1]) for combo, counts in zip(combos, maps)}
         infinite = {combo: (int(counts.get(-math.inf, 0)), int(counts.get(math.inf, 0))) for combo, counts in zip(combos, maps)}
         scans[i] = ColumnScan(ranked, infinite)
-    return _Step2(scans, frame.drop(columns=list(histograms)))
+    return _Step2(scans, frame.drop(columns=list(histograms)) if tallies else None)
 
 
 def _with_tails(brackets: list[float]) -> list[float]:

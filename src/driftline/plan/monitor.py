@@ -64,7 +64,9 @@ class MonitorPlan:
     def edges_query(self, reference: Window) -> ir.Table | None:
         """The first (on most backends the only) query of :meth:`reference_profile`'s edges."""
         if backends.has_native_histogram(self.dialect):
-            return bracketed_quantiles.brackets_query(self.source.between(reference), self.binned_columns)
+            rows = self.source.between(reference)
+            keys = histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
+            return bracketed_quantiles.brackets_query(rows, self.binned_columns, keys=keys)
         return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
 
     def categories_query(self, reference: Window) -> ir.Table | None:

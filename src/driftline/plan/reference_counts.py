@@ -13,7 +13,8 @@ first run (benchmarks/RESULTS.md).
 (its portable layout: ``__rows``, ``c<c>_n``, ``c<c>_<k>``), so ``histograms.rollup`` and
 everything after it are shared. Counts are derived only when every column's are: a
 uniform-binned column, a column whose edges fell back to ``quantile_cont`` or whose values were
-picked in the warehouse (``FETCH_BUDGET``) sends the whole reference back to the counting query.
+picked in the warehouse (``FETCH_BUDGET``), or too many combinations of segment values to group
+by (``MAX_COMBINATIONS``) send the whole reference back to the counting query.
 """
 
 from __future__ import annotations
