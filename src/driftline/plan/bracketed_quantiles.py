@@ -101,7 +101,7 @@ def bracketed_edges(
     if not numeric:
         return BracketedEdges(None)
     keys, tallies = dict(keys or {}), dict(tallies or {})
-    first = execute(brackets_query(reference, numeric, sample_size or SAMPLE_SIZE, keys)).iloc[0]
+    first = execute(brackets_query(reference, numeric, sample_size, keys)).iloc[0]
     if _combinations(first, keys) > MAX_COMBINATIONS:
         keys, tallies = {}, {}
     figures = {k: first[k] for k in first.index if k.endswith(("_min", "_max"))}  # uniform binning
@@ -154,12 +154,12 @@ def brackets_query(reference: ir.Table, columns: Sequence[DriftColumn], sample_s
     number of values."""
     numeric = [c for c in columns if c.binning.kind == "numeric"]
     metrics: dict[str, ir.Scalar] = {f"{name}_values": key.approx_nunique() for name, key in (keys or {}).items()}
+    size = sample_size or SAMPLE_SIZE
     for i, column in enumerate(numeric):
         if column.binning.method == "uniform":
             metrics |= edge_metrics(reference, i, column, "duckdb")
         else:
             values = finite(reference[column.name]).cast("float64")
-            size = sample_size or SAMPLE_SIZE
             grid = ibis.literal(_bracket_probabilities(column, size), type="array<float64>")
             metrics[f"s{i}"] = _reservoir_quantiles(values, grid, ibis.literal(size, "int64"))
     return reference.aggregate(**metrics) if metrics else None

@@ -114,12 +114,12 @@ def _context(plan: Any, window: Window, profile: ReferenceProfile, now: datetime
 def counted_figures(totals: Mapping[tuple, pd.Series], layout: CountLayout) -> Known:
     """Per segment, what the drift counting query counted of the current window that the checks
     read too: its rows, and each binned column's non-null values."""
-    known = {}
-    for (side, *segment), sums in totals.items():
-        if side == CURRENT:
-            valid = {valid_key(b.column): int(sums[layout.valid_alias(c)]) for c, b in enumerate(layout.bins)}
-            known[tuple(segment)] = {ROWS_KEY: int(sums[histograms.ROWS]), **valid}
-    return known
+    aliases = {ROWS_KEY: histograms.ROWS} | {valid_key(b.column): layout.valid_alias(c) for c, b in enumerate(layout.bins)}
+    return {
+        tuple(segment): {key: int(sums[alias]) for key, alias in aliases.items()}
+        for (side, *segment), sums in totals.items()
+        if side == CURRENT
+    }
 
 
 def _figures(plan: Any, checks: list[CheckBase], context: Context, execute: Execute, known: Known | None = None) -> WindowFigures:

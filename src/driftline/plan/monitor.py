@@ -63,16 +63,19 @@ class MonitorPlan:
 
     def edges_query(self, reference: Window) -> ir.Table | None:
         """The first (on most backends the only) query of :meth:`reference_profile`'s edges."""
+        rows = self.source.between(reference)
         if backends.has_native_histogram(self.dialect):
-            rows = self.source.between(reference)
-            keys = histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
-            return bracketed_quantiles.brackets_query(rows, self.binned_columns, keys=keys)
-        return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
+            return bracketed_quantiles.brackets_query(rows, self.binned_columns, keys=self._derivation_keys(rows))
+        return histograms.edges_query(rows, self.binned_columns, self.dialect)
 
     def categories_query(self, reference: Window) -> ir.Table | None:
         rows = self.source.between(reference)
-        keys = histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
-        return histograms.categories_query(rows, self.binned_columns, keys)
+        return histograms.categories_query(rows, self.binned_columns, self._derivation_keys(rows))
+
+    def _derivation_keys(self, rows: ir.Table) -> dict[str, ir.Value] | None:
+        """The counting query's segment keys, which the reference queries group by when they
+        also give the reference's counts; None when they do not."""
+        return histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
 
     def reference_profile(self, reference: Window, execute: Execute) -> tuple[dict[tuple[str, str], ColumnBins], pd.DataFrame | None]:
         """The reference's bins (numeric edges, categories) and, when :attr:`derives_reference_counts`
@@ -80,20 +83,24 @@ class MonitorPlan:
 
         Where the backend counts against boundaries natively, exact quantiles come from a
         sample's brackets instead of a sort of every value (see ``bracketed_quantiles``)."""
-        rows, columns, derive = self.source.between(reference), self.binned_columns, self.derives_reference_counts
+        rows, columns = self.source.between(reference), self.binned_columns
+        keys = self._derivation_keys(rows)
+        scan = None
         if backends.has_native_histogram(self.dialect):
-            keys = histograms.segment_keys(rows, self.segments) if derive else None
-            tallies = reference_counts.tallies(rows, columns) if derive else None
+            tallies = reference_counts.tallies(rows, columns) if keys is not None else None
             scan = bracketed_quantiles.bracketed_edges(rows, columns, execute, keys=keys, tallies=tallies)
             edges = scan.figures
         else:
             expr = self.edges_query(reference)
             edges = execute(expr).iloc[0] if expr is not None else None
-        categories_expr = self.categories_query(reference)
+        # The edge queries were grouped only if they counted the tallies (step 1 may have found
+        # too many segment combinations): the categories are counted per combination likewise.
+        grouped = scan is not None and scan.tallies is not None
+        categories_expr = histograms.categories_query(rows, columns, keys if grouped else None)
         categories = execute(categories_expr) if categories_expr is not None else None
         bins = histograms.finish_bins(columns, edges, categories)
         ordered = [bins[c.key] for c in columns]
-        counts = reference_counts.derived_counts(columns, ordered, self.segments, scan, categories) if derive else None
+        counts = reference_counts.derived_counts(columns, ordered, self.segments, scan, categories) if grouped else None
         return bins, counts
 
     def counts_query(self, windows: Mapping[str, Window], bins: Mapping[tuple[str, str], ColumnBins]) -> tuple[ir.Table, CountLayout]:

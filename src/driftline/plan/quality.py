@@ -75,7 +75,7 @@ def _as_is(own: float | None, valid: int, rows: int) -> float | None:
 
 COLUMN_METRICS = {
     # the rows and non-null values suffice; for a drift column the drift counts have both
-    "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows) if rows is not None else None, "rows"),
+    "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows), "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
     "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
     "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
