@@ -88,8 +88,8 @@ def rates(rows: pd.DataFrame) -> dict:
             "fpr": div(fp, fp + tn), "precision": div(tp, tp + fp)}
 
 
-def groups_of(rows: pd.DataFrame) -> tuple[dict, dict]:
-    every = {("__null__" if pd.isna(g) else g): part for g, part in rows.groupby("gender", dropna=False)}
+def groups_of(rows: pd.DataFrame, column: str = "gender") -> tuple[dict, dict]:
+    every = {("__null__" if pd.isna(g) else g): part for g, part in rows.groupby(column, dropna=False)}
     kept = {g: rates(part) for g, part in every.items() if len(part) >= MIN_ROWS}
     excluded = {g: len(part) for g, part in every.items() if len(part) < MIN_ROWS}
     return kept, excluded
@@ -100,8 +100,8 @@ def between_groups(groups: dict, rate: str) -> float | None:
     return max(values) - min(values) if len(values) >= 2 else None
 
 
-def expected(rows: pd.DataFrame, metric: str, reference_group: str | None = None) -> float | None:
-    groups, _ = groups_of(rows)
+def expected(rows: pd.DataFrame, metric: str, reference_group: str | None = None, column: str = "gender") -> float | None:
+    groups, _ = groups_of(rows, column)
     if metric == "demographic_parity_ratio":
         rates_ = [g["selection_rate"] for g in groups.values()]
         return min(rates_) / max(rates_) if len(rates_) >= 2 and max(rates_) > 0 else None
@@ -196,3 +196,48 @@ def test_label_dependent_fairness_waits_for_labels(tmp_path):
     assert waiting.status == "insufficient_data" and waiting.details["reason"] == "labels not mature"
     parity = result(frame[frame.check_name == "fairness_demographic_parity_difference"], START + 2 * DAY)
     assert_value(parity, expected(rows_of(data, START + 2 * DAY, None), "demographic_parity_difference"))
+
+
+TWO_GROUP_COLUMNS = """
+name: loans
+source: {table: loans, timestamp: ts}
+model: {task: binary_classification, score: score, label: repaid, threshold: 0.5}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-02}
+segments: [region, channel]
+min_rows: 20
+checks:
+  - fairness: {metric: equalized_odds_difference, group: gender}
+  - fairness: {metric: demographic_parity_ratio, group: age_band}
+  - fairness: {metric: predictive_parity_difference, group: age_band}
+"""
+
+
+def test_two_group_columns_over_two_segment_columns(tmp_path):
+    """Each check's groups come from its own column, in every segment of both segment columns
+    (null segment values and null groups included): the per-group counts are grouped by the
+    group value and the combination of segment values, and added up per segment."""
+    rng = np.random.default_rng(5)
+    data = pd.concat([day_rows(rng, day, {"A": 260, "B": 180, None: 40}) for day in range(3)], ignore_index=True)
+    data["channel"] = rng.choice(np.array(["web", "app", None], dtype=object), len(data), p=[0.5, 0.4, 0.1])
+    data["age_band"] = rng.choice(np.array(["young", "old", None], dtype=object), len(data), p=[0.45, 0.45, 0.1])
+    root = make_project(tmp_path, TWO_GROUP_COLUMNS, {"loans": data})
+    summary = api.backfill(START + DAY, START + 3 * DAY, project=root, at=START + 4 * DAY)
+    assert [o.status for o in summary.outcomes] == ["success"] * 2, [o.error for o in summary.outcomes]
+    frame = results(root)
+    checks = {"fairness_equalized_odds_difference": "gender", "fairness_demographic_parity_ratio": "age_band",
+              "fairness_predictive_parity_difference": "age_band"}
+    segments = [(None, None)] + [(key, value) for key in ("region", "channel") for value in ("east", "west", "web", "app", "__null__")]
+    compared = 0
+    for check, column in checks.items():
+        for row in frame[frame.check_name == check].itertuples():
+            key = None if pd.isna(row.segment_key) else row.segment_key
+            assert (key, segment_of(row)) in segments
+            rows = data[(data.ts >= row.window_start) & (data.ts < row.window_start + DAY)]
+            if key is not None:
+                rows = rows[rows[key].isna()] if row.segment_value == "__null__" else rows[rows[key] == row.segment_value]
+            assert_value(pd.Series(row._asdict()), expected(rows, check.removeprefix("fairness_"), column=column))
+            groups, excluded = groups_of(rows, column)
+            assert set(row.details["groups"]) == set(groups) and row.details["excluded_groups"] == excluded
+            compared += 1
+    assert compared == 3 * 2 * 6  # three checks, two windows, overall + east + west + web + app + null channel

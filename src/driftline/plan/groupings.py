@@ -19,7 +19,6 @@ The selector is a UNION ALL of table-less ``SELECT <constant>`` rows, so the SQL
 
 from __future__ import annotations
 
-import itertools
 from typing import Mapping, Sequence
 
 import ibis
@@ -41,21 +40,16 @@ def by_segment(rows: ir.Table, segments: Sequence[str]) -> ir.Table:
     return expanded.mutate(**{SEGMENT: _pick(expanded[GROUPING], [expanded[s] for s in segments])})
 
 
-def by_segment_and_column(rows: ir.Table, segments: Sequence[str], columns: Sequence[str]) -> ir.Table:
-    """``rows`` once per (grouping, "by" column), with ``__by`` and that column's ``__value`` too.
+def by_column(rows: ir.Table, columns: Sequence[str]) -> ir.Table:
+    """``rows`` once per "by" column, with ``__by`` and that column's ``__value`` added.
 
-    Used where a figure is needed per value of another column within every segment, e.g. the
-    rates of each fairness group, overall and per segment.
+    Used where a figure is needed per value of another column, e.g. the counts of each fairness
+    group: grouped by the segment values too, the rows add up to every segment's figures, as
+    the sums do (``window_query``), so no row is read once per grouping.
     """
-    combinations = itertools.product(range(len(segments) + 1), range(1, len(columns) + 1))
-    selector = _constants([{GROUPING: g, BY: b} for g, b in combinations])
+    selector = _constants([{BY: b} for b in range(1, len(columns) + 1)])
     expanded = rows.cross_join(selector)
-    return expanded.mutate(
-        **{
-            SEGMENT: _pick(expanded[GROUPING], [expanded[s] for s in segments]),
-            VALUE: _pick(expanded[BY], [expanded[c] for c in columns]),
-        }
-    )
+    return expanded.mutate(**{VALUE: _pick(expanded[BY], [expanded[c] for c in columns])})
 
 
 def segment_of(grouping: int, value: str | None, segments: Sequence[str]) -> SegmentKey:

@@ -12,7 +12,8 @@ each computing overall and per-segment figures in one pass through the grouping 
   those rows, added up in Python (as the drift histograms are);
 - ``main``: every other plain aggregate (means, quantiles, distinct counts, custom KPI
   expressions ...), grouped by (grouping, segment);
-- ``per_value``: counts per value of a "by" column (fairness groups) within every segment;
+- ``per_value``: additive figures per value of a "by" column (fairness groups), grouped by
+  that value and the segment columns' values, added up per segment in Python as the sums are;
 - extra branches a check adds when a plain aggregate cannot do, e.g. ``auc`` (a rank step with
   window functions) or ``classes`` (per-class counts for multiclass macro averages), or
   ``freshness`` (the newest timestamp of the whole source, not only the window).
@@ -38,7 +39,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from driftline.plan.aggregates import Aggregate, Aggregates, Figures, add_up_per_segment
-from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_segment, by_segment_and_column, segment_of
+from driftline.plan.groupings import BY, GROUPING, SEGMENT, VALUE, by_column, by_segment, segment_of
 from driftline.plan.histograms import segment_keys
 from driftline.plan.profile import NULL_SEGMENT, SegmentKey
 
@@ -87,7 +88,8 @@ class WindowQuery:
             self.sums.add(key, aggregate)
 
     def add_per_value(self, column: str, key: str, aggregate: Aggregate) -> None:
-        """An aggregate per value of ``column`` within each segment (``figures.per_value(column)``)."""
+        """An additive aggregate per value of ``column`` within each segment
+        (``figures.per_value(column)``)."""
         if column not in self.by_columns:
             self.by_columns.append(column)
         self.per_value.add(key, aggregate)
@@ -113,8 +115,9 @@ class WindowQuery:
             expanded = self.expanded()
             tables[MAIN] = expanded.group_by([GROUPING, SEGMENT]).aggregate(**self.main.named(expanded))
         if self.per_value:
-            expanded = by_segment_and_column(self.rows, self.segments, self.by_columns)
-            tables[PER_VALUE] = expanded.group_by([GROUPING, SEGMENT, BY, VALUE]).aggregate(**self.per_value.named(expanded))
+            expanded = by_column(self.rows, self.by_columns)
+            grouped = expanded.group_by([BY, VALUE], **segment_keys(expanded, self.segments))
+            tables[PER_VALUE] = grouped.aggregate(**self.per_value.named(expanded))
         return tables
 
     def expression(self) -> ir.Table | None:
@@ -132,20 +135,20 @@ class WindowQuery:
         figures = WindowFigures()
         if frame is None:
             return self._merged(figures, self.known)
-        names = {MAIN: self.main.aliases(), PER_VALUE: self.per_value.aliases()}
-        sums = frame[BRANCH] == SUMS
-        for record in frame[~sums].to_dict("records"):
+        names = {MAIN: self.main.aliases()}
+        sums, per_value = frame[BRANCH] == SUMS, frame[BRANCH] == PER_VALUE
+        for record in frame[~(sums | per_value)].to_dict("records"):
             branch = record[BRANCH]
             prefix = f"{branch}__"
             values = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
             if branch in names:
                 values = {key: values.get(alias) for key, alias in names[branch].items()}
-            by = int(record[BY])
             segment = segment_of(int(record[GROUPING]), _text(record[SEGMENT]), self.segments)
-            column = self.by_columns[by - 1] if branch == PER_VALUE else None
-            figures.segment(segment).add(branch, column, _text(record[VALUE]), Figures(values))
+            figures.segment(segment).add(branch, None, _text(record[VALUE]), Figures(values))
         if sums.any():
             self._add_up_sums(frame[sums], figures)
+        if per_value.any():
+            self._add_up_per_value(frame[per_value], figures)
         return self._merged(figures, self.known)
 
     @property
@@ -156,10 +159,22 @@ class WindowQuery:
     def _add_up_sums(self, frame: pd.DataFrame, figures: WindowFigures) -> None:
         """The sums branch's rows (one per combination of segment values) added up overall and
         per value of each segment column, merged into each segment's main figures."""
-        aliases = {key: f"{SUMS}__{alias}" for key, alias in self.sums.aliases().items()}
+        self._merged(figures, self._added_up(frame, SUMS, self.sums))
+
+    def _add_up_per_value(self, frame: pd.DataFrame, figures: WindowFigures) -> None:
+        """The per_value branch's rows (one per "by" value and combination of segment values)
+        added up per segment, one row of figures per (by column, value) in each segment."""
+        for (by, value), part in frame.groupby([frame[BY].astype(int), frame[VALUE]], sort=False, dropna=False):
+            for segment, values in self._added_up(part, PER_VALUE, self.per_value).items():
+                figures.segment(segment).add(PER_VALUE, self.by_columns[by - 1], _text(value), Figures(values))
+
+    def _added_up(self, frame: pd.DataFrame, branch: str, aggregates: Aggregates) -> dict[SegmentKey, dict[str, float]]:
+        """A branch's rows of additive figures, one per combination of segment values, added up
+        overall and per value of each segment column: key → total, per segment."""
+        aliases = {key: f"{branch}__{alias}" for key, alias in aggregates.aliases().items()}
         values = frame[list(aliases.values())].apply(pd.to_numeric).astype("float64")
         totals = add_up_per_segment(values, {s: frame[k] for s, k in zip(self.segments, self.segment_keys)})
-        self._merged(figures, {segment: {key: total[alias] for key, alias in aliases.items()} for segment, total in totals.items()})
+        return {segment: {key: total[alias] for key, alias in aliases.items()} for segment, total in totals.items()}
 
     @staticmethod
     def _merged(figures: WindowFigures, per_segment: Known) -> WindowFigures:
