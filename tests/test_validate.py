@@ -114,6 +114,25 @@ def test_a_statement_in_where_is_rejected_and_never_runs(make_project, leads):
     assert project.query("select count(*) as n from lead_predictions").n.tolist() == [48]
 
 
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("select * from lead_predictions; drop table lead_predictions", "found a statement ';' followed by 'drop'"),
+        ("select * from lead_predictions;", "found a trailing ';'"),
+        ("with gone as (delete from lead_predictions returning *) select * from gone", "may only read, found DELETE"),
+        ("drop table lead_predictions", "expected a SELECT query, found a DROP statement"),
+    ],
+)
+def test_a_source_query_that_writes_is_rejected_and_never_runs(make_project, leads, sql, words):
+    text = MONITOR.replace("  table: lead_predictions", f'  sql: "{sql}"')
+    project = make_project(monitors={"leads": text}, tables={"lead_predictions": leads})
+    for attempt in (lambda: api.validate(project.root), lambda: api.run(project.root, at="2026-01-03", notify=False)):
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        assert str(caught.value).startswith(at(project, "sql:") + ": source.sql: ") and words in str(caught.value)
+    assert project.query("select count(*) as n from lead_predictions").n.tolist() == [48]
+
+
 def test_where_naming_an_unknown_column(make_project, leads):
     text = MONITOR.replace("  timestamp: scored_at", "  timestamp: scored_at\n  where: \"regon = 'north'\"")
     project = make_project(monitors={"leads": text}, tables={"lead_predictions": leads})

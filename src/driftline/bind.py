@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 
 from driftline import backends
 from driftline.errors import ConfigError, ConfigErrors
+from driftline.macros import check_source_query
 from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
 from driftline.plan.frame import resolve_labels
 from driftline.plan.model_checks import validate_model_checks
@@ -70,6 +71,7 @@ def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[s
 def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
     source = loaded.spec.source
     if source.sql is not None:
+        check_source_query(source.sql, location=loaded.positions.locate(("source", "sql")))
         try:
             return con.sql(source.sql)
         except Exception as error:

@@ -308,8 +308,41 @@ def _parse_single(sql: str, location: Location, what: str) -> exp.Expression:
     return expression
 
 
-def _reject_semicolon(sql: str, location: Location, what: str) -> None:
-    """A ``;`` ends a statement; in an expression it can only smuggle in a second one."""
+# Nodes that change the warehouse: a source query that holds one of them is not a read.
+_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Command)
+_WRITE_KEYWORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "TRUNCATE", "GRANT", "REVOKE", "COPY", "CALL", "EXECUTE", "ATTACH", "DETACH"}
+
+
+def check_source_query(sql: str, *, location: Location, what: str = "source.sql") -> None:
+    """``sql`` must be one query that only reads (SELECT, WITH … SELECT, UNION …).
+
+    Checked before the warehouse sees it: the warehouse would run a second statement after a
+    ``;``, and PostgreSQL runs a DELETE hidden in a WITH clause. SQL sqlglot cannot parse (a
+    warehouse's own syntax) is still checked token by token for a ``;`` and writing keywords.
+    """
+    if not sql.strip():
+        raise ConfigError(f"{what}: expected a SELECT query, found an empty string", location)
+    _reject_semicolon(sql, location, what, kind="query")
+    try:
+        statement = sqlglot.parse_one(sql, read=READ_DIALECT)
+    except ParseError:
+        _reject_write_keywords(sql, location, what)
+        return
+    if not isinstance(statement, exp.Query):
+        raise ConfigError(f"{what}: expected a SELECT query, found {_article(statement.key)} {statement.key.upper()} statement", location)
+    writes = next((node for node in statement.walk() if isinstance(node, _WRITES)), None)
+    if writes is not None:
+        raise ConfigError(f"{what}: a source query may only read, found {writes.key.upper()} in it — remove it", location)
+
+
+def _reject_write_keywords(sql: str, location: Location, what: str) -> None:
+    for token in sqlglot.tokenize(sql, read=READ_DIALECT):
+        if token.token_type != TokenType.STRING and token.text.upper() in _WRITE_KEYWORDS:
+            raise ConfigError(f"{what}: a source query may only read, found {token.text.upper()} in it — remove it", location)
+
+
+def _reject_semicolon(sql: str, location: Location, what: str, kind: str = "expression") -> None:
+    """A ``;`` ends a statement; in an expression (or the one query) it can only smuggle in a second one."""
     try:
         tokens = sqlglot.tokenize(sql, read=READ_DIALECT)
     except TokenError as error:
@@ -319,7 +352,7 @@ def _reject_semicolon(sql: str, location: Location, what: str) -> None:
             rest = tokens[index + 1 :]
             found = f"a statement ';' followed by '{rest[0].text}'" if rest else "a trailing ';'"
             raise ConfigError(
-                f"{what}: expected a single SQL expression, found {found} — remove everything after the expression",
+                f"{what}: expected a single SQL {kind}, found {found} — remove everything after the {kind}",
                 location,
             )
 
