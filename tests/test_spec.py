@@ -184,6 +184,10 @@ def test_misspelled_check_type_and_value(tmp_path):
         ("  trailing: 28d", "  start: 2026-02-01\n  end: 2026-01-01", "start", "`start` before `end`"),
         ("name: leads", "name: Leads-v3", "name", "should match pattern"),
         ("  numeric: [visits]", "  numeric: visits", "numeric", "valid list"),
+        ("  every: 1d", "  every: 0d", "every", "`every` must be longer than 0, got 0s"),
+        ("  trailing: 28d", "  trailing: 0h", "trailing", "`trailing` must be longer than 0, got 0s"),
+        ("  numeric: [visits]", "  numeric: [visits]\n  categorical: [visits]", "features", "'visits' is listed under both `numeric` and `categorical`"),
+        ("  numeric: [visits]", "  numeric: [visits, pages, visits]", "features", "'visits' is listed twice under `numeric`"),
     ],
 )
 def test_wrong_types_point_at_their_key(tmp_path, old, new, key, words):

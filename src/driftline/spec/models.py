@@ -6,11 +6,12 @@ Every model forbids unknown keys, so a misspelled key is an error with a close-m
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from driftline.spec.types import Duration, Timestamp
+from driftline.spec.types import Duration, Timestamp, format_duration
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 
@@ -200,11 +201,21 @@ class Schedule(Strict):
     every: Duration
     delay: Duration = Field("0h", validate_default=True)
 
+    @field_validator("every", mode="after")
+    @classmethod
+    def _every_is_positive(cls, every: timedelta) -> timedelta:
+        return _positive(every, "every")
+
 
 class Reference(Strict):
     start: Timestamp | None = None
     end: Timestamp | None = None
     trailing: Duration | None = None
+
+    @field_validator("trailing", mode="after")
+    @classmethod
+    def _trailing_is_positive(cls, trailing: timedelta | None) -> timedelta | None:
+        return trailing if trailing is None else _positive(trailing, "trailing")
 
     @model_validator(mode="after")
     def _fixed_or_trailing(self) -> Reference:
@@ -219,6 +230,18 @@ class Reference(Strict):
 class Features(Strict):
     numeric: list[str] = []
     categorical: list[str] = []
+
+    @model_validator(mode="after")
+    def _each_column_once(self) -> Features:
+        """A column is binned one way: listed twice, its results would be written twice."""
+        for kind, columns in (("numeric", self.numeric), ("categorical", self.categorical)):
+            twice = next((c for i, c in enumerate(columns) if c in columns[:i]), None)
+            if twice is not None:
+                raise ValueError(f"column {twice!r} is listed twice under `{kind}`; list it once")
+        both = next((c for c in self.categorical if c in self.numeric), None)
+        if both is not None:
+            raise ValueError(f"column {both!r} is listed under both `numeric` and `categorical`; keep it in one")
+        return self
 
 
 class Alerts(Strict):
@@ -262,6 +285,12 @@ class Monitor(Strict):
         if not isinstance(value, list):
             return value
         return [_tag_check(item) for item in value]
+
+
+def _positive(duration: timedelta, key: str) -> timedelta:
+    if duration <= timedelta(0):
+        raise ValueError(f"`{key}` must be longer than 0, got {format_duration(duration)}")
+    return duration
 
 
 def _tag_check(item: Any) -> Any:
