@@ -284,7 +284,7 @@ def test_checks_without_anomaly_run_no_query(store):
 # -- the query ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "snowflake", "databricks", "pyspark"])
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "snowflake", "databricks", "clickhouse", "pyspark"])
 def test_one_baseline_query_compiles_for(dialect):
     from driftline.result_schema import TABLES
 

@@ -14,7 +14,7 @@ import sqlglot
 from driftline import api
 
 DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery",
-            "trino": "trino", "databricks": "databricks", "pyspark": "spark"}
+            "trino": "trino", "databricks": "databricks", "clickhouse": "clickhouse", "pyspark": "spark"}
 
 MONITOR = """
 name: everything

@@ -21,7 +21,7 @@ from driftline.macros import parse_expression
 from driftline.sql_to_ibis import SUPPORTED, to_ibis
 
 HERE = Location("monitors/leads.yml", 9, 12)
-DIALECTS = ["duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks"]
+DIALECTS = ["duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "clickhouse"]
 
 FRAME = pd.DataFrame(
     {

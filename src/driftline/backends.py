@@ -36,12 +36,15 @@ import sqlglot.expressions as sge
 
 from driftline.errors import WarehouseError
 
-DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "pyspark")
+DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "clickhouse", "pyspark")
 # Dialects whose ibis compiler has no multi-quantile aggregate: one quantile per probability.
 _NO_MULTI_QUANTILE = {"snowflake", "bigquery", "trino", "pyspark", "databricks"}
 # Dialects without an exact quantile aggregate at all (BigQuery's PERCENTILE_CONT is analytic
-# only, Trino has approx_percentile only): interpolated from the ordered array of the values.
-_NO_QUANTILE = {"bigquery", "trino"}
+# only, Trino has approx_percentile only, ClickHouse's `quantile` samples): interpolated from the
+# ordered array of the values.
+_NO_QUANTILE = {"bigquery", "trino", "clickhouse"}
+# Dialects whose ibis compiler has no CUME_DIST: counted over a RANGE frame instead.
+_NO_CUME_DIST = {"clickhouse"}
 
 # Dialects with a native histogram aggregate (DuckDB's ``histogram``): a column's bin counts as one
 # map per group instead of one conditional sum per bin, 2-2.5x faster there.
@@ -227,11 +230,20 @@ def to_sql(expr: ir.Expr, dialect: str) -> str:
 def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str) -> list[ir.Scalar]:
     """Linear-interpolation quantiles of ``column`` (as numpy's default / percentile_cont)."""
     if dialect in _NO_QUANTILE:
-        return [_interpolated_quantile(column, p) for p in probabilities]
+        return [_interpolated_quantile(column, p, dialect) for p in probabilities]
     if dialect in _NO_MULTI_QUANTILE:
         return [column.quantile(p) for p in probabilities]
     multi = column.quantile(list(probabilities))
     return [multi[i] for i in range(len(probabilities))]
+
+
+def cume_dist(order_by: ir.Column, group_by: ir.Column | None, dialect: str) -> ir.FloatingValue:
+    """CUME_DIST() over ``order_by`` within ``group_by``: the fraction of the partition's rows
+    ordered at or before the row, its ties included."""
+    if dialect not in _NO_CUME_DIST:
+        return ibis.cume_dist().over(ibis.window(group_by=group_by, order_by=order_by))
+    up_to_peers = ibis.window(group_by=group_by, order_by=order_by, range=(None, 0))
+    return order_by.count().over(up_to_peers).cast("float64") / order_by.count().over(ibis.window(group_by=group_by)).cast("float64")
 
 
 def has_native_histogram(dialect: str) -> bool:
@@ -264,12 +276,13 @@ def position_histogram(value: ir.StringColumn, items: Sequence[str]) -> ir.MapSc
     return _position_histogram(_list_position(ibis.literal(list(items), type="array<string>"), value))
 
 
-def _interpolated_quantile(column: ir.NumericColumn, probability: float) -> ir.Scalar:
+def _interpolated_quantile(column: ir.NumericColumn, probability: float, dialect: str) -> ir.Scalar:
     """The exact quantile read from the group's sorted values: x[lo] + (h - lo)(x[hi] - x[lo]),
     h = (n - 1) p, as numpy's default. It holds the group's values in one array, so it suits
     the windows of a monitor, not a whole warehouse table."""
     values = column.cast("float64")
-    ordered = values.collect(order_by=values)  # nulls are left out, as the other quantiles do
+    # nulls are left out, as the other quantiles do; ClickHouse's groupArray takes no ORDER BY
+    ordered = values.collect().sort() if dialect == "clickhouse" else values.collect(order_by=values)
     position = (values.count() - 1).cast("float64") * probability
     # Clamped at 0 so an empty group reads past the end (null) instead of at index -1 (an error on Trino).
     low = ibis.greatest(position.floor(), 0).cast("int64")

@@ -20,6 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
+from driftline import backends
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
@@ -108,14 +109,14 @@ def auc_branch(query: WindowQuery) -> ir.Table:
     rows = query.rows
     scored = rows.filter(rows[LABEL].notnull() & rows[SCORE].notnull())
     scored = scored.select(*query.segments, LABEL, SCORE)
-    windows = [ibis.window(order_by=SCORE)] + [ibis.window(group_by=s, order_by=SCORE) for s in query.segments]
+    partitions = [None, *(scored[s] for s in query.segments)]
     ranked = scored.mutate(
-        **{f"__first_rank{g}": ibis.rank().over(w) + 1 for g, w in enumerate(windows)},
-        **{f"__cume_dist{g}": ibis.cume_dist().over(w) for g, w in enumerate(windows)},
+        **{f"__first_rank{g}": ibis.rank().over(ibis.window(group_by=p, order_by=SCORE)) + 1 for g, p in enumerate(partitions)},
+        **{f"__cume_dist{g}": backends.cume_dist(scored[SCORE], p, query.dialect) for g, p in enumerate(partitions)},
     )
     t = by_segment(ranked, query.segments)
-    first_rank = _for_grouping(t, "__first_rank", len(windows)).cast("float64")
-    cume_dist = _for_grouping(t, "__cume_dist", len(windows))
+    first_rank = _for_grouping(t, "__first_rank", len(partitions)).cast("float64")
+    cume_dist = _for_grouping(t, "__cume_dist", len(partitions))
     positive = t[LABEL]
     zero = ibis.literal(0.0, "float64")
     return t.group_by([GROUPING, SEGMENT]).aggregate(
