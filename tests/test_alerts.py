@@ -259,6 +259,88 @@ def test_a_full_outage_over_two_runs_delivers_everything_exactly_once(make_proje
     assert len(slack.delivered) == 3
 
 
+def test_a_slack_that_keeps_failing_is_given_up_after_the_last_attempt(make_project, slack):
+    tries = outbox.MAX_DELIVERY_ATTEMPTS
+    assert tries == 5  # the documented default
+    project = leads_project(make_project, slack, story=[OK] * 5 + [WARN] * (tries + 1))
+
+    for attempt in range(1, tries):  # the reminder due on day 8 joins the undelivered alert, same count
+        slack.script(server_error(500))
+        [note] = run_day(project, 4 + attempt).notifications
+        assert note.status == "retry" and note.error.endswith(f"attempt {attempt} of {tries}, will retry on the next run")
+        rows = episodes(project)
+        assert list(rows.notify_status) == ["pending"] * 2 and list(rows.notify_attempts) == [attempt] * 2
+
+    slack.script(server_error(500))
+    [note] = run_day(project, 4 + tries).notifications  # the last attempt fails too: give up
+    assert note.status == "failed" and set(note.alert_ids) == set(episodes(project).alert_id)
+    assert "HTTP 500" in note.error and note.error.endswith(f"gave up after {tries} attempts")
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["failed"] * 2 and list(rows.notify_attempts) == [tries] * 2
+    assert [outbox.Pending.from_json(p) for p in rows.payload] == [outbox.Pending(error=note.error)] * 2
+
+    assert run_day(project, 5 + tries).notifications == []  # Slack is back; nothing left to send
+    assert len(slack.received) == tries and slack.delivered == []
+
+
+def test_an_unreachable_slack_is_given_up_and_the_run_says_so(make_project, slack, monkeypatch, capsys):
+    monkeypatch.setattr(outbox, "MAX_DELIVERY_ATTEMPTS", 3)
+    closed = slack.base_url
+    slack.stop()  # nothing listens on its port any more: connection refused
+    project = leads_project(make_project, slack, story=[OK] * 5 + [WARN] * 4, base_url=closed)
+
+    def run(day: int) -> str:
+        cli.main(["run", "--project", str(project.root), "--at", (START + (day + 1) * DAY).isoformat()])
+        return capsys.readouterr().err
+
+    for attempt, day in ((1, 5), (2, 6)):
+        err = run(day)
+        assert "alert for leads not delivered yet: could not reach Slack (Connection refused)" in err
+        assert err.strip().endswith(f"attempt {attempt} of 3, will retry on the next run")
+    assert list(episodes(project).notify_attempts) == [2, 2]
+    last = run(7)
+    assert "alert for leads could not be delivered: could not reach Slack" in last
+    assert last.strip().endswith("gave up after 3 attempts") and "will retry" not in last
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["failed"] * 2 and list(rows.notify_attempts) == [3, 3]
+    # Given up for good; but the reminder due once the cooldown has passed is news of its own.
+    assert run(8).strip().endswith("attempt 1 of 3, will retry on the next run")
+
+
+def test_a_rate_limit_does_not_count_towards_giving_up(make_project, slack, monkeypatch):
+    monkeypatch.setattr(outbox, "MAX_DELIVERY_ATTEMPTS", 2)
+    project = leads_project(make_project, slack, story=[OK] * 5 + [WARN] * 3)
+
+    slack.script(server_error(500))
+    assert [n.status for n in run_day(project, 5).notifications] == ["retry"]  # attempt 1 of 2
+    slack.script(*[rate_limited(retry_after=0)] * 3)  # still limited after slack-sdk's 2 retries
+    [note] = run_day(project, 6).notifications
+    assert note.status == "retry" and "rate-limited" in note.error and "attempt" not in note.error
+    assert list(episodes(project).notify_status) == ["pending", "pending"]
+
+    [note] = run_day(project, 7).notifications
+    assert note.status == "sent" and len(slack.delivered) == 1
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()  # error cleared
+
+
+def test_a_resolution_after_a_given_up_alert_has_its_own_attempts(make_project, slack, monkeypatch):
+    monkeypatch.setattr(outbox, "MAX_DELIVERY_ATTEMPTS", 1)
+    project = leads_project(make_project, slack, story=[OK] * 5 + [WARN, OK])
+
+    slack.script(server_error(503))
+    [note] = run_day(project, 5).notifications
+    assert note.status == "failed" and "gave up after 1 attempts" in note.error
+
+    resolved = run_day(project, 6)  # the drift is over and Slack is back
+
+    assert [n.status for n in resolved.notifications] == ["sent", "sent"]
+    replies = slack.delivered
+    assert len(replies) == 2 and all(r.thread_ts is None for r in replies)  # no alert to thread under
+    rows = episodes(project)
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+
+
 def test_a_resolution_without_a_delivered_alert_is_a_normal_message(make_project, slack):
     project = leads_project(make_project, slack, story=[OK] * 5 + [WARN, OK])
     run_day(project, 5, notify=False)  # opens, nothing sent
@@ -381,6 +463,38 @@ def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
         assert list(rows.state) == ["resolved", "resolved"]
         # A failed try and a sent alert, then the resolution: three calls about each episode.
         assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [3, 3]
+    finally:
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        con.disconnect()
+
+
+def test_a_given_up_alert_on_postgres(make_project, slack, postgres_url, monkeypatch):
+    """Failures counted in the payload survive the round trip through PostgreSQL, up to giving up."""
+    import ibis
+
+    monkeypatch.setattr(outbox, "MAX_DELIVERY_ATTEMPTS", 2)
+    schema = f"driftline_alerts_{uuid.uuid4().hex[:8]}"
+    con = ibis.connect(postgres_url)
+    try:
+        con.create_database(schema)
+        con.create_table("events", events([WARN, WARN]), database=schema)
+        project = make_project(
+            monitors={"leads": MONITOR.replace("MIN_SEVERITY", "warn").replace("table: events", f"table: {schema}.events")},
+            settings={
+                "connection": postgres_url,
+                "results": {"schema": schema},
+                "notify": {"slack": {"token": slack.token, "base_url": slack.base_url}},
+            },
+        )
+        slack.script(server_error(500), server_error(500))
+        assert [n.status for n in run_day(project, 0).notifications] == ["retry"]
+        [note] = run_day(project, 1).notifications
+        assert note.status == "failed" and note.error.endswith("gave up after 2 attempts")
+
+        rows = con.table("driftline_alerts", database=schema).to_pandas()
+        assert list(rows.notify_status) == ["failed", "failed"] and list(rows.notify_attempts) == [2, 2]
+        assert all(outbox.Pending.from_json(p).error == note.error for p in rows.payload)
+        assert slack.delivered == []
     finally:
         con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         con.disconnect()

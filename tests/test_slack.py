@@ -150,8 +150,9 @@ def test_server_error_is_retried_on_the_next_run_and_delivered_once(slack):
     notifier = bot(slack)
 
     first = notifier.send(a_message())
-    assert first.status == "retry" and first.ts is None
+    assert first.status == "retry" and first.ts is None and not first.rate_limited
     assert "HTTP 500" in first.error
+    assert "retry" not in first.error  # whether and when to try again is the outbox's decision
     assert len(slack.received) == 1 and slack.delivered == []  # slack-sdk did not retry by itself
 
     second = notifier.send(a_message())  # the next run
@@ -176,7 +177,7 @@ def test_rate_limit_beyond_the_allowed_retries_is_retried_next_run(slack):
 
     result = bot(slack, max_rate_limit_retries=1).send(a_message())
 
-    assert result.status == "retry"
+    assert result.status == "retry" and result.rate_limited  # Slack is up: not a failure
     assert "rate-limited" in result.error and "1 retries" in result.error
     assert slack.delivered == []
 
@@ -221,7 +222,7 @@ def test_unreachable_slack_is_a_retry(slack):
 
     result = bot(slack, base_url=base_url).send(a_message())
 
-    assert result.status == "retry"
+    assert result.status == "retry" and not result.rate_limited
     assert "could not reach Slack" in result.error
 
 
@@ -331,6 +332,16 @@ def test_webhook_rate_limit_is_retried_by_slack_sdk(slack):
 
     assert result.status == "sent"
     assert [r.answer for r in slack.received] == ["http 429", "ok"]
+
+
+def test_webhook_rate_limit_beyond_the_allowed_retries_is_a_rate_limited_retry(slack):
+    slack.script(rate_limited(retry_after=0))
+
+    result = webhook(slack, max_rate_limit_retries=0).send(a_message())
+
+    assert result.status == "retry" and result.rate_limited
+    assert "rate-limited" in result.error
+    assert slack.delivered == []
 
 
 def test_removed_webhook_fails_without_showing_its_url(slack):

@@ -1,18 +1,25 @@
 """The alert outbox: notifications wait in ``driftline_alerts`` until Slack has them.
 
-Nothing is lost and nothing is sent twice:
+Nothing is sent twice, and nothing is dropped without a word:
 
 1. A run queues what its episodes have to tell (``notify_status = pending``; the notices in
    ``payload``) and commits that together with the episodes, in one transaction, before anything
    is sent.
 2. Then it delivers every pending notice of the monitor — its own and those earlier runs could
    not deliver — and records each outcome, message by message: ``sent`` with Slack's ``ts``;
-   ``retry`` (Slack down, timed out, still rate-limited) keeps the notice pending with
-   ``notify_attempts + 1``, for the next run; ``failed`` (a refused token, an unknown channel)
-   is reported once and not tried again.
+   ``retry`` (Slack down, timed out, answered 5xx) keeps the notice pending for the next run;
+   ``failed`` (a refused token, an unknown channel) is reported once and not tried again.
+
+**Giving up.** A notice Slack failed to take :data:`MAX_DELIVERY_ATTEMPTS` times (one try per run
+at most) is given up: it leaves the outbox and the episode is ``failed``, as after a permanent
+error. A rate limit Slack still imposes after slack-sdk waited out its ``Retry-After`` is not a
+failure (Slack is up and asked us to slow down): the notice stays pending without counting
+towards giving up, and the run tries nothing more on Slack. The last delivery error is kept in
+``payload`` (``error``) until a message about the episode gets through.
 
 ``notify_attempts`` counts every call to Slack about the episode (its opening, reminders,
-escalation and resolution, retries included), so a stuck notification shows as a growing count.
+escalation and resolution, retries included), so a stuck notification shows as a growing count;
+the failed tries of each notice still waiting are counted in ``payload`` (``failures``).
 A crash between Slack's answer and the write of its outcome would send that message again on the
 next run: delivery is at least once, and exactly once whenever the run finishes.
 
@@ -61,46 +68,55 @@ SEND, PRINT, PREVIEW, SILENT = "send", "print", "preview", "silent"
 
 # Seconds to wait for Slack's answer to one message before leaving it for the next run.
 DELIVERY_TIMEOUT = 10.0
+# Transient failures (5xx, timeout, unreachable) of one notice, one run each, before giving up.
+MAX_DELIVERY_ATTEMPTS = 5
 # Which pending announcement wins a merge: one nobody has seen yet stays "new".
 _KIND_STRENGTH = {"new": 0, "escalated": 1, "reminder": 2}
 
 
 @dataclass(frozen=True)
 class Notice:
-    """One thing to tell about an episode, and the window (or windows) it was seen in."""
+    """One thing to tell about an episode, the window (or windows) it was seen in, and how many
+    times Slack failed to take it so far."""
 
     breach: Breach
     window: Window
+    failures: int = 0
 
 
 @dataclass
 class Pending:
-    """An episode's notices waiting in the outbox: at most one announcement and one resolution."""
+    """An episode's notices waiting in the outbox: at most one announcement and one resolution;
+    and why the last delivery about the episode failed, if it did."""
 
     announce: Notice | None = None
     resolution: Notice | None = None
+    error: str | None = None
 
     def __bool__(self) -> bool:
         return self.announce is not None or self.resolution is not None
 
     def to_json(self) -> str | None:
-        if not self:
+        if not self and self.error is None:
             return None
-        return json.dumps({"announce": _notice_json(self.announce), "resolution": _notice_json(self.resolution)})
+        notices = {"announce": _notice_json(self.announce), "resolution": _notice_json(self.resolution)}
+        return json.dumps({**notices, "error": self.error})
 
     @classmethod
     def from_json(cls, text: str | None) -> Pending:
         data = json.loads(text) if text else {}
-        return cls(_notice_of(data.get("announce")), _notice_of(data.get("resolution")))
+        return cls(_notice_of(data.get("announce")), _notice_of(data.get("resolution")), data.get("error"))
 
 
 @dataclass(frozen=True)
 class Notification:
-    """One message a run sent, or would send, and how that ended.
+    """One message a run sent, or would send, and how that ended for the alerts ``alert_ids``.
 
-    ``status``: ``sent``, ``retry`` (still pending, ``error`` says why), ``failed`` (``error``
-    says what to fix), ``suppressed`` (no Slack configured: to be printed) or ``preview``
-    (``--dry-run``).
+    ``status``: ``sent``, ``retry`` (still pending, ``error`` says why and which attempt it was),
+    ``failed`` (``error`` says what to fix, or that driftline gave up after
+    :data:`MAX_DELIVERY_ATTEMPTS`), ``suppressed`` (no Slack configured: to be printed) or
+    ``preview`` (``--dry-run``). A failed message that ends differently for the alerts it groups
+    (one given up, another to be retried) gives one record per outcome.
     """
 
     monitor: str
@@ -168,7 +184,7 @@ def _merged(pending: Pending, notice: Notice) -> Pending:
     if earlier is not None:
         kind = min(earlier.breach.kind, notice.breach.kind, key=_KIND_STRENGTH.__getitem__)
         window = Window(earlier.window.start, notice.window.end)
-        notice = Notice(replace(notice.breach, kind=kind), window)
+        notice = Notice(replace(notice.breach, kind=kind), window, earlier.failures)  # still the same undelivered news
     return replace(pending, announce=notice)
 
 
@@ -206,8 +222,8 @@ class _Courier:
     def __init__(self, store: ResultStore, monitor: Monitor, project: Project, send: Callable[[SlackMessage], DeliveryResult] | None):
         self.store, self.monitor, self.project, self.send = store, monitor, project, send
         self.records: list[Notification] = []
-        # After a transient failure Slack is taken to be down for the rest of this run: the other
-        # messages stay pending too, instead of each waiting out its own timeout.
+        # After a transient failure (or a rate limit) Slack is left alone for the rest of this run:
+        # the other messages stay pending too, instead of each waiting out its own timeout.
         self.slack_down = False
 
     def announce(self, episodes: list[Episode], channel: str | None) -> None:
@@ -236,25 +252,45 @@ class _Courier:
             return
         result = self.send(message)
         self.slack_down = result.status == RETRY
+        outcomes: dict[tuple[str, str | None], list[str]] = {}
         for episode in episodes:
-            _settle(episode, part, result)
+            outcomes.setdefault(_settle(episode, part, result), []).append(episode.alert_id)
         self.store.save_alerts([e.row() for e in episodes])
-        self.records.append(Notification(self.monitor.name, message, result.status, ids, result.error))
+        for (status, error), alert_ids in outcomes.items():
+            self.records.append(Notification(self.monitor.name, message, status, tuple(alert_ids), error))
 
 
-def _settle(episode: Episode, part: str, result: DeliveryResult) -> None:
-    """Write one delivery outcome to the episode: done (sent, failed, suppressed) or retry."""
+def _settle(episode: Episode, part: str, result: DeliveryResult) -> tuple[str, str | None]:
+    """Write one delivery outcome to the episode; returns its status and the error to report."""
     if result.status != SUPPRESSED:
         episode.notify_attempts += 1
-    if result.status == RETRY:
-        episode.notify_status = PENDING
-        return
     pending = _pending(episode)
-    setattr(pending, part, None)
-    if part == "announce" and result.ts and not episode.slack_ts:
-        episode.slack_ts = result.ts  # the first message people saw: resolutions thread under it
+    notice = getattr(pending, part)
+    if result.status == RETRY and not result.rate_limited:
+        notice = replace(notice, failures=notice.failures + 1)
+    status, pending.error, report = _verdict(result, notice.failures)
+    if status == RETRY:
+        setattr(pending, part, notice)
+    else:
+        setattr(pending, part, None)
+        if part == "announce" and result.ts and not episode.slack_ts:
+            episode.slack_ts = result.ts  # the first message people saw: resolutions thread under it
     episode.payload = pending.to_json()
-    episode.notify_status = PENDING if pending else result.status
+    episode.notify_status = PENDING if pending else status
+    return status, report
+
+
+def _verdict(result: DeliveryResult, failures: int) -> tuple[str, str | None, str | None]:
+    """What ``result`` means for a notice Slack has failed to take ``failures`` times, this
+    attempt included: its status, the error to keep (None once delivered) and the one to report."""
+    if result.status != RETRY:
+        return result.status, result.error, result.error
+    if result.rate_limited:
+        return RETRY, result.error, f"{result.error}; will retry on the next run"
+    if failures < MAX_DELIVERY_ATTEMPTS:
+        return RETRY, result.error, f"{result.error}; attempt {failures} of {MAX_DELIVERY_ATTEMPTS}, will retry on the next run"
+    gave_up = f"{result.error}; gave up after {MAX_DELIVERY_ATTEMPTS} attempts"
+    return FAILED, gave_up, gave_up
 
 
 def _by_channel(episodes: Iterable[Episode]) -> list[tuple[str | None, list[Episode]]]:
@@ -276,7 +312,8 @@ def _notice_json(notice: Notice | None) -> dict[str, Any] | None:
         return None
     breach = asdict(notice.breach)
     breach["opened_at"] = _iso(breach["opened_at"])
-    return {"breach": breach, "window": [_iso(notice.window.start), _iso(notice.window.end)]}
+    window = [_iso(notice.window.start), _iso(notice.window.end)]
+    return {"breach": breach, "window": window, "failures": notice.failures}
 
 
 def _notice_of(data: dict[str, Any] | None) -> Notice | None:
@@ -285,7 +322,7 @@ def _notice_of(data: dict[str, Any] | None) -> Notice | None:
     breach = dict(data["breach"])
     breach["opened_at"] = _moment(breach.get("opened_at"))
     start, end = (_moment(t) for t in data["window"])
-    return Notice(Breach(**breach), Window(start, end))
+    return Notice(Breach(**breach), Window(start, end), data.get("failures", 0))
 
 
 def _iso(moment: datetime | None) -> str | None:

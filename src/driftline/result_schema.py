@@ -92,7 +92,8 @@ TABLES: dict[str, ibis.Schema] = {
             "slack_ts": "string",
             # Added after SPEC §5's list (additive): the window time of the episode's latest
             # announcement (its cooldown clock), and the notifications waiting in the outbox as
-            # JSON (see driftline.outbox); null once nothing is pending.
+            # JSON (see driftline.outbox), with the last delivery error until a message gets
+            # through; null once nothing is pending and nothing failed.
             "notified_at": "timestamp",
             "payload": "string",
         }

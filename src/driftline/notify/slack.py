@@ -9,8 +9,9 @@ outcomes, which the caller writes back to that row:
     can later be posted in its thread.
 ``retry``
     A transient problem: Slack answered 5xx, did not answer in time, could not be reached, or
-    still rate-limited us after the allowed retries. The alert stays pending and the next run
-    sends it again.
+    still rate-limited us after the allowed retries (``rate_limited``). Sending again later may
+    work; whether and when is the caller's decision (the outbox, ``driftline.outbox``, tries
+    again on later runs, a bounded number of times).
 ``failed``
     A permanent problem that another attempt will not fix (revoked token, unknown channel, bot
     not invited...). ``error`` says in one line what to do about it.
@@ -18,7 +19,7 @@ outcomes, which the caller writes back to that row:
 Only rate limits are retried here, by slack-sdk's own handler honouring ``Retry-After``: a 429
 means Slack did not post the message, so posting again cannot duplicate it. A 5xx, a timeout or
 a dropped connection may come *after* Slack posted the message, so those are left to the outbox,
-which retries on the next run and counts attempts where everyone can see them. For the same
+which retries on later runs and counts attempts where everyone can see them. For the same
 reason slack-sdk's default connection-error retry handler is replaced, not kept.
 
 The token and the webhook URL are secrets: they never appear in an error, and slack-sdk's own
@@ -128,6 +129,9 @@ class DeliveryResult:
     status: str  # sent | retry | failed
     ts: str | None = None  # the message's ts when posted with a bot token, for threading
     error: str | None = None  # one line, never containing the token or the webhook URL
+    # A retry because Slack asked us to slow down (429), not because it failed: Slack is up
+    # and did not post the message, so the outbox does not count it towards giving up.
+    rate_limited: bool = False
 
 
 class SlackNotifier:
@@ -212,7 +216,7 @@ class SlackNotifier:
         if 200 <= status < 300:
             return DeliveryResult("sent")
         if status == 429:
-            return _retry(self._still_rate_limited(response.headers, "the Slack webhook"))
+            return _retry(self._still_rate_limited(response.headers, "the Slack webhook"), rate_limited=True)
         if status >= 500:
             return _retry(f"the Slack webhook answered HTTP {status}")
         return _failed(_explain_webhook_error(_error_code(response.body) or f"HTTP {status}"))
@@ -223,7 +227,7 @@ class SlackNotifier:
         code = _error_code(data.get("error"))
         status = response.status_code
         if status == 429 or code in ("ratelimited", "rate_limited"):
-            return _retry(self._still_rate_limited(response.headers, "Slack"))
+            return _retry(self._still_rate_limited(response.headers, "Slack"), rate_limited=True)
         if status >= 500 or code in _TRANSIENT_API_ERRORS:
             detail = f"HTTP {status}" + (f", {code}" if code else "")
             return _retry(f"Slack had a temporary problem ({detail})")
@@ -318,8 +322,8 @@ def _explain_webhook_error(code: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _retry(problem: str) -> DeliveryResult:
-    return DeliveryResult("retry", error=_one_line(f"{problem}; will retry on the next run"))
+def _retry(problem: str, rate_limited: bool = False) -> DeliveryResult:
+    return DeliveryResult("retry", error=_one_line(problem), rate_limited=rate_limited)
 
 
 def _failed(error: str) -> DeliveryResult:
