@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from driftline import cli
+from driftline import api, cli
 from drift_model import small_monitor
 
 
@@ -41,6 +42,9 @@ BROKEN_FILES = {  # two problems found against the warehouse, one per file
     "other": MONITORS["failed"].replace("numeric: [x]", "numeric: [xx]"),
 }
 UNREACHABLE = "duckdb://missing_dir/warehouse.duckdb"
+# Slack that refuses every connection: an attempt to send shows as "not delivered yet".
+SLACK_DOWN = {"notify": {"slack": {"token": "xoxb-test", "channel": "#ml", "base_url": "http://127.0.0.1:9/api"}}}
+SECRET_URL = "postgres://u:USERPW@127.0.0.1:1/db?sslmode=disable&password=QUERYPW&Access_Key=KEYVALUE"
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Invocation:
     settings: dict = field(default_factory=dict)
     in_project: bool = False  # run in the project directory instead of passing --project
     env: dict[str, str] = field(default_factory=dict)
+    reader_gone: bool = False  # stdout is a pipe whose reader has gone, as in `driftline run | head -1`
 
 
 INVOCATIONS = {
@@ -64,6 +69,21 @@ INVOCATIONS = {
                                  env={"DRIFTLINE_CONNECTION": "<warehouse>"}),
     "connection_flag": Invocation(["validate", "--connection", "<warehouse>"], {"calm": MONITORS["calm"]}, {"connection": UNREACHABLE},
                                   env={"DRIFTLINE_CONNECTION": "duckdb://missing_dir/other.duckdb"}),
+    "help": Invocation(["--help"]),
+    "usage_unknown_option": Invocation(["run", "--bogus"]),
+    "usage_missing_start": Invocation(["backfill", "--end", "2026-01-10"]),
+    "backfill_reversed": Invocation(["backfill", "--start", "2026-01-10", "--end", "2026-01-07", "--at", "2026-01-12"], MONITORS),
+    "backfill_no_whole_window": Invocation(["backfill", "--start", "2026-01-08T05:00", "--end", "2026-01-08T20:00", "--at", "2026-01-12"],
+                                           MONITORS),
+    "backfill_no_notify": Invocation(["backfill", "--monitor", "failed", "--start", "2026-01-08", "--end", "2026-01-09", "--at", "2026-01-12",
+                                      "--no-notify"], MONITORS, SLACK_DOWN),
+    "backfill_notify": Invocation(["backfill", "--monitor", "failed", "--start", "2026-01-08", "--end", "2026-01-09", "--at", "2026-01-12",
+                                   "--notify"], MONITORS, SLACK_DOWN),
+    "report_in_new_directory": Invocation(["report", "--out", "site/monitoring/report.html"], {"calm": MONITORS["calm"]}, in_project=True),
+    "init_on_a_file": Invocation(["init", "driftline_project.yml"], {"calm": MONITORS["calm"]}, in_project=True),
+    "secret_in_url": Invocation(["validate", "--connection", SECRET_URL], {"calm": MONITORS["calm"]}),
+    "run_reader_gone": Invocation(["run", "--monitor", "failed", "--at", "2026-01-09T03:00", "--no-notify"], MONITORS, reader_gone=True),
+    "schema_reader_gone": Invocation(["schema"], reader_gone=True),  # more than a pipe buffer: gone while printing
 }
 
 
@@ -96,6 +116,7 @@ def events() -> pa.Table:
 @pytest.fixture(scope="module")
 def ran(make_module_project, events) -> dict[str, Ran]:
     base_env = {k: v for k, v in os.environ.items() if k != "DRIFTLINE_CONNECTION"}
+    base_env.update({name: "" for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")})  # Slack tests use loopback
     prepared = {}
     for name, invocation in INVOCATIONS.items():
         args, cwd, root, env = list(invocation.args), None, None, dict(base_env)
@@ -109,14 +130,31 @@ def ran(make_module_project, events) -> dict[str, Ran]:
             elif "--project" not in args:
                 command = next(a for a in args if not a.startswith("--"))
                 args[args.index(command) + 1:args.index(command) + 1] = ["--project", str(root)]
-        prepared[name] = ([sys.executable, "-m", "driftline.cli", *args], cwd, env, root)
+        prepared[name] = ([sys.executable, "-m", "driftline.cli", *args], cwd, env, root, invocation.reader_gone)
 
     def run(name: str) -> tuple[str, Ran]:
-        command, cwd, env, root = prepared[name]
+        command, cwd, env, root, reader_gone = prepared[name]
+        if reader_gone:
+            return name, Ran(_without_reader(command, cwd, env), root)
         return name, Ran(subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300), root)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         return dict(pool.map(run, prepared))
+
+
+def _without_reader(command: list[str], cwd: Path | None, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``command`` with stdout a pipe whose reading end is already closed (stdout is None)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(command, cwd=cwd, env=env, stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+
+
+def driftline_tables(root: Path) -> list[str]:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as con:
+        return [row[0] for row in con.sql("select table_name from information_schema.tables where table_name like 'driftline%'").fetchall()]
 
 
 def no_traceback(ran: Ran) -> None:
@@ -191,3 +229,83 @@ def test_a_time_that_is_not_a_time(make_project, capsys):
     project = make_project(monitors=MONITORS)
     assert cli.main(["backfill", "--project", str(project.root), "--start", "last week", "--end", "2026-01-09"]) == 3
     assert capsys.readouterr().err == "--start: expected an ISO-8601 date or timestamp, got 'last week'\n"
+
+
+def test_help_exits_0(ran):
+    assert ran["help"].code == 0 and ran["help"].out.startswith("usage: driftline")
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("usage_unknown_option", "driftline run: error: unrecognized arguments: --bogus; see 'driftline run --help'"),
+    ("usage_missing_start", "driftline backfill: error: the following arguments are required: --start; see 'driftline backfill --help'"),
+])
+def test_usage_errors_exit_3_not_2(ran, name, message):
+    usage = ran[name]  # argparse's own 2 is SPEC §4's "some check is fail"
+    assert usage.code == 3
+    no_traceback(usage)
+    assert usage.err.startswith("usage: ") and usage.err.splitlines()[-1] == message
+
+
+def test_backfill_end_before_start_is_an_error_and_writes_nothing(ran):
+    reversed_ = ran["backfill_reversed"]
+    assert reversed_.code == 3
+    assert reversed_.err == "--end: 2026-01-07 is not after --start 2026-01-10: backfill evaluates the whole windows in [start, end)\n"
+    assert reversed_.out == "" and driftline_tables(reversed_.root) == []
+
+
+def test_backfill_of_a_range_without_a_whole_window_says_so(ran):
+    empty = ran["backfill_no_whole_window"]  # daily windows, 05:00 → 20:00 holds none
+    assert empty.code == 0, empty.err
+    assert empty.out == "nothing to evaluate: no whole window that is due lies between --start 2026-01-08T05:00 and --end 2026-01-08T20:00\n"
+
+
+def test_backfill_no_notify_sends_nothing(ran):
+    silent, notifying = ran["backfill_no_notify"], ran["backfill_notify"]
+    assert silent.code == 2 and silent.err == ""
+    with duckdb.connect(str(silent.root / "warehouse.duckdb"), read_only=True) as con:
+        assert {row[0] for row in con.sql("select notify_status from driftline_alerts").fetchall()} == {"suppressed"}
+    assert notifying.code == 2 and "alert for failed" in notifying.err  # the same backfill with --notify tries Slack
+
+
+def test_report_creates_the_directories_of_out(ran):
+    report = ran["report_in_new_directory"]
+    written = report.root / "site" / "monitoring" / "report.html"
+    assert report.code == 0, report.err
+    assert report.out == f"wrote {written}\n" and written.read_text(encoding="utf-8").startswith("<!")
+
+
+def test_init_on_a_file_is_one_line(ran):
+    init = ran["init_on_a_file"]
+    assert init.code == 3
+    no_traceback(init)
+    assert init.err == "driftline_project.yml: is a file, not a directory; pick a new or existing directory for the project\n"
+
+
+def test_secrets_in_a_connection_url_are_masked(ran):
+    failed = ran["secret_in_url"]
+    assert failed.code == 3 and failed.err.count("\n") == 1
+    for secret in ("USERPW", "QUERYPW", "KEYVALUE"):
+        assert secret not in failed.err
+    assert "postgres://u:***@127.0.0.1:1/db?sslmode=disable&password=***&Access_Key=***" in failed.err
+
+
+@pytest.mark.parametrize(("name", "code"), [("run_reader_gone", 2), ("schema_reader_gone", 0)])
+def test_a_reader_that_goes_keeps_the_exit_code(ran, name, code):
+    gone = ran[name]  # driftline run | head -1
+    assert gone.code == code and gone.err == ""
+
+
+def test_an_unexpected_error_is_one_line_without_debug(make_project, capsys, monkeypatch):
+    """A bug (here: validate raising ZeroDivisionError) still ends in one line and exit 3; the
+    traceback is for --debug."""
+    project = make_project()
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("integer division or modulo by zero")
+
+    monkeypatch.setattr(api, "validate", broken)
+    assert cli.main(["validate", "--project", str(project.root)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["driftline validate: unexpected error: ZeroDivisionError: integer division or modulo by zero (rerun with --debug for the traceback)"]
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["validate", "--project", str(project.root), "--debug"])

@@ -139,6 +139,8 @@ def backfill(
     """(Re-)evaluate every whole window in [start, end) that is due; alerts as in :func:`run`."""
     now = _moment(at, "at") if at is not None else now_utc()
     first, last = _moment(start, "start"), _moment(end, "end")
+    if last <= first:  # checked before anything is opened: an empty range is a typo, not a no-op
+        raise ConfigError(f"{end} is not after --start {start}: backfill evaluates the whole windows in [start, end)", Location("--end"))
     workspace = Workspace.open(project, connection)
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()

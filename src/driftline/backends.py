@@ -23,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -95,7 +96,7 @@ def connect(url: str, root: Path | None = None) -> ibis.BaseBackend:
     except WarehouseError:
         raise
     except Exception as error:  # the driver's own error says what is wrong; keep it on one line
-        raise WarehouseError(f"cannot connect to {redact(url)}: {_one_line(error)}") from None
+        raise WarehouseError(f"cannot connect to {redact(url)}: {_without_secrets_of(url, _one_line(error))}") from None
 
 
 def _duckdb_path(url: str, root: Path | None) -> str:
@@ -112,12 +113,27 @@ def _under(root: Path | None, path: str) -> Path:
     return candidate
 
 
+# A query parameter whose name says it holds a credential (``password``, ``pwd``, ``token``,
+# ``secret``, ``key``, ``access_key``, ``private_key_passphrase`` ..., any case), and its value.
+# Masking a harmless one by mistake costs little; printing a secret costs a rotation.
+_SECRET_PARAMETER = re.compile(r"(?P<name>[?&;][^=&;#?]*(?:pass|pwd|token|secret|key|credential)[^=&;#?]*=)(?P<value>[^&;#]*)", re.I)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL with its secrets masked as ``***``, for messages: the password of
+    ``user:password@`` and the value of every password-like query parameter."""
     parsed = urlparse(url)
     if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
+        url = url.replace(f":{parsed.password}@", ":***@", 1)
+    return _SECRET_PARAMETER.sub(r"\g<name>***", url)
+
+
+def _without_secrets_of(url: str, message: str) -> str:
+    """A driver's message with the URL's secrets masked, should the driver quote one."""
+    secrets = [urlparse(url).password] + [m["value"] for m in _SECRET_PARAMETER.finditer(url)]
+    for secret in filter(None, secrets):
+        message = message.replace(secret, "***").replace(unquote(secret), "***")
+    return message
 
 
 def _one_line(error: Exception) -> str:
@@ -135,12 +151,12 @@ def _connect_spark(url: str, root: Path | None) -> ibis.BaseBackend:
     options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     unknown = sorted(set(options) - {"warehouse"})
     if unknown:
-        raise WarehouseError(f"{url}: unknown option {unknown[0]!r}; pyspark URLs take ?warehouse=DIR")
+        raise WarehouseError(f"{redact(url)}: unknown option {unknown[0]!r}; pyspark URLs take ?warehouse=DIR")
     if parsed.netloc == "local":
         warehouse = _under(root or Path.cwd(), options.get("warehouse", SPARK_WAREHOUSE))
         return ibis.pyspark.connect(local_spark_session(warehouse.resolve()))
     if parsed.netloc or options:
-        raise WarehouseError(f"{url}: expected pyspark://local[?warehouse=DIR] or pyspark://")
+        raise WarehouseError(f"{redact(url)}: expected pyspark://local[?warehouse=DIR] or pyspark://")
     return ibis.pyspark.connect(_running_spark_session())
 
 

@@ -1,13 +1,16 @@
 """The command line: parses arguments, calls the API, prints results, sets the exit code.
 
-Exit codes (SPEC §4): 0 every check ok, 1 some warn, 2 some fail, 3 driftline could not run.
-Errors print one line per problem, ``path:line:column: message``; ``--debug`` shows tracebacks.
+Exit codes (SPEC §4): 0 every check ok, 1 some warn, 2 some fail, 3 driftline could not run
+(a usage error included). Errors print one line per problem, ``path:line:column: message``;
+``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,8 +21,16 @@ from driftline.errors import DriftlineError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with contextlib.redirect_stdout(_Output(sys.stdout)), contextlib.redirect_stderr(_Output(sys.stderr)):
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # now, while a reader that has gone is still taken care of
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return api.EXIT_ERROR
@@ -32,17 +43,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         return api.EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug or an unforeseen failure: still one line, no traceback (SPEC §4)
+        if args.debug:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"driftline {args.command}: unexpected error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        return api.EXIT_ERROR
+
+
+class _Output:
+    """A standard stream that outlives its reader: once the reader has gone (``driftline run |
+    head -1``), the rest of the output is dropped instead of raising BrokenPipeError, so the
+    command finishes its work and exits with its own code (the Python docs' "Note on SIGPIPE")."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        # What is still buffered would raise again at the next flush, at exit at the latest.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, the code SPEC §4 gives a failing check: exit 3 instead,
+    with a line that says where to look."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(api.EXIT_ERROR, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's own parser, whose usage and --help have the options
+        command_parser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftline", description="Monitor ML models inside the warehouse.")
+    parser = _Parser(prog="driftline", description="Monitor ML models inside the warehouse.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, handler, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, command_parser=sub)
         return sub
 
     init = command("init", _init, "scaffold a project with an example monitor")
@@ -54,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_ = command("compile", _compile, "print the SQL a run executes")
     _project_options(compile_)
     compile_.add_argument("--monitor", help="only this monitor")
-    compile_.add_argument("--dialect", help="duckdb, postgres, snowflake, bigquery, trino, databricks, pyspark")
+    compile_.add_argument("--dialect", help="duckdb, postgres, snowflake, bigquery, trino, databricks, clickhouse, pyspark")
     compile_.add_argument("--at", help="'now' for picking the window (ISO-8601, UTC if no offset)")
 
     run = command("run", _run, "evaluate every due window not yet completed")
@@ -70,12 +135,17 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", required=True)
     backfill.add_argument("--monitor", action="append", dest="monitors")
     backfill.add_argument("--at", help="'now' (ISO-8601); windows after it are not due")
-    backfill.add_argument("--notify", action="store_true", help="also send alerts (off by default)")
+    # Re-evaluated old windows are old news: backfill sends nothing unless asked. --no-notify says
+    # so explicitly, as for run, so one command line works for both.
+    alerts = backfill.add_mutually_exclusive_group()
+    alerts.add_argument("--notify", action="store_true", help="also send alerts")
+    alerts.add_argument("--no-notify", dest="notify", action="store_false", help="store alerts but send nothing (the default)")
+    backfill.set_defaults(notify=False)
     backfill.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
 
     report = command("report", _report, "write a static HTML report from the result tables")
     _project_options(report)
-    report.add_argument("--out", default="report.html")
+    report.add_argument("--out", default="report.html", help="the HTML file to write; missing directories are created")
 
     demo = command("demo", _demo, "build a synthetic warehouse and run the example monitors over it")
     demo.add_argument("--dir", default="demo")
@@ -127,7 +197,9 @@ def _backfill(args) -> int:
     summary = api.backfill(
         args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at, dry_run=args.dry_run
     )
-    print_summary(summary)
+    # backfill evaluates windows again, so "already evaluated" is never why it has nothing to do
+    nothing = f"nothing to evaluate: no whole window that is due lies between --start {args.start} and --end {args.end}"
+    print_summary(summary, nothing=nothing)
     print_notifications(summary.notifications)
     return summary.exit_code
 
@@ -156,9 +228,14 @@ def _schema(args) -> int:
 # -- output -------------------------------------------------------------------------------------
 
 
-def print_summary(summary: api.RunSummary, verbose_breaches: bool = True, out=sys.stdout) -> None:
+NOTHING_DUE = "nothing due: every window is already evaluated"
+
+
+def print_summary(summary: api.RunSummary, verbose_breaches: bool = True, out=None, nothing: str = NOTHING_DUE) -> None:
+    """One line per window evaluated, with its breaches; ``nothing`` says why there is none."""
+    out = out or sys.stdout  # looked up now: main() wraps sys.stdout
     if not summary.outcomes:
-        print("nothing due: every window is already evaluated", file=out)
+        print(nothing, file=out)
     for outcome in summary.outcomes:
         print(_outcome_line(outcome), file=out)
         if outcome.status == "error" or not verbose_breaches:

@@ -66,6 +66,8 @@ macros:
 
 def scaffold(directory: Path) -> list[Path]:
     """Write the project files; refuse to overwrite any that exist."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError("is a file, not a directory; pick a new or existing directory for the project", Location(str(directory)))
     files = {
         directory / "driftline_project.yml": PROJECT.format(name=directory.resolve().name.replace(" ", "_") or "project"),
         directory / "monitors" / "example_model.yml": MONITOR,
@@ -75,6 +77,14 @@ def scaffold(directory: Path) -> list[Path]:
     if existing:
         raise ConfigError("already exists; remove it or pick another directory", Location(str(existing[0])))
     for path, text in files.items():
+        _write(path, text)
+    return list(files)
+
+
+def _write(path: Path, text: str) -> None:
+    """One file of the project; a directory that cannot be made or written to is one line."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return list(files)
+    except OSError as error:
+        raise ConfigError(f"cannot create: {error.strerror or error}", Location(str(error.filename or path))) from None
