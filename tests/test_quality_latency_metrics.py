@@ -4,10 +4,15 @@ then validation errors and SQL compilation for every dialect."""
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
+import uuid
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from driftline import api, backends
@@ -172,6 +177,150 @@ def test_schema_change_lists_what_changed_since_the_previous_run(case):
     assert second.details["added"] == ["channel"]
     assert second.details["removed"] == ["note"]
     assert second.details["retyped"] == {"latency_ms": ["float64", "int64"]}
+
+
+# -- infinities and NaN ------------------------------------------------------------------------------------
+
+INF, NAN = math.inf, math.nan
+
+SENSORS = """
+name: sensors
+source: {table: %s, timestamp: ts}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-02}
+segments: [region]
+min_rows: 1
+checks:
+  - quality: {metric: mean, columns: [reading, huge]}
+  - quality: {metric: stddev, columns: [reading, huge]}
+  - quality: {metric: min, columns: [reading, huge]}
+  - quality: {metric: max, columns: [reading, huge]}
+  - quality: {metric: out_of_range_rate, columns: [reading], min: -100, max: 100}
+"""
+# per region: how many ordinary values, and the special ones mixed in (None is SQL null)
+SENSOR_REGIONS = {
+    "east": (200, [INF, INF, INF, -INF, -INF, NAN, NAN, NAN, NAN, None, None, None]),
+    "west": (150, [INF, NAN, NAN, 1e-200, -5e-300]),  # tiny values must not underflow an error either
+    "polar": (1, [INF, -INF]),  # one finite value: a mean, no stddev
+    "void": (0, [INF, NAN, None]),  # no finite value: no mean either
+}
+HUGE_VALUES = [1e200, -1e250, 1.7e308]  # finite, but their squares (and PostgreSQL's sums) overflow
+
+
+def sensor_rows(rng, day: int) -> pa.Table:
+    """Readings with ±inf, NaN and nulls per region; ``huge`` is the same times 1000, with three
+    of east's ordinary values made huge. Arrow keeps NaN and null apart."""
+    columns = {"ts": [], "region": [], "reading": [], "huge": []}
+    for region, (n, specials) in SENSOR_REGIONS.items():
+        values = [float(v) for v in np.round(rng.normal(20, 40, n), 2)] + specials
+        order = rng.permutation(len(values))
+        reading = [values[i] for i in order]
+        huge = [v if v is None else v * 1000 for v in reading]
+        if region == "east":
+            ordinary = [i for i, v in enumerate(huge) if v is not None and math.isfinite(v)]
+            for position, value in zip(ordinary, HUGE_VALUES):
+                huge[position] = value
+        columns["ts"] += list(START + day * DAY + pd.to_timedelta(rng.uniform(0, 86399, len(values)).round(), unit="s"))
+        columns["region"] += [region] * len(values)
+        columns["reading"] += reading
+        columns["huge"] += huge
+    return pa.table({
+        "ts": pa.array(columns["ts"], pa.timestamp("us")),
+        "region": pa.array(columns["region"], pa.string()),
+        "reading": pa.array(columns["reading"], pa.float64()),
+        "huge": pa.array(columns["huge"], pa.float64()),
+    })
+
+
+def sensor_data() -> pa.Table:
+    rng = np.random.default_rng(17)
+    return pa.concat_tables([sensor_rows(rng, 0), sensor_rows(rng, 1)])
+
+
+def present(values: pd.Series) -> np.ndarray:
+    """The values that count: not null, not NaN; ±inf included."""
+    array = values.to_numpy(dtype=float)
+    return array[~np.isnan(array)]
+
+
+def expected_sensor(metric: str, column: str, values: pd.Series) -> float | None:
+    """numpy over the finite values for mean and stddev (ddof=1: the sample standard deviation);
+    for ``huge`` exact rational arithmetic (``statistics``), as numpy's own sums overflow there."""
+    values = present(values)
+    finite = values[np.isfinite(values)]
+    if metric in ("mean", "stddev"):
+        if len(finite) < (1 if metric == "mean" else 2):
+            return None
+        if column == "huge":
+            return float(statistics.mean(finite.tolist()) if metric == "mean" else statistics.stdev(finite.tolist()))
+        return float(np.mean(finite) if metric == "mean" else np.std(finite, ddof=1))
+    if metric == "out_of_range_rate":
+        return float(((values < -100) | (values > 100)).mean())
+    return float(values.min() if metric == "min" else values.max())  # ±inf are the true extremes
+
+
+def assert_sensor_results(frame: pd.DataFrame, data: pd.DataFrame) -> None:
+    window = START + DAY
+    compared = 0
+    for row in frame[frame.window_start == window].itertuples():
+        row = pd.Series(row._asdict())
+        segment = None if pd.isna(row.segment_value) else row.segment_value
+        rows = window_rows(data, window, segment)
+        metric, values = row.metric, rows[row.column_name]
+        assert_value(row, expected_sensor(metric, row.column_name, values))
+        infinite = int(np.isinf(present(values)).sum())
+        if metric in ("mean", "stddev"):
+            assert row.n_current == len(present(values)) - infinite  # the finite values
+            assert row.details["infinite_values"] == infinite and row.details["non_null"] == len(present(values))
+        else:
+            assert row.n_current == len(present(values)) and "infinite_values" not in row.details
+        compared += 1
+    assert compared == 9 * 5  # nine checked columns, overall + four regions
+    by_key = {(r.metric, r.column_name, r.segment_value): r for r in frame[frame.window_start == window].itertuples()}
+    assert by_key[("mean", "reading", "void")].details["reason"] == "no finite values"
+    assert by_key[("stddev", "reading", "polar")].details["reason"] == "fewer than two finite values"
+    assert by_key[("mean", "reading", "polar")].details["infinite_values"] == 2
+    assert by_key[("min", "reading", "polar")].value == -INF and by_key[("max", "huge", "void")].value == INF
+
+
+def sensor_frame(table: pa.Table) -> pd.DataFrame:
+    """The rows as pandas, NaN and null both NaN (both are left out alike)."""
+    data = table.to_pandas()
+    data["ts"] = data.ts.astype("datetime64[ns]")
+    return data
+
+
+def test_infinities_and_nan_on_duckdb(tmp_path):
+    """A ±inf in a column failed the window's one query on DuckDB (STDDEV_SAMP out of range);
+    mean and stddev are now over the finite values, min and max keep ±inf."""
+    table = sensor_data()
+    root = make_project(tmp_path, SENSORS % "sensors", {"sensors": table})
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:  # NaN really is NaN in the table
+        assert con.execute("SELECT count(*) FROM sensors WHERE isnan(reading)").fetchone()[0] > 0
+    summary = api.run(root, at=START + 2 * DAY + HOUR)
+    assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
+    assert_sensor_results(results(root), sensor_frame(table))
+
+
+@pytest.mark.postgres
+def test_infinities_and_nan_on_postgres(tmp_path, postgres_url):
+    import ibis
+
+    suffix = uuid.uuid4().hex[:8]
+    name, schema = f"sensors_{suffix}", f"driftline_{suffix}"
+    table = sensor_data()
+    con = ibis.connect(postgres_url)
+    try:
+        loaded = con.create_table(name, table)
+        assert loaded.reading.isnan().sum().execute() > 0  # NaN, not null, reached PostgreSQL
+        root = make_project(tmp_path, SENSORS % name, connection=postgres_url, results_schema=schema)
+        summary = api.run(root, at=START + 2 * DAY + HOUR)
+        assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
+        assert_sensor_results(results(root), sensor_frame(table))
+    finally:
+        con.drop_table(name, force=True)
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        con.disconnect()
 
 
 # -- latency and custom metrics ---------------------------------------------------------------------

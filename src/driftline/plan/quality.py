@@ -2,10 +2,19 @@
 freshness and its schema compared with the previous run's.
 
 NaN counts as null. ``stddev`` is the *sample* standard deviation (n − 1 in the denominator, as
-SQL's ``STDDEV`` and pandas' ``std()``), so it is null with fewer than two values. ``mean``,
-``stddev``, ``min``, ``max`` and ``out_of_range_rate`` read numeric columns; rates are shares of
-the rows (``null_rate``) or of the non-null values (the others). ``out_of_range_rate`` counts
-values below ``min:`` or above ``max:`` (both bounds are in range).
+SQL's ``STDDEV`` and pandas' ``std()``). ``mean``, ``stddev``, ``min``, ``max`` and
+``out_of_range_rate`` read numeric columns; rates are shares of the rows (``null_rate``) or of
+the non-null values (the others). ``out_of_range_rate`` counts values below ``min:`` or above
+``max:`` (both bounds are in range).
+
+Infinities are values (they land in the outer bins for drift), with one exception: ``mean`` and
+``stddev`` are computed over the *finite* values only, as an average with an infinity in it says
+nothing (and DuckDB fails the whole query on ``STDDEV`` of one). Their ``n_current`` is the number
+of finite values and ``details["infinite_values"]`` how many ±inf were left out; ``mean`` is null
+without a finite value, ``stddev`` with fewer than two. ``min`` and ``max`` keep ±inf, the true
+extremes, and ``out_of_range_rate`` counts them as out of range. No data value makes the query
+fail: finite values too large for the running sums are aggregated in scaled units
+(:func:`_over_finite`).
 
 ``new_category_rate`` compares with the reference's set of values, read once into the reference
 profile: the categories of a categorical drift column when they are complete (fewer than its
@@ -28,10 +37,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline.plan.aggregates import count_where, ratio
+from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
-from driftline.plan.histograms import as_text, clean
+from driftline.plan.histograms import as_text, clean, finite
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery, valid_key
 from driftline.spec.models import Monitor, QualityCheck
 from driftline.windows import EPOCH, Window
@@ -43,6 +52,39 @@ UNSEGMENTED = ("freshness_hours", "schema_change")
 
 def _number(t: ir.Table, column: str) -> ir.FloatingValue:
     return clean(t[column]).cast("float64")
+
+
+# Powers of two, so that scaling by them is exact. Finite values from about 1e154 up overflow the
+# running sums of squares behind STDDEV_SAMP (and PostgreSQL's AVG) and DuckDB and PostgreSQL then
+# fail the query ("out of range"); _HUGE (2.6e120) leaves room for billions of rows. Divided by
+# _SCALE every finite double is below 2**424, whose squares fit, but ordinary values would lose
+# precision to underflow, so the scaled aggregate is only used where a huge value is present.
+# It is computed on every row all the same (SQL cannot skip an aggregate), and PostgreSQL fails a
+# division whose result underflows to 0, so it reads values below _TINY as 0: beside a huge
+# value they weigh nothing.
+_HUGE = 2.0**400
+_TINY = 2.0**-400
+_SCALE = 2.0**600
+
+
+def _over_finite(t: ir.Table, column: str, aggregate: Callable[[ir.FloatingValue], ir.FloatingScalar]) -> ir.FloatingScalar:
+    """``aggregate`` (a mean or a standard deviation: it scales with its input) over the column's
+    finite values, which cannot fail however large or small they are."""
+    x = finite(t[column]).cast("float64")
+    if not t[column].type().is_floating():
+        return aggregate(x)  # integers and decimals are never large enough to overflow
+    huge = x.abs() > _HUGE
+    plain = aggregate(ibis.ifelse(huge, ibis.null("float64"), x))
+    scaled = aggregate(ibis.ifelse(x.abs() < _TINY, 0.0, x) / _SCALE) * _SCALE
+    return ibis.ifelse(count_where(huge) == 0, plain, scaled)
+
+
+def _mean(t: ir.Table, column: str, *_) -> ir.FloatingScalar:
+    return _over_finite(t, column, lambda x: x.mean())
+
+
+def _stddev(t: ir.Table, column: str, *_) -> ir.FloatingScalar:
+    return _over_finite(t, column, lambda x: x.std(how="sample"))
 
 
 def _outside(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None) -> ir.Scalar:
@@ -61,12 +103,15 @@ def _new(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None)
 class ColumnMetric:
     """A per-column metric: its own aggregate ``(table, column, check, reference categories)``
     (None: it needs none), and its value from that, the column's non-null values (``valid``) and
-    the rows; ``sample`` names the count the value is measured on."""
+    the rows; ``sample`` names the count the value is measured on (``rows``, ``valid`` or
+    ``finite``: the non-null values that are not ±inf), which becomes ``n_current``;
+    ``undefined`` says why the value is null in a window that has rows."""
 
     aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar] | None
     value: Callable[[float | None, int, int], float | None]
     sample: str = "valid"
     additive: bool = False  # a count: computed per combination of segment values and summed
+    undefined: str = "no non-null values"
 
 
 def _as_is(own: float | None, valid: int, rows: int) -> float | None:
@@ -77,13 +122,18 @@ COLUMN_METRICS = {
     # the rows and non-null values suffice; for a drift column the drift counts have both
     "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows), "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
-    "mean": ColumnMetric(lambda t, c, *_: _number(t, c).mean(), _as_is),
-    "stddev": ColumnMetric(lambda t, c, *_: _number(t, c).std(how="sample"), _as_is),
+    "mean": ColumnMetric(_mean, _as_is, "finite", undefined="no finite values"),
+    "stddev": ColumnMetric(_stddev, _as_is, "finite", undefined="fewer than two finite values"),
     "min": ColumnMetric(lambda t, c, *_: _number(t, c).min(), _as_is),
     "max": ColumnMetric(lambda t, c, *_: _number(t, c).max(), _as_is),
     "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid), additive=True),
     "new_category_rate": ColumnMetric(_new, lambda own, valid, rows: ratio(own, valid), additive=True),
 }
+
+
+def _finite_key(column: str) -> str:
+    """The key of the count of ``column``'s finite values (``sample`` "finite")."""
+    return f"finite:{column}"
 
 
 def _key(check: QualityCheck, column: str) -> str:
@@ -167,6 +217,20 @@ def read_previous_schema(frame: pd.DataFrame) -> dict[str, str] | None:
     return json.loads(frame.details.iloc[0]).get("columns")
 
 
+def column_value(metric: ColumnMetric, own: float | None, f: Figures, column: str) -> Value:
+    """A column metric's value from its aggregate (``own``) and the column's counts, with the
+    sample it is measured on as ``n`` and the counts in the details."""
+    counts = {"rows": f.count(ROWS_KEY), "valid": f.count(valid_key(column))}
+    details: dict[str, Any] = {"rows": counts["rows"], "non_null": counts["valid"]}
+    if metric.sample == "finite":
+        counts["finite"] = f.count(_finite_key(column))
+        details["infinite_values"] = counts["valid"] - counts["finite"]
+    value = metric.value(own, counts["valid"], counts["rows"])
+    if value is None:
+        details["reason"] = metric.undefined if counts["rows"] else "no rows to measure"
+    return Value(value, counts[metric.sample], details)
+
+
 # -- the check kind ----------------------------------------------------------------------------------
 
 
@@ -196,6 +260,8 @@ class Quality(CheckKind):
             if check.metric == "new_category_rate" and not known:
                 continue  # nothing to compare with: measured as insufficient_data
             query.add_sum(valid_key(column), lambda t, c=column: clean(t[c]).count())
+            if metric.sample == "finite":
+                query.add_sum(_finite_key(column), lambda t, c=column: finite(t[c]).count())
             if metric.aggregate is not None:
                 add = query.add_sum if metric.additive else query.add
                 add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
@@ -210,11 +276,7 @@ class Quality(CheckKind):
             return schema_change(context.previous_schema, schema_of(context.inputs.table))
         if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
             return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
-        metric = COLUMN_METRICS[check.metric]
-        valid, rows = f.count(valid_key(column)), f.count(ROWS_KEY)
-        value = metric.value(f[_key(check, column)] if metric.aggregate is not None else None, valid, rows)
-        n = rows if metric.sample == "rows" else valid
-        return Value.of(value, n, f"{check.metric} is undefined here (too few values)", rows=rows, non_null=valid)
+        return column_value(COLUMN_METRICS[check.metric], f[_key(check, column)], f, column)
 
     def validate(self, check: QualityCheck, index: int, validator) -> None:
         where = ("checks", index, "quality")
