@@ -128,7 +128,9 @@ def test_fairness_metric_equals_numpy_between_groups(case, metric):
     assert len(rows) == 3 * 3  # three windows, overall + east + west
     for row in rows.itertuples():
         assert row.column_name == "gender"
-        assert_value(pd.Series(row._asdict()), expected(rows_of(data, row.window_start, segment_of(row)), metric))
+        segment_rows = rows_of(data, row.window_start, segment_of(row))
+        assert_value(pd.Series(row._asdict()), expected(segment_rows, metric))
+        assert row.n_current == len(segment_rows)  # the segment's rows, the excluded groups' too
 
 
 def test_explicit_reference_group(case):
@@ -196,6 +198,28 @@ def test_label_dependent_fairness_waits_for_labels(tmp_path):
     assert waiting.status == "insufficient_data" and waiting.details["reason"] == "labels not mature"
     parity = result(frame[frame.check_name == "fairness_demographic_parity_difference"], START + 2 * DAY)
     assert_value(parity, expected(rows_of(data, START + 2 * DAY, None), "demographic_parity_difference"))
+
+
+def test_a_segment_whose_groups_are_all_excluded_still_counts_its_rows(tmp_path):
+    """n_current is the segment's row count, as for every other check, even when no group has
+    min_rows rows: the value is then null (insufficient_data) and every group is listed."""
+    rng = np.random.default_rng(8)
+    big = day_rows(rng, 1, {"A": 120, "B": 90}).assign(region="mainland")
+    small = day_rows(rng, 1, {"A": 12, "B": 9, "C": 5}).assign(region="islands")  # each < min_rows 20
+    data = pd.concat([day_rows(rng, 0, {"A": 100, "B": 80}), big, small], ignore_index=True)
+    monitor = MONITOR % "  - fairness: {metric: demographic_parity_difference, group: gender}"
+    root = make_project(tmp_path, monitor, {"loans": data})
+    api.run(root, at=START + 2 * DAY)
+    frame = results(root)
+    checks = frame[frame.check_name == "fairness_demographic_parity_difference"]
+    islands = result(checks, START + DAY, "islands")
+    assert islands.n_current == 26
+    assert_value(islands, None)
+    assert islands.details["excluded_groups"] == {"A": 12, "B": 9, "C": 5} and islands.details["groups"] == {}
+    overall = result(checks, START + DAY)
+    assert overall.n_current == 120 + 90 + 12 + 9 + 5
+    assert overall.details["excluded_groups"] == {"C": 5}
+    assert_value(overall, expected(rows_of(data, START + DAY, None), "demographic_parity_difference"))
 
 
 TWO_GROUP_COLUMNS = """

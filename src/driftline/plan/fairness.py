@@ -7,7 +7,8 @@ counts (the same ones ``performance`` reads); Python turns them into each group'
 - TPR(g) = TP / (TP + FN), FPR(g) = FP / (FP + TN), precision(g) = TP / (TP + FP).
 
 A metric compares the groups with at least ``min_rows`` rows; smaller groups are left out and
-listed in ``details["excluded_groups"]``. A group whose rate has a zero denominator (no positive
+listed in ``details["excluded_groups"]`` (group → rows); ``n_current`` is all the segment's rows,
+kept or not, as for every other check. A group whose rate has a zero denominator (no positive
 labels for its TPR, say) takes no part in that rate's comparison, and a comparison needs two
 groups. ``disparate_impact`` is SR(g) / SR(reference group) for every other group; the value is
 the lowest of these ratios, which is below 0.8 exactly when some group breaks the four-fifths
@@ -102,6 +103,7 @@ class Fairness(CheckKind):
         return check.metric not in LABEL_FREE
 
     def register(self, check: FairnessCheck, query: WindowQuery, context: Context) -> None:
+        query.add_sum(ROWS_KEY, lambda t: t.count())  # the segment's rows: n_current, as other checks
         add_confusion(partial(query.add_per_value, check.group))
 
     def measure(self, check: FairnessCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
@@ -111,7 +113,7 @@ class Fairness(CheckKind):
             "groups": {g: asdict(r) for g, r in groups.items()},
             "excluded_groups": {g: r.n for g, r in everyone.items() if g not in groups},
         }
-        n = sum(r.n for r in groups.values())
+        n = figures.main.count(ROWS_KEY)  # every row of the segment, excluded groups included
         if self.needs_labels(check) and not context.labels_mature:
             return context.not_mature(**details)
         undefined = f"{check.metric} needs two groups of at least min_rows rows with a defined rate"
