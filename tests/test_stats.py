@@ -6,6 +6,8 @@ Histograms are random counts, some with empty bins on either side; shares are fl
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -111,6 +113,30 @@ def test_ks_pvalue_is_scipys_asymptotic_one(seed):
     assert stats.ks_pvalue(expected.statistic, len(reference), len(current)) == pytest.approx(
         expected.pvalue, rel=1e-6, abs=1e-12
     )
+
+
+@pytest.mark.parametrize(("d", "n_reference", "n_current"), [(1.0, 1, 1), (0.0, 1, 1), (1.0, 0, 5), (0.5, 3, 0)])
+def test_ks_pvalue_is_none_where_undefined_without_a_warning(d, n_reference, n_current):
+    """One value a side: scipy's effective size 0.5 rounds to 0 and it returns NaN with a
+    RuntimeWarning on stderr; an empty side has no test at all. Both are None, silently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.ks_pvalue(d, n_reference, n_current) is None
+    if n_reference and n_current:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert np.isnan(scipy_stats.ks_2samp([0.0], [d], method="asymp").pvalue)
+
+
+@pytest.mark.parametrize(("n_reference", "n_current"), [(1, 2), (2, 1), (1, 500), (2, 2)])
+def test_ks_pvalue_of_the_smallest_defined_sizes(n_reference, n_current):
+    rng = np.random.default_rng(n_reference * 1000 + n_current)
+    reference, current = rng.normal(size=n_reference), rng.normal(size=n_current)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = scipy_stats.ks_2samp(reference, current, method="asymp")
+        got = stats.ks_pvalue(expected.statistic, n_reference, n_current)
+    assert got == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-12)
 
 
 def test_identical_histograms_have_no_drift():

@@ -74,13 +74,22 @@ def chi2(
     return math.sqrt(statistic / n_cur), float(scipy_stats.chi2.sf(statistic, dof))
 
 
-def ks_pvalue(d: float, n_reference: int, n_current: int) -> float:
-    """Two-sided asymptotic p-value of a KS statistic, as ``ks_2samp(..., method="asymp")``."""
-    m, n = sorted([float(n_reference), float(n_current)], reverse=True)
-    effective_n = m * n / (m + n)
-    from scipy import stats as scipy_stats
+def ks_pvalue(d: float, n_reference: int, n_current: int) -> float | None:
+    """Two-sided asymptotic p-value of a KS statistic, as ``ks_2samp(..., method="asymp")``.
 
-    return float(np.clip(scipy_stats.kstwo.sf(d, np.round(effective_n)), 0.0, 1.0))
+    None where that p-value is undefined: an empty side, or one value on each side, whose
+    effective size m·n/(m+n) = 0.5 rounds (half to even, as scipy does) to 0. scipy returns NaN
+    there, with a divide-by-zero RuntimeWarning on stderr; we do not ask it.
+    """
+    m, n = sorted([float(n_reference), float(n_current)], reverse=True)
+    if n < 1:
+        return None
+    effective_n = np.round(m * n / (m + n))
+    if effective_n < 1:
+        return None
+    from scipy import stats as scipy_stats  # imported when needed: it costs a second at start-up
+
+    return float(np.clip(scipy_stats.kstwo.sf(d, effective_n), 0.0, 1.0))
 
 
 BINNED_METHODS = {
