@@ -7,6 +7,7 @@ PSI of every day is known in advance: 50/50 is ok, 70/30 is a warn (0.17), 80/20
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -436,15 +437,17 @@ def test_a_demo_backfill_opens_episodes_on_the_incident_day(tmp_path):
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
-    """The same outbox on PostgreSQL: a failed delivery stays pending, then goes exactly once."""
+@contextlib.contextmanager
+def postgres_project(make_project, slack, postgres_url, days):
+    """A project whose events and result tables live in a fresh PostgreSQL schema, dropped after;
+    yields the project, a connection and the schema."""
     import ibis
 
     schema = f"driftline_alerts_{uuid.uuid4().hex[:8]}"
     con = ibis.connect(postgres_url)
     try:
         con.create_database(schema)
-        con.create_table("events", events([WARN, OK]), database=schema)
+        con.create_table("events", events(days), database=schema)
         project = make_project(
             monitors={"leads": MONITOR.replace("MIN_SEVERITY", "warn").replace("table: events", f"table: {schema}.events")},
             settings={
@@ -453,6 +456,15 @@ def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
                 "notify": {"slack": {"token": slack.token, "base_url": slack.base_url}},
             },
         )
+        yield project, con, schema
+    finally:
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        con.disconnect()
+
+
+def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
+    """The same outbox on PostgreSQL: a failed delivery stays pending, then goes exactly once."""
+    with postgres_project(make_project, slack, postgres_url, [WARN, OK]) as (project, con, schema):
         slack.script(server_error(502))
         assert [n.status for n in run_day(project, 0).notifications] == ["retry"]
         run_day(project, 1)  # recovers; Slack is back
@@ -463,29 +475,12 @@ def test_episodes_and_delivery_on_postgres(make_project, slack, postgres_url):
         assert list(rows.state) == ["resolved", "resolved"]
         # A failed try and a sent alert, then the resolution: three calls about each episode.
         assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [3, 3]
-    finally:
-        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        con.disconnect()
 
 
 def test_a_given_up_alert_on_postgres(make_project, slack, postgres_url, monkeypatch):
     """Failures counted in the payload survive the round trip through PostgreSQL, up to giving up."""
-    import ibis
-
     monkeypatch.setattr(outbox, "MAX_DELIVERY_ATTEMPTS", 2)
-    schema = f"driftline_alerts_{uuid.uuid4().hex[:8]}"
-    con = ibis.connect(postgres_url)
-    try:
-        con.create_database(schema)
-        con.create_table("events", events([WARN, WARN]), database=schema)
-        project = make_project(
-            monitors={"leads": MONITOR.replace("MIN_SEVERITY", "warn").replace("table: events", f"table: {schema}.events")},
-            settings={
-                "connection": postgres_url,
-                "results": {"schema": schema},
-                "notify": {"slack": {"token": slack.token, "base_url": slack.base_url}},
-            },
-        )
+    with postgres_project(make_project, slack, postgres_url, [WARN, WARN]) as (project, con, schema):
         slack.script(server_error(500), server_error(500))
         assert [n.status for n in run_day(project, 0).notifications] == ["retry"]
         [note] = run_day(project, 1).notifications
@@ -495,9 +490,6 @@ def test_a_given_up_alert_on_postgres(make_project, slack, postgres_url, monkeyp
         assert list(rows.notify_status) == ["failed", "failed"] and list(rows.notify_attempts) == [2, 2]
         assert all(outbox.Pending.from_json(p).error == note.error for p in rows.payload)
         assert slack.delivered == []
-    finally:
-        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        con.disconnect()
 
 
 @pytest.fixture(autouse=True)

@@ -222,19 +222,11 @@ def test_a_segment_whose_groups_are_all_excluded_still_counts_its_rows(tmp_path)
     assert_value(overall, expected(rows_of(data, START + DAY, None), "demographic_parity_difference"))
 
 
-TWO_GROUP_COLUMNS = """
-name: loans
-source: {table: loans, timestamp: ts}
-model: {task: binary_classification, score: score, label: repaid, threshold: 0.5}
-schedule: {every: 1d}
-reference: {start: 2024-03-01, end: 2024-03-02}
-segments: [region, channel]
-min_rows: 20
-checks:
-  - fairness: {metric: equalized_odds_difference, group: gender}
-  - fairness: {metric: demographic_parity_ratio, group: age_band}
-  - fairness: {metric: predictive_parity_difference, group: age_band}
-"""
+TWO_GROUP_COLUMNS = MONITOR.replace("segments: [region]", "segments: [region, channel]") % "\n".join([
+    "  - fairness: {metric: equalized_odds_difference, group: gender}",
+    "  - fairness: {metric: demographic_parity_ratio, group: age_band}",
+    "  - fairness: {metric: predictive_parity_difference, group: age_band}",
+])
 
 
 def test_two_group_columns_over_two_segment_columns(tmp_path):
