@@ -133,6 +133,14 @@ def test_a_source_query_that_writes_is_rejected_and_never_runs(make_project, lea
     assert project.query("select count(*) as n from lead_predictions").n.tolist() == [48]
 
 
+def test_a_float_segment_column_is_rejected(make_project, leads):
+    project = make_project(monitors={"leads": MONITOR.replace("segments: [region]", "segments: [region, score]")},
+                           tables={"lead_predictions": leads})
+    (message,) = problems_of(project)
+    assert message.startswith(at(project, r"score\]") + ": ")  # at the list item
+    assert "segment column 'score' is float64: segments are categories" in message
+
+
 def test_where_naming_an_unknown_column(make_project, leads):
     text = MONITOR.replace("  timestamp: scored_at", "  timestamp: scored_at\n  where: \"regon = 'north'\"")
     project = make_project(monitors={"leads": text}, tables={"lead_predictions": leads})

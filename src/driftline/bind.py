@@ -103,6 +103,10 @@ def _check_columns(loaded: LoadedMonitor, schema: Mapping[str, dt.DataType], pro
         check(column, ("features", "categorical", i))
     for i, column in enumerate(spec.segments):
         check(column, ("segments", i))
+        if column in schema and schema[column].is_floating():
+            # every distinct value would be a segment: thousands of result rows per check and window
+            message = f"segment column {column!r} is {schema[column]}: segments are categories; bucket it in `source.sql` first"
+            problems.append(ConfigError(message, loaded.positions.locate(("segments", i))))
     if spec.model is not None:
         for key in ("score", "prediction", "label"):
             check(getattr(spec.model, key), ("model", key), numeric=key == "score")
