@@ -122,6 +122,14 @@ def test_bad_macro_files_point_at_file_line_column(tmp_path, text, where, messag
     assert "\n" not in error
 
 
+def test_a_keyword_as_macro_name_is_one_error_and_nothing_else(tmp_path, caplog):
+    """``comment`` is a statement keyword: sqlglot logs a warning of its own while parsing it."""
+    path = tmp_path / "macros.yml"
+    path.write_text("macros:\n  comment:\n    args: [x]\n    sql: avg({x})\n", encoding="utf-8")
+    assert "'comment' is already a SQL function or keyword" in error_of(load_macros, [path])
+    assert caplog.records == []
+
+
 def test_duplicate_names_across_files(tmp_path):
     first = write(tmp_path, "a.yml", "macros:\n  m:\n    sql: count(*)\n")
     second = write(tmp_path, "b.yml", "# other\nmacros:\n  m:\n    sql: count(*)\n")

@@ -26,7 +26,9 @@ silently meaning something else elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -188,11 +190,24 @@ def _check_name(name: str, location: Location) -> None:
             f"bad macro name '{name}': use lowercase letters, digits and _, not starting with a digit", location
         )
     try:
-        call = sqlglot.parse_one(f"{name}(x)", read=READ_DIALECT)
+        with _quiet_sqlglot():  # a keyword (`comment`) makes sqlglot log a warning before it answers
+            call = sqlglot.parse_one(f"{name}(x)", read=READ_DIALECT)
     except (ParseError, TokenError):
         call = None
     if not isinstance(call, exp.Anonymous) or call.name != name:
         raise ConfigError(f"macro name '{name}' is already a SQL function or keyword — choose another name", location)
+
+
+@contextlib.contextmanager
+def _quiet_sqlglot():
+    """sqlglot's own warnings off: what they say reaches the user as driftline's error instead."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _args_from_node(name: str, node: yaml.Node | None, path: Path) -> tuple[str, ...]:
