@@ -186,8 +186,6 @@ def test_misspelled_check_type_and_value(tmp_path):
         ("  numeric: [visits]", "  numeric: visits", "numeric", "valid list"),
         ("  every: 1d", "  every: 0d", "every", "`every` must be longer than 0, got 0s"),
         ("  trailing: 28d", "  trailing: 0h", "trailing", "`trailing` must be longer than 0, got 0s"),
-        ("  numeric: [visits]", "  numeric: [visits]\n  categorical: [visits]", "features", "'visits' is listed under both `numeric` and `categorical`"),
-        ("  numeric: [visits]", "  numeric: [visits, pages, visits]", "features", "'visits' is listed twice under `numeric`"),
     ],
 )
 def test_wrong_types_point_at_their_key(tmp_path, old, new, key, words):
@@ -263,7 +261,19 @@ def test_invalid_yaml_and_duplicate_keys(tmp_path):
 def test_two_checks_with_the_same_name(tmp_path):
     path = write(tmp_path, VALID + "  - drift:\n      method: psi\n")
     message = one_problem(path)
-    assert "checks[0] and checks[1] are both named 'drift_psi'" in message and message.startswith(position(path, "^checks:"))
+    assert message == f"{path}:14:5: checks[1]: named 'drift_psi' as checks[0] is; give one of them a `name:`"
+
+
+@pytest.mark.parametrize(
+    ("features", "where", "words"),
+    [
+        ("  numeric: [visits]\n  categorical: [plan, visits]", "11:23", "features.categorical[1]: column 'visits' is listed under both `numeric` and `categorical`"),
+        ("  numeric: [visits, pages, visits]", "10:28", "features.numeric[2]: column 'visits' is listed twice under `numeric`"),
+    ],
+)
+def test_a_feature_listed_twice_is_pointed_at(tmp_path, features, where, words):
+    path = write(tmp_path, VALID.replace("  numeric: [visits]", features))
+    assert one_problem(path).startswith(f"{path}:{where}: {words}")
 
 
 def test_a_file_may_hold_a_list_of_monitors(tmp_path):

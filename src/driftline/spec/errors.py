@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from driftline.errors import ConfigError
-from driftline.spec.models import CHECK_TYPES
+from driftline.spec.models import CHECK_TYPES, ProblemAt
 from driftline.spec.yaml_source import Positions
 
 
@@ -28,6 +28,9 @@ def translate(error: ValidationError, model: type[BaseModel], positions: Positio
         yaml_path = _yaml_path(item["loc"], positions)
         if item["type"] == "union_tag_invalid":  # `- perfomance: ...`: point at the misspelled key
             yaml_path += (item["ctx"]["tag"],)
+        problem = item.get("ctx", {}).get("error")
+        if isinstance(problem, ProblemAt) and tuple(yaml_path) + problem.at in positions.marks:
+            yaml_path += problem.at  # at the item the problem is about, not the list holding it
         located.append((yaml_path, item))
     for yaml_path, item in located:
         if _shadowed(yaml_path, item, located):

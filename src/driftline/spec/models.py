@@ -33,6 +33,15 @@ QUALITY_METRICS = (
 )
 
 
+class ProblemAt(ValueError):
+    """A validation problem of one item inside the value being validated: ``at`` is its path
+    below that value (``(3,)``: the fourth check), so the error points at the item itself."""
+
+    def __init__(self, message: str, at: tuple):
+        super().__init__(message)
+        self.at = at
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -235,12 +244,13 @@ class Features(Strict):
     def _each_column_once(self) -> Features:
         """A column is binned one way: listed twice, its results would be written twice."""
         for kind, columns in (("numeric", self.numeric), ("categorical", self.categorical)):
-            twice = next((c for i, c in enumerate(columns) if c in columns[:i]), None)
+            twice = next((i for i, c in enumerate(columns) if c in columns[:i]), None)
             if twice is not None:
-                raise ValueError(f"column {twice!r} is listed twice under `{kind}`; list it once")
-        both = next((c for c in self.categorical if c in self.numeric), None)
+                raise ProblemAt(f"column {columns[twice]!r} is listed twice under `{kind}`; list it once", (kind, twice))
+        both = next((i for i, c in enumerate(self.categorical) if c in self.numeric), None)
         if both is not None:
-            raise ValueError(f"column {both!r} is listed under both `numeric` and `categorical`; keep it in one")
+            message = f"column {self.categorical[both]!r} is listed under both `numeric` and `categorical`; keep it in one"
+            raise ProblemAt(message, ("categorical", both))
         return self
 
 
@@ -274,7 +284,7 @@ class Monitor(Strict):
         for i, check in enumerate(checks):
             name = check_name(check)
             if name in seen:
-                raise ValueError(f"checks[{seen[name]}] and checks[{i}] are both named {name!r}; give one of them a `name:`")
+                raise ProblemAt(f"named {name!r} as checks[{seen[name]}] is; give one of them a `name:`", (i,))
             seen[name] = i
         return checks
 
