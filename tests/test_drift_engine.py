@@ -21,10 +21,11 @@ import pytest
 from drift_model import (
     small_monitor,
     DAY, DRIFTED, EMPTY, EPS, FEATURES, MAIN, NULL_SEGMENT, ONE_ROW, QUANTILES, SINGLE, CheckSpec, arrow_table,
-    compare, compare_histograms, generate_rows, model_results,
+    compare, compare_histograms, generate_rows, model_results, numeric_counts, numeric_edges,
 )
 
 from driftline import api
+from driftline.report import data as report_data
 from driftline.plan import bracketed_quantiles
 from driftline.plan.monitor import MonitorPlan
 
@@ -324,3 +325,43 @@ def test_an_empty_reference_is_not_cached(make_project):
     again = api.backfill("2026-01-08", "2026-01-09", project.root, at="2026-01-09T01:00")
     assert all(r["value"] is not None for r in again.outcomes[0].results)
     assert project.query("select count(*) as n from driftline_profiles").n.tolist() == [1]
+
+
+TWO_BINNINGS = """
+name: twice
+source: {table: events, timestamp: ts}
+schedule: {every: 1d}
+reference: {start: 2026-01-01, end: 2026-01-08}
+min_rows: 5
+features: {numeric: [x]}
+checks:
+  - drift: {method: psi}
+  - drift: {method: js, binning: uniform, bins: 7}
+"""
+
+
+def test_two_binnings_of_one_column_are_told_apart_in_the_histograms(make_project):
+    """driftline_histograms.binning separates a column's quantile bins from its uniform ones; each
+    set's counts are numpy's."""
+    rng = np.random.default_rng(4)
+    n = 9 * 24
+    x = rng.lognormal(0, 1, n)
+    x[::17] = np.nan
+    ts = [datetime(2026, 1, 1) + timedelta(hours=i) for i in range(n)]
+    project = make_project(monitors={"twice": TWO_BINNINGS}, tables={"events": pa.table({"ts": pa.array(ts, pa.timestamp("us")), "x": x})})
+    api.run(project.root, at="2026-01-10", notify=False)
+    stored = project.query("select * from driftline_histograms")
+    hours = np.array(ts, dtype="datetime64[us]")
+    reference = x[hours < np.datetime64("2026-01-08")]
+    current = x[(hours >= np.datetime64("2026-01-09")) & (hours < np.datetime64("2026-01-10"))]
+    assert sorted(stored.binning.unique()) == ["quantile:10", "uniform:7"]
+    for binning, bins in (("quantile", 10), ("uniform", 7)):
+        edges = numeric_edges(reference, binning, bins)
+        rows = stored[stored.binning == f"{binning}:{bins}"].sort_values("bin_index")
+        assert list(rows.bin_index) == list(range(len(edges) + 1))
+        assert list(rows.reference_count) == numeric_counts(reference, edges).tolist()
+        assert list(rows.current_count) == numeric_counts(current, edges).tolist()
+    # The report draws one set of bins per column and window: the quantile ones, first by name.
+    with project.connect() as con:
+        drawn = report_data.load(con).histograms
+    assert len(drawn) == 10 and list(drawn.reference_count) == stored[stored.binning == "quantile:10"].sort_values("bin_index").reference_count.tolist()

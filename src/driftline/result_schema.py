@@ -67,6 +67,10 @@ TABLES: dict[str, ibis.Schema] = {
             "upper": "float64",
             "reference_count": "int64",
             "current_count": "int64",
+            # Added after SPEC §5's list (additive): the bins' configuration ("quantile:10",
+            # "uniform:7", "categories:20"), which tells apart two drift checks binning one column
+            # differently.
+            "binning": "string",
         }
     ),
     ALERTS: ibis.schema(

@@ -221,6 +221,7 @@ def _histogram_rows(column: str, segment: SegmentKey, histogram: Histogram) -> l
             "column_name": column, "segment_key": segment[0], "segment_value": segment[1],
             "bin_index": i, "bin_label": labels[i], "lower": bounds[i][0], "upper": bounds[i][1],
             "reference_count": histogram.reference[i], "current_count": histogram.current[i],
+            "binning": histogram.bins.binning,
         }
         for i in range(histogram.bins.size)
     ]

@@ -52,7 +52,7 @@ def load(con: ibis.BaseBackend, database: str | None = None) -> ReportData:
         runs=_timestamps(con.table(RUNS, database=database).select(*_RUN_COLUMNS).to_pandas()),
         alerts=_timestamps(con.table(ALERTS, database=database).to_pandas()),
         details=_timestamps(_details(con, database).to_pandas()),
-        histograms=_timestamps(_overall_histograms(con, database).to_pandas()),
+        histograms=_timestamps(_overall_histograms(con, database)),
     )
 
 
@@ -64,12 +64,17 @@ def _details(con: ibis.BaseBackend, database: str | None):
     return results.filter(needed).select(*_DETAIL_COLUMNS)
 
 
-def _overall_histograms(con: ibis.BaseBackend, database: str | None):
-    """Overall bins with the window they belong to (histograms are keyed by run_id)."""
+def _overall_histograms(con: ibis.BaseBackend, database: str | None) -> pd.DataFrame:
+    """Overall bins with the window they belong to (histograms are keyed by run_id), one binning
+    per column: where two drift checks bin a column differently, the first in name order
+    (``quantile:…`` before ``uniform:…``; rows written before the column existed have none)."""
     bins = con.table(HISTOGRAMS, database=database)
     runs = con.table(RUNS, database=database).select("run_id", "window_start")
     overall = bins.filter(bins.segment_key.isnull())
-    return overall.join(runs, "run_id").select(*_HISTOGRAM_COLUMNS)
+    frame = overall.join(runs, "run_id").select(*_HISTOGRAM_COLUMNS, "binning").to_pandas()
+    binning = frame.binning.fillna("")
+    first = binning.groupby([frame.monitor, frame.column_name, frame.window_start]).transform("min")
+    return frame[binning == first].drop(columns="binning")
 
 
 def _timestamps(frame: pd.DataFrame) -> pd.DataFrame:
