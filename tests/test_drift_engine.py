@@ -252,8 +252,9 @@ def test_p_value_gating_needs_a_significant_test(statuses_project):
 
 def test_a_query_error_at_run_time_marks_the_run_failed(statuses_project):
     summary = api.run(statuses_project.root, at="2026-01-10T06:00", monitors=["broken"], notify=False)
-    (outcome,) = summary.outcomes
-    assert outcome.status == "error" and "\n" not in outcome.error
+    outcome = summary.outcomes[-1]  # the window of 2026-01-09 (an earlier failed window is tried again)
+    assert [o.status for o in summary.outcomes] == ["error"] * len(summary.outcomes)
+    assert outcome.window.start == datetime(2026, 1, 9) and "\n" not in outcome.error
     runs = statuses_project.query(
         "select run_id, status, error from driftline_runs where monitor = 'broken'")
     assert set(runs.status) == {"error"}
@@ -293,6 +294,31 @@ def test_a_source_dropped_mid_run_leaves_an_error_and_no_partial_rows(make_proje
         assert rows.n.tolist() == [0]
         kept = project.query(f"select count(*) as n from {table_name} where run_id = '{first.outcomes[0].run_id}'")
         assert kept.n.tolist()[0] > 0  # the earlier window's rows are untouched
+
+
+def test_a_failed_window_is_evaluated_again_by_the_next_run(make_project, monkeypatch):
+    """A window whose run failed is not completed: the next run tries it again, although a later
+    window has succeeded in the meantime; once it succeeds nothing is due any more."""
+    from driftline.runner import WindowEvaluator
+
+    rng = np.random.default_rng(3)
+    ts = [datetime(2026, 1, 1) + timedelta(minutes=30 * i) for i in range(11 * 48)]
+    table = pa.table({"ts": pa.array(ts, pa.timestamp("us")), "x": rng.normal(size=len(ts)), "cat": ["a"] * len(ts)})
+    project = make_project(monitors={"m": small_monitor("m", "{method: psi}")}, tables={"events": table})
+    measure = WindowEvaluator._measure_and_judge
+
+    def warehouse_gone(self, window, run):
+        raise RuntimeError("connection to the warehouse lost")
+
+    monkeypatch.setattr(WindowEvaluator, "_measure_and_judge", warehouse_gone)
+    first = api.run(project.root, at="2026-01-10T01:00", notify=False)
+    assert [(o.window.start, o.status) for o in first.outcomes] == [(datetime(2026, 1, 9), "error")]
+    monkeypatch.setattr(WindowEvaluator, "_measure_and_judge", measure)
+    second = api.run(project.root, at="2026-01-11T01:00", notify=False)
+    assert [(o.window.start, o.status) for o in second.outcomes] == [(datetime(2026, 1, 9), "success"), (datetime(2026, 1, 10), "success")]
+    assert api.run(project.root, at="2026-01-11T01:00", notify=False).outcomes == []
+    runs = project.query("select window_start, status from driftline_runs order by window_start")
+    assert runs.status.tolist() == ["success", "success"]  # the failed run's row replaced
 
 
 def test_nan_is_not_a_category(make_project):

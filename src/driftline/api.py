@@ -113,8 +113,16 @@ def run(
     for monitor in bound:
         spec = monitor.loaded.spec
         due = due_windows(now, spec.schedule, workspace.store.completed_until(spec.name))
-        plans[monitor.loaded.name] = sorted(set(due) | set(_labels_matured(workspace.store, spec, now)))
+        again = _failed_before(workspace.store, spec) + _labels_matured(workspace.store, spec, now)
+        plans[monitor.loaded.name] = sorted(set(due) | set(again))
     return _evaluate(workspace, bound, plans, notify, now, dry_run)
+
+
+def _failed_before(store: ResultStore, spec) -> list[Window]:
+    """Windows whose run failed (a warehouse error, a query since fixed): not completed, so
+    evaluated again, even when a later window has succeeded since. Only windows of the current
+    schedule: after a change of ``every`` the old ones are left to ``backfill``."""
+    return [w for w in store.failed_windows(spec.name) if w.end - w.start == spec.schedule.every]
 
 
 def _labels_matured(store: ResultStore, spec, now: datetime) -> list[Window]:

@@ -77,6 +77,14 @@ class ResultStore:
         value = latest.execute()
         return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
+    def failed_windows(self, monitor: str) -> list[Window]:
+        """Windows of ``monitor`` none of whose runs succeeded: they ended in an error, or never
+        ended (a process killed mid-run)."""
+        runs = self.table(RUNS).filter(lambda t: t.monitor == monitor)
+        failed = runs.group_by(["window_start", "window_end"]).aggregate(ok=(runs.status == "success").any())
+        frame = failed.filter(~failed.ok).execute()
+        return [Window(pd.Timestamp(r.window_start).to_pydatetime(), pd.Timestamp(r.window_end).to_pydatetime()) for r in frame.itertuples()]
+
     def windows_with_reason(self, monitor: str, reason: str) -> list[Window]:
         """Windows of ``monitor`` with a stored result whose details give ``reason``."""
         results = self.table(RESULTS)
