@@ -309,3 +309,10 @@ def test_an_unexpected_error_is_one_line_without_debug(make_project, capsys, mon
     assert err == ["driftline validate: unexpected error: ZeroDivisionError: integer division or modulo by zero (rerun with --debug for the traceback)"]
     with pytest.raises(ZeroDivisionError):
         cli.main(["validate", "--project", str(project.root), "--debug"])
+
+
+def test_an_anomaly_breach_shows_its_band_not_a_missing_threshold():
+    row = {"status": "fail", "check_name": "rows_anomaly", "column_name": None, "segment_key": None, "segment_value": None,
+           "value": 350.0, "warn_threshold": None, "fail_threshold": None,
+           "details": json.dumps({"band": {"lower": 400.0, "upper": 400.0}, "anomalous": True})}
+    assert cli._breaches([row]) == ["fail rows_anomaly = 350 (threshold anomaly band [400, 400])"]

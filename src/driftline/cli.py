@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from driftline import api
+from driftline.alerts import threshold_text
 from driftline.errors import DriftlineError
 
 
@@ -276,7 +277,7 @@ def _breaches(results: list[dict]) -> list[str]:
             continue
         segment = f" [{r['segment_key']}={r['segment_value']}]" if r["segment_key"] else ""
         column = f" {r['column_name']}" if r["column_name"] else ""
-        threshold = r["fail_threshold"] if r["status"] == "fail" else r["warn_threshold"]
+        threshold = threshold_text(r, r["status"])  # as the alert says it: an anomaly band has no written one
         lines.append(f"{r['status']:<4} {r['check_name']}{column}{segment} = {r['value']:.4g} (threshold {threshold})")
     return lines
 
