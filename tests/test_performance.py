@@ -189,6 +189,35 @@ def test_tiny_segment_below_min_rows_is_insufficient(tmp_path, binary_data):
     assert tiny.details["reason"].startswith("not enough rows")
 
 
+def test_labels_other_than_0_1_and_scores_outside_0_1_are_not_measured(tmp_path):
+    """A label 2 or -1 is no binary label and a score of 1.4 no probability: the metrics they
+    would distort say so instead of giving a number (scikit-learn raises on both); the others
+    are measured as usual."""
+    rng = np.random.default_rng(12)
+    day = binary_day(rng, 2, 300)
+    bad_labels, bad_scores = day.copy(), day.copy()
+    bad_labels.loc[:4, "converted"] = [2, -1, 2, 3, 2]
+    bad_scores.loc[:2, "score"] = [1.4, -0.2, 1.0001]
+    checks = "\n".join(f"  - performance: {{metric: {m}}}" for m in ("accuracy", "roc_auc", "brier", "log_loss", "positive_rate"))
+    for name, data, unusable in (
+        ("labels", bad_labels, {"accuracy": "5 labels are neither 0 nor 1", "roc_auc": "5 labels are neither 0 nor 1",
+                                "brier": "5 labels are neither 0 nor 1", "log_loss": "5 labels are neither 0 nor 1"}),
+        ("scores", bad_scores, {"brier": "3 scores lie outside [0, 1]", "log_loss": "3 scores lie outside [0, 1]"}),
+    ):
+        root = make_project(tmp_path / name, BINARY_MONITOR % checks, {"leads": pd.concat([binary_day(rng, 0, 300), data])})
+        api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1), notify=False)
+        frame = results(root)
+        for metric in ("accuracy", "roc_auc", "brier", "log_loss", "positive_rate"):
+            row = result(frame[frame.check_name == f"performance_{metric}"], START + 2 * DAY)
+            if metric in unusable:
+                assert row.status == "insufficient_data" and value_of(row) is None
+                assert row.details["reason"].startswith(unusable[metric])
+            else:
+                assert value_of(row) is not None, (name, metric)
+        positive_rate = result(frame[frame.check_name == "performance_positive_rate"], START + 2 * DAY)
+        assert value_of(positive_rate) == pytest.approx(float((data.score >= 0.5).mean()), abs=1e-12)
+
+
 def test_drop_threshold_compares_with_the_reference_value(binary_results, binary_data):
     reference = binary_data[(binary_data.ts < START + 2 * DAY) & binary_data.converted.notna()]
     checked = binary_results[binary_results.check_name == "auc_vs_reference"]

@@ -79,10 +79,12 @@ def _standard_columns(rows: ir.Table, model: Model) -> Mapping[str, ir.Column]:
 
 
 def _positive(value: ir.Column) -> ir.BooleanColumn:
-    """True for the positive class: a boolean as is, a number when it equals 1."""
+    """True for the positive class: a boolean as is; a number 1 is true, 0 false, and any other
+    number null — not a label of this task (performance says how many, see ``invalid_labels``)."""
     if value.type().is_boolean():
         return value
-    return clean(value) == 1
+    number = clean(value)
+    return ibis.cases((number == 1, True), (number == 0, False), else_=ibis.null("boolean"))
 
 
 _READERS = {

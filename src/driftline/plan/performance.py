@@ -25,6 +25,8 @@ from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
 from driftline.plan.groupings import GROUPING, SEGMENT, VALUE, by_segment
+from driftline.plan.histograms import clean
+from driftline.plan.labels import RAW_LABEL
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
 from driftline.spec.models import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS, PerformanceCheck
 
@@ -62,6 +64,21 @@ def add_confusion(add: Callable) -> None:
     add("predicted_positive", lambda t: count_where(t[PREDICTED]))
 
 
+def _invalid_labels(t: ir.Table) -> ir.IntegerScalar:
+    """Labels that are neither boolean nor 0/1: stored, but read as null (``frame._positive``)."""
+    return count_where(clean(t[RAW_LABEL]).notnull() & t[LABEL].isnull()) if RAW_LABEL in t.columns else ibis.literal(0)
+
+
+def _unusable(check: PerformanceCheck, f: Figures) -> str | None:
+    """Why a binary metric is not measured on this window's values at all, if it is not: a wrong
+    number from data the metric is not defined on would be worse than none."""
+    if f.count("invalid_labels"):
+        return f"{f.count('invalid_labels')} labels are neither 0 nor 1 (nor boolean): fix the label column"
+    if check.metric in ("log_loss", "brier") and f.count("scores_outside_0_1"):
+        return f"{f.count('scores_outside_0_1')} scores lie outside [0, 1]: {check.metric} needs probabilities"
+    return None
+
+
 def _add_binary_scores(add: Callable) -> None:
     def scored(t: ir.Table) -> ir.BooleanValue:
         return t[LABEL].notnull() & t[SCORE].notnull()
@@ -74,6 +91,7 @@ def _add_binary_scores(add: Callable) -> None:
         return ibis.ifelse(t[LABEL], -p.ln(), -(1 - p).ln())
 
     add("scored", lambda t: count_where(scored(t)))
+    add("scores_outside_0_1", lambda t: count_where(scored(t) & ((t[SCORE] < 0) | (t[SCORE] > 1))))
     add("log_loss_sum", lambda t: log_loss(t).sum(where=scored(t)))
     # ifelse, not a cast: PostgreSQL cannot cast a boolean to a double.
     add("brier_sum", lambda t: ((t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2).sum(where=scored(t)))
@@ -266,6 +284,7 @@ class Performance(CheckKind):
             query.add_branch("classes", classes_branch)
         else:
             add_confusion(query.add_sum)
+            query.add_sum("invalid_labels", _invalid_labels)
             if check.metric in ("log_loss", "brier"):
                 _add_binary_scores(query.add_sum)
             if check.metric == "roc_auc":
@@ -288,6 +307,9 @@ class Performance(CheckKind):
             return Value.of(MULTICLASS[check.metric](classes), n, undefined, empty, classes=len(classes), **details)
         binary = Binary.read(figures)
         sample, formula = BINARY[check.metric]
+        unusable = _unusable(check, f) if self.needs_labels(check) else None
+        if unusable is not None:
+            return Value(None, sample(binary), {**details, "reason": unusable})
         return Value.of(formula(binary), sample(binary), undefined, empty, **details)
 
     def validate(self, check: PerformanceCheck, index: int, validator) -> None:
