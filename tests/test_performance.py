@@ -429,6 +429,29 @@ def test_late_labels_wait_for_maturity_and_a_later_run_fills_the_window_in(tmp_p
 # -- planning -------------------------------------------------------------------------------------------------
 
 
+def test_a_key_the_labels_table_repeats_counts_once(tmp_path):
+    """A label delivered twice counts once; two copies that disagree make the key unlabeled, not a
+    prediction counted twice (the LEFT JOIN would repeat it)."""
+    scored, outcomes, truth = late_data(np.random.default_rng(8))
+    window = START + 2 * DAY
+    day_ids = truth.lead_id[(truth.ts >= window) & (truth.ts < window + DAY)].tolist()
+    labeled_ids = outcomes.lead_id[outcomes.lead_id.isin(day_ids)].tolist()
+    again, conflicting = labeled_ids[:20], labeled_ids[20:30]
+    copies = outcomes[outcomes.lead_id.isin(again)]
+    flipped = outcomes[outcomes.lead_id.isin(conflicting)].assign(converted=lambda f: 1 - f.converted)
+    root = make_project(tmp_path, LATE_MONITOR, {"scored": scored, "outcomes": pd.concat([outcomes, copies, flipped])})
+    api.backfill(window, window + DAY, project=root, at=window + 3 * DAY + pd.Timedelta(hours=1))
+
+    rows = truth[truth.lead_id.isin(day_ids) & ~truth.lead_id.isin(conflicting)]
+    labeled = rows[rows.converted.notna()]
+    accuracy = result(results(root, check_name="performance_accuracy"), window)
+    assert_value(accuracy, sk.accuracy_score(labeled.converted.astype(int), labeled.score >= 0.5))
+    assert accuracy.n_current == len(labeled)
+    assert accuracy.details["unlabeled_rows"] == len(day_ids) - len(labeled)
+    auc = result(results(root, check_name="performance_roc_auc"), window)
+    assert_value(auc, sk.roc_auc_score(labeled.converted.astype(int), labeled.score))
+
+
 def test_query_count_does_not_grow_with_the_number_of_metrics(tmp_path, binary_data):
     few = BINARY_MONITOR.replace("name: leads", "name: few") % "  - performance: {metric: accuracy}"
     many = BINARY_MONITOR.replace("name: leads", "name: many") % "\n".join(

@@ -39,15 +39,28 @@ def with_labels(rows: ir.Table, model: Model, labels: ir.Table | None) -> ir.Tab
     """``rows`` with the raw label in ``__raw_label``: the source column, or the joined one.
 
     The join is a LEFT JOIN, so rows whose label has not arrived stay, with a null label, and are
-    counted as unlabeled. The labels table should hold one row per key.
+    counted as unlabeled. It joins one label per key (:func:`one_label_per_key`), so a key the
+    labels table repeats cannot repeat a prediction.
     """
     if model.labels is None:
         return rows.mutate(**{RAW_LABEL: rows[model.label]}) if model.label else rows
     if labels is None:
         raise ValueError("model.labels is set but its table was not resolved")
-    truth = labels.select(**{_LABEL_KEY: labels[model.labels.key], RAW_LABEL: labels[model.labels.column]})
+    truth = one_label_per_key(labels, model.labels.key, model.labels.column)
     joined = rows.left_join(truth, rows[model.labels.key] == truth[_LABEL_KEY])
     return joined.select(*rows.columns, RAW_LABEL)
+
+
+def one_label_per_key(labels: ir.Table, key: str, column: str) -> ir.Table:
+    """``__label_key`` and ``__raw_label``, one row per key: the key's label when its copies
+    agree (a label delivered twice), null when they do not — an unknown label, counted as
+    unlabeled, rather than one copy picked at random or the prediction counted twice."""
+    label = labels[column]
+    # PostgreSQL has no min/max of a boolean: bool_and/bool_or are its lowest and highest.
+    low, high = (label.all(), label.any()) if label.type().is_boolean() else (label.min(), label.max())
+    per_key = labels.group_by(**{_LABEL_KEY: labels[key]}).aggregate(__low=low, __high=high)
+    agreed = ibis.ifelse(per_key.__low == per_key.__high, per_key.__low, ibis.null(label.type()))
+    return per_key.select(_LABEL_KEY, **{RAW_LABEL: agreed})
 
 
 def labels_table(con: ibis.BaseBackend, name: str) -> ir.Table:
