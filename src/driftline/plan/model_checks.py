@@ -77,7 +77,7 @@ def measure_model_checks(
     context = _context(plan, window, profile, now)
     if any(getattr(c, "metric", None) == "schema_change" for c in checks):
         context.previous_schema = _previous_schema(plan, window, execute)
-    figures = _figures(plan, checks, context, execute, _shared(plan, counted))
+    figures = _figures(plan, checks, context, execute, counted)
     references = ReferenceValues(profile, plan.monitor)
     return [m for check in checks for m in _measurements(check, figures, context, references)]
 
@@ -98,13 +98,7 @@ def model_checks_query(plan: Any, window: Window, profile: ReferenceProfile, now
         return None
     # which figures the drift counts have, not their values, shapes the query
     counted = {(None, None): dict.fromkeys([ROWS_KEY, *(valid_key(c.name) for c in plan.binned_columns)], 0)}
-    return window_query(plan, checks, _context(plan, window, profile, now), _shared(plan, counted)).expression()
-
-
-def _shared(plan: Any, counted: Known | None) -> Known | None:
-    """``counted`` when the checks read the rows the drift counts counted: not with joined
-    labels, which could repeat a row (one label per key is expected, not enforced)."""
-    return counted if plan.inputs is None or plan.inputs.labels is None else None
+    return window_query(plan, checks, _context(plan, window, profile, now), counted).expression()
 
 
 def _context(plan: Any, window: Window, profile: ReferenceProfile, now: datetime) -> Context:
