@@ -4,7 +4,8 @@ Three views live next to the result tables (same database/schema):
 
 ``driftline_latest``
     The latest result per monitor, check, column and segment: the row with the greatest
-    ``window_end`` (then ``created_at``). A null segment is the overall row; SQL's
+    ``window_end`` (then ``created_at``), passing over results still waiting for their labels
+    (a late-label monitor's newest windows always are), so a matured breach stays in view. A null segment is the overall row; SQL's
     ``PARTITION BY`` already groups nulls together, so the overall row is one partition.
 ``driftline_open_alerts``
     Breach episodes that are still open.
@@ -36,6 +37,7 @@ import ibis
 import ibis.expr.types as ir
 
 from driftline import backends
+from driftline.plan.labels import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, RESULTS
 
 LATEST = "driftline_latest"
@@ -59,11 +61,14 @@ def create_views(con: ibis.BaseBackend, database: str | None = None) -> None:
 
 
 def latest_results(con: ibis.BaseBackend, database: str | None = None) -> ir.Table:
-    """The latest row of ``driftline_results`` per monitor, check, column and segment."""
+    """The latest row of ``driftline_results`` per monitor, check, column and segment; a row
+    waiting for its labels only where the series has no other."""
     results = con.table(RESULTS, database=database)
+    # ifelse, not a cast: PostgreSQL cannot cast a boolean to a number
+    waiting = ibis.ifelse(results.details.contains(LABELS_NOT_MATURE).fill_null(False), 1, 0)
     newest_first = ibis.row_number().over(
         group_by=[results[key] for key in SERIES_KEYS],
-        order_by=[ibis.desc(results.window_end), ibis.desc(results.created_at)],
+        order_by=[waiting, ibis.desc(results.window_end), ibis.desc(results.created_at)],
     )
     ranked = results.mutate(_rank=newest_first)
     return ranked.filter(ranked._rank == 0).drop("_rank")
