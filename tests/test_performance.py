@@ -231,6 +231,22 @@ def test_drop_threshold_compares_with_the_reference_value(binary_results, binary
         assert row.warn_threshold == "{drop: 0.02}"
 
 
+def test_a_relative_threshold_without_a_reference_value_says_why(tmp_path):
+    """One class only in the reference: its roc_auc is undefined, so a {drop: x} threshold has
+    nothing to compare with; the window's value is kept, its status is insufficient_data and
+    details.reason says why."""
+    rng = np.random.default_rng(15)
+    one_class = [binary_day(rng, d, 200, labels=np.ones(200, dtype=int)) for d in (0, 1)]
+    data = pd.concat([*one_class, binary_day(rng, 2, 300)], ignore_index=True)
+    root = make_project(tmp_path, BINARY_MONITOR % "  - performance: {metric: accuracy}", {"leads": data})
+    api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1), notify=False)
+    row = result(results(root, check_name="auc_vs_reference"), START + 2 * DAY)
+    day = data[(data.ts >= START + 2 * DAY) & data.converted.notna()]
+    assert_value(row, sk.roc_auc_score(day.converted.astype(int), day.score))
+    assert row.status == "insufficient_data" and row.details.get("reference_value") is None
+    assert row.details["reason"].startswith("no reference value to compare with")
+
+
 # -- regression and multiclass --------------------------------------------------------------------------
 
 

@@ -40,6 +40,9 @@ class Verdict:
     status: str
     warn_threshold: str | None
     fail_threshold: str | None
+    reason: str | None = None  # why a measured value could not be judged
+
+NO_REFERENCE = "no reference value to compare with: the metric is undefined on the reference window"
 
 
 def breaches(value: float, threshold: float | Bound, metric: str, reference_value: float | None) -> bool | None:
@@ -78,7 +81,7 @@ def judge_static(
             continue
         verdict = breaches(value, threshold, metric, reference_value)
         if verdict is None:
-            return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold)
+            return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold, NO_REFERENCE)
         if verdict:
             return Verdict(status, written.warn_threshold, written.fail_threshold)
     return written

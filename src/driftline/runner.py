@@ -178,6 +178,7 @@ class WindowEvaluator:
         reference_value = m.details.get("reference_value")
         verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference_value)
         status = INSUFFICIENT if m.value is None else verdict.status
+        details = {"reason": verdict.reason, **m.details} if verdict.reason else m.details
         return {
             "run_id": run["run_id"], "monitor": self.monitor.name, "check_name": m.check_name,
             "check_type": m.check_type, "metric": m.metric, "column_name": m.column_name,
@@ -186,7 +187,7 @@ class WindowEvaluator:
             "value": m.value, "p_value": m.p_value, "status": status,
             "warn_threshold": verdict.warn_threshold, "fail_threshold": verdict.fail_threshold,
             "n_current": m.n_current, "n_reference": m.n_reference,
-            "details": json.dumps(m.details, default=str) if m.details else None,
+            "details": json.dumps(details, default=str) if details else None,
             "created_at": now_utc(),
         }
 
