@@ -83,14 +83,14 @@ class ResultStore:
         runs = self.table(RUNS).filter(lambda t: t.monitor == monitor)
         failed = runs.group_by(["window_start", "window_end"]).aggregate(ok=(runs.status == "success").any())
         frame = failed.filter(~failed.ok).execute()
-        return [Window(pd.Timestamp(r.window_start).to_pydatetime(), pd.Timestamp(r.window_end).to_pydatetime()) for r in frame.itertuples()]
+        return _windows(frame)
 
     def windows_with_reason(self, monitor: str, reason: str) -> list[Window]:
         """Windows of ``monitor`` with a stored result whose details give ``reason``."""
         results = self.table(RESULTS)
         found = results.filter((results.monitor == monitor) & results.details.contains(reason))
         frame = found.select("window_start", "window_end").distinct().execute()
-        return [Window(pd.Timestamp(r.window_start).to_pydatetime(), pd.Timestamp(r.window_end).to_pydatetime()) for r in frame.itertuples()]
+        return _windows(frame)
 
     def load_profile(self, key: str) -> str | None:
         profiles = self.table(PROFILES)
@@ -189,3 +189,8 @@ def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 ALL_TABLES = (RUNS, RESULTS, HISTOGRAMS, ALERTS, PROFILES)
+
+
+def _windows(frame: pd.DataFrame) -> list[Window]:
+    """The windows of a frame with ``window_start`` and ``window_end`` columns."""
+    return [Window(pd.Timestamp(r.window_start).to_pydatetime(), pd.Timestamp(r.window_end).to_pydatetime()) for r in frame.itertuples()]

@@ -5,8 +5,9 @@ Three views live next to the result tables (same database/schema):
 ``driftline_latest``
     The latest result per monitor, check, column and segment: the row with the greatest
     ``window_end`` (then ``created_at``), passing over results still waiting for their labels
-    (a late-label monitor's newest windows always are), so a matured breach stays in view. A null segment is the overall row; SQL's
-    ``PARTITION BY`` already groups nulls together, so the overall row is one partition.
+    (a late-label monitor's newest windows always are), so a matured breach stays in view. A
+    null segment is the overall row; SQL's ``PARTITION BY`` already groups nulls together, so
+    the overall row is one partition.
 ``driftline_open_alerts``
     Breach episodes that are still open.
 ``driftline_check_history``
