@@ -46,7 +46,9 @@ def with_labels(rows: ir.Table, model: Model, labels: ir.Table | None) -> ir.Tab
         return rows.mutate(**{RAW_LABEL: rows[model.label]}) if model.label else rows
     if labels is None:
         raise ValueError("model.labels is set but its table was not resolved")
-    truth = one_label_per_key(labels, model.labels.key, model.labels.column)
+    # Only the keys of the window's rows are grouped, not the labels table's whole history.
+    theirs = labels.semi_join(rows, labels[model.labels.key] == rows[model.labels.key])
+    truth = one_label_per_key(theirs, model.labels.key, model.labels.column)
     joined = rows.left_join(truth, rows[model.labels.key] == truth[_LABEL_KEY])
     return joined.select(*rows.columns, RAW_LABEL)
 
