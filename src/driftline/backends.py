@@ -46,6 +46,8 @@ _NO_MULTI_QUANTILE = {"snowflake", "bigquery", "trino", "pyspark", "databricks"}
 _NO_QUANTILE = {"bigquery", "trino", "clickhouse"}
 # Dialects whose ibis compiler has no CUME_DIST: counted over a RANGE frame instead.
 _NO_CUME_DIST = {"clickhouse"}
+# Dialects whose array aggregate takes no ORDER BY (ClickHouse's groupArray): sorted afterwards.
+_NO_ORDERED_COLLECT = {"clickhouse"}
 
 # Dialects with a native histogram aggregate (DuckDB's ``histogram``): a column's bin counts as one
 # map per group instead of one conditional sum per bin, 2-2.5x faster there.
@@ -255,7 +257,8 @@ def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect:
 
 def cume_dist(order_by: ir.Column, group_by: ir.Column | None, dialect: str) -> ir.FloatingValue:
     """CUME_DIST() over ``order_by`` within ``group_by``: the fraction of the partition's rows
-    ordered at or before the row, its ties included."""
+    ordered at or before the row, its ties included (rows with a non-null ``order_by``, as the
+    ranked rows are)."""
     if dialect not in _NO_CUME_DIST:
         return ibis.cume_dist().over(ibis.window(group_by=group_by, order_by=order_by))
     up_to_peers = ibis.window(group_by=group_by, order_by=order_by, range=(None, 0))
@@ -297,8 +300,8 @@ def _interpolated_quantile(column: ir.NumericColumn, probability: float, dialect
     h = (n - 1) p, as numpy's default. It holds the group's values in one array, so it suits
     the windows of a monitor, not a whole warehouse table."""
     values = column.cast("float64")
-    # nulls are left out, as the other quantiles do; ClickHouse's groupArray takes no ORDER BY
-    ordered = values.collect().sort() if dialect == "clickhouse" else values.collect(order_by=values)
+    # nulls are left out, as the other quantiles do
+    ordered = values.collect().sort() if dialect in _NO_ORDERED_COLLECT else values.collect(order_by=values)
     position = (values.count() - 1).cast("float64") * probability
     # Clamped at 0 so an empty group reads past the end (null) instead of at index -1 (an error on Trino).
     low = ibis.greatest(position.floor(), 0).cast("int64")

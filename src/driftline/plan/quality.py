@@ -217,7 +217,7 @@ def read_previous_schema(frame: pd.DataFrame) -> dict[str, str] | None:
     return json.loads(frame.details.iloc[0]).get("columns")
 
 
-def column_value(metric: ColumnMetric, own: float | None, f: Figures, column: str) -> Value:
+def _column_value(metric: ColumnMetric, own: float | None, f: Figures, column: str) -> Value:
     """A column metric's value from its aggregate (``own``) and the column's counts, with the
     sample it is measured on as ``n`` and the counts in the details."""
     counts = {"rows": f.count(ROWS_KEY), "valid": f.count(valid_key(column))}
@@ -276,7 +276,7 @@ class Quality(CheckKind):
             return schema_change(context.previous_schema, schema_of(context.inputs.table))
         if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
             return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
-        return column_value(COLUMN_METRICS[check.metric], f[_key(check, column)], f, column)
+        return _column_value(COLUMN_METRICS[check.metric], f[_key(check, column)], f, column)
 
     def validate(self, check: QualityCheck, index: int, validator) -> None:
         where = ("checks", index, "quality")
