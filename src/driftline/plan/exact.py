@@ -12,6 +12,11 @@ it with window functions; only one small row per segment comes back to Python:
 4. D = max |F_ref − F_cur|; W1 = Σ |F_ref(x_i) − F_cur(x_i)| · (x_{i+1} − x_i) over
    consecutive distinct finite values.
 
+The reference's standard deviation (which normalises W1) squares deviations from the mean: past
+about 1e154 they overflow, to NaN on DuckDB and to an error that fails the whole query on
+PostgreSQL. A segment holding such a value is therefore measured in units of ``_SCALE`` (a power
+of two, so dividing by it is exact), as ``quality`` does for mean and stddev.
+
 >>> import ibis
 >>> reference = ibis.memtable({"x": [1.0, 2.0, 3.0]})
 >>> current = ibis.memtable({"x": [2.0, 3.0, 4.0]})
@@ -36,6 +41,13 @@ REFERENCE, CURRENT = 0, 1
 _LARGEST_DOUBLE = sys.float_info.max
 
 _SEGMENT = ("segment_key", "segment_value")
+
+# A segment with a finite value above _HUGE takes its standard deviation in units of _SCALE: every
+# finite double is then below 2**424, whose squares fit. Values below _TINY read as 0 there, since
+# PostgreSQL fails a division whose result underflows (beside a huge value they weigh nothing).
+_HUGE = 2.0**400
+_TINY = 2.0**-400
+_SCALE = 2.0**600
 
 
 def exact_distances(
@@ -159,6 +171,11 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
     in_order = ibis.window(group_by=list(_SEGMENT), order_by="value")
     up_to_here = ibis.cumulative_window(group_by=list(_SEGMENT), order_by="value")
 
+    huge = counts.finite_value.abs().max().over(segment) > _HUGE
+    counts = counts.mutate(scale=ibis.ifelse(huge, _SCALE, 1.0))
+    counts = counts.mutate(
+        scaled_value=ibis.ifelse(huge & (counts.finite_value.abs() < _TINY), 0.0, counts.finite_value) / counts.scale
+    )
     totals = counts.mutate(
         n_reference=counts.reference_count.sum().over(segment),
         n_current=counts.current_count.sum().over(segment),
@@ -170,7 +187,7 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
         current_finite_below=counts.current_finite_count.sum().over(up_to_here),
         # Null when either end is not finite: the infinite stretches drop out of the sum.
         gap_to_next=counts.finite_value.lead().over(in_order) - counts.finite_value,
-        reference_total=(counts.reference_finite_count * counts.finite_value).sum().over(segment),
+        reference_total=(counts.reference_finite_count * counts.scaled_value).sum().over(segment),
     )
 
     ks_gap = (
@@ -182,9 +199,9 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
         - _share(totals.current_finite_below, totals.n_current_finite)
     ).abs()
     # Two-pass variance (mean first, then squared deviations) to avoid cancellation on large
-    # values, as numpy does.
+    # values, as numpy does; both in the segment's units (``scale``).
     reference_mean = totals.reference_total / _float(totals.n_reference_finite).nullif(0)
-    squared_deviation = totals.reference_finite_count * (totals.finite_value - reference_mean) ** 2
+    squared_deviation = totals.reference_finite_count * (totals.scaled_value - reference_mean) ** 2
 
     return totals.mutate(
         ks_gap=ks_gap,
@@ -203,6 +220,7 @@ def _summarise(curves: ir.Table) -> ir.Table:
         ks_statistic=curves.ks_gap.max(),
         wasserstein=curves.wasserstein_term.sum(),
         squared_deviation=curves.squared_deviation.sum(),
+        scale=curves.scale.max(),
     )
     both_sides = (sums.n_reference > 0) & (sums.n_current > 0)
     both_sides_finite = (sums.n_reference_finite > 0) & (sums.n_current_finite > 0)
@@ -216,7 +234,8 @@ def _summarise(curves: ir.Table) -> ir.Table:
         wasserstein=_when(both_sides_finite, sums.wasserstein.coalesce(0.0)),
         reference_std=(
             _float(sums.squared_deviation) / _float(sums.n_reference_finite).nullif(0)
-        ).sqrt(),
+        ).sqrt()
+        * sums.scale,
     )
 
 
