@@ -226,6 +226,7 @@ def test_drop_threshold_compares_with_the_reference_value(binary_results, binary
         expected_reference = sk.roc_auc_score(ref_rows.converted.astype(int), ref_rows.score)
         row = result(checked, START + 2 * DAY, segment)
         assert row.details["reference_value"] == pytest.approx(expected_reference, abs=1e-9)
+        assert row.n_reference == len(ref_rows)  # the labeled, scored rows it was measured on
         dropped = expected_reference - value_of(row) > 0.02
         assert row.status == ("warn" if dropped else "ok")
         assert row.warn_threshold == "{drop: 0.02}"

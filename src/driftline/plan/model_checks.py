@@ -214,9 +214,9 @@ def _relative(check: CheckBase) -> bool:
 
 
 class ReferenceValues:
-    """The reference window's value of each check with a relative threshold, per column and
-    segment, kept in ``profile.metrics`` with a fingerprint of the check's configuration (a
-    changed check is measured on the reference again)."""
+    """The reference window's value of each check with a relative threshold, and the rows it
+    was measured on, per column and segment, kept in ``profile.metrics`` with a fingerprint of
+    the check's configuration (a changed check is measured on the reference again)."""
 
     KEY = "reference_values"
 
@@ -234,17 +234,20 @@ class ReferenceValues:
         return entry is not None and entry["fingerprint"] == self.fingerprint(check)
 
     def save(self, check: CheckBase, measurements: list[Measurement]) -> None:
-        values = [[m.column_name, m.segment_key, m.segment_value, m.value] for m in measurements]
+        values = [[m.column_name, m.segment_key, m.segment_value, m.value, m.n_current] for m in measurements]
         self.stored[check_name(check)] = {"fingerprint": self.fingerprint(check), "values": values}
 
     def attach(self, measured: Measurement) -> None:
-        """Put the reference value in ``details["reference_value"]``, where judge reads it."""
+        """Put the reference value in ``details["reference_value"]``, where judge reads it, and
+        the rows it was measured on in ``n_reference`` (profiles stored before it was kept
+        have only the value)."""
         if not self.has(measured.check):
             return
-        for column, segment_key, segment_value, value in self.stored[measured.check_name]["values"]:
+        for column, segment_key, segment_value, value, *n in self.stored[measured.check_name]["values"]:
             if (column, segment_key, segment_value) == (measured.column_name, measured.segment_key, measured.segment_value):
                 if value is not None:
                     measured.details["reference_value"] = value
+                measured.n_reference = n[0] if n else None
                 return
 
 
