@@ -6,6 +6,7 @@ The screenshot of the page goes to ``artifacts/report-overview.png`` at the repo
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import ibis
 import pytest
 from report_fixture import MONITORS, fill_result_tables
 
-from driftline.report import MonitorInfo, build_report
+from driftline.report import MonitorInfo, build_report, svg
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -92,6 +93,10 @@ def test_shows_what_each_check_needs(report):
     assert "Rates per group" in fairness and "nonbinary" in fairness  # the excluded group
     assert 'class="rule fail"' in _section(html, "ltv_forecast-mae")
     assert 'class="marker opened' in drift and 'class="marker resolved' in drift
+
+
+def test_number_format_examples_run():
+    assert doctest.testmod(svg).failed == 0
 
 
 def test_escapes_user_text_and_drops_unsafe_links():

@@ -363,13 +363,18 @@ def _context(text: str) -> dict:
 
 
 def _number(value: float | None, signed: bool = False) -> str:
-    """Four significant digits; large counts with thousands separators (``12,345``)."""
+    """Four significant digits; large counts with thousands separators (``12,345``), up to a
+    trillion (a MAPE of 1e16 reads ``1e+16``, not 17 digits).
+
+    >>> [_number(v) for v in (0.123456, 12345.6, 2.5e16)] + [_number(0.5, signed=True)]
+    ['0.1235', '12,346', '2.5e+16', '+0.5']
+    """
     if value is None:
         return "n/a"
     if math.isnan(value) or math.isinf(value):
         return str(value)
     sign = "+" if signed else ""
-    if abs(value) >= 10_000:
+    if 10_000 <= abs(value) < 1e12:
         return f"{value:{sign},.0f}"
     return f"{value:{sign}.4g}"
 

@@ -408,14 +408,15 @@ def _format(value: float, percent: bool = False) -> str:
 
 
 def format_number(value: float | None) -> str:
-    """Four significant digits, thousands separated, no scientific notation for everyday sizes.
+    """Four significant digits, thousands separated, no scientific notation for everyday sizes
+    (a trillion and up is no everyday size: a MAPE of 1e16 would print 17 digits).
 
-    >>> [format_number(v) for v in (0.123456, 1234.5, 2.0, 1.5e-05)]
-    ['0.1235', '1,234', '2', '1.5e-05']
+    >>> [format_number(v) for v in (0.123456, 1234.5, 2.0, 1.5e-05, 2.5e16)]
+    ['0.1235', '1,234', '2', '1.5e-05', '2.5e+16']
     """
     if value is None or not np.isfinite(value):
         return "–"
-    if abs(value) >= 1000:
+    if 1000 <= abs(value) < 1e12:
         return f"{value:,.0f}"
     return f"{value:.4g}"
 
