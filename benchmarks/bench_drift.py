@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from common import (  # noqa: E402
     DATA, Bench, timed, categorical_features, load_average, machine, measure_monitor, monitor_spec, numeric_features,
-    peak_rss_mb, run_child, save, write_project,
+    peak_rss_mb, require_data, run_child, save, write_project,
 )
 from make_data import DEFAULT_DB  # noqa: E402
 
@@ -205,8 +205,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    if not DEFAULT_DB.exists():
-        sys.exit(f"{DEFAULT_DB} is missing: run python benchmarks/make_data.py first")
+    require_data()
 
     payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat}
     name, numeric, categorical, segments = MAIN

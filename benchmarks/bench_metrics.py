@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import (  # noqa: E402
-    DATA, categorical_features, load_average, machine, measure_monitor, monitor_spec, numeric_features, save,
-    write_project,
+    DATA, categorical_features, load_average, machine, measure_monitor, monitor_spec, numeric_features, require_data,
+    save, write_project,
 )
 from make_data import DEFAULT_DB  # noqa: E402
 
@@ -72,8 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    if not DEFAULT_DB.exists():
-        sys.exit(f"{DEFAULT_DB} is missing: run python benchmarks/make_data.py first")
+    require_data()
 
     payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat, "checks": METRICS}
     for key, spec, with_model in (

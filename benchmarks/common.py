@@ -24,7 +24,7 @@ DATA = HERE / "data"
 RESULTS_DIR = DATA / "results"
 sys.path.insert(0, str(HERE))
 
-from make_data import CURRENT_END, CURRENT_START, START, TABLE  # noqa: E402
+from make_data import CURRENT_END, CURRENT_START, DEFAULT_DB, START, TABLE  # noqa: E402
 
 REFERENCE_START, REFERENCE_END = START, CURRENT_START  # 30 days
 TIMESTAMP = "event_time"
@@ -153,6 +153,12 @@ def measure_monitor(project: Path, monitor: str, numeric: Sequence[str], other: 
         "load_average": load_average(),
         "floor_sql_both": both,
     }
+
+
+def require_data(database: Path = DEFAULT_DB) -> None:
+    """Stop, saying what to run, when the benchmark's data has not been made yet."""
+    if not database.exists():
+        sys.exit(f"{database} is missing: run python benchmarks/make_data.py first")
 
 
 # -- timing and memory --------------------------------------------------------------------------

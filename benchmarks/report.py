@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -184,9 +185,28 @@ def metrics_tables(m: dict) -> list[str]:
     return out
 
 
+def bounds_tables(b: dict) -> list[str]:
+    first, metrics = b["first_run"], b["metrics"]
+    per_column = {form: statistics.median(c[form] for c in first["per_column"].values()) for form in ("quantile_cont_s", "bucket_group_by_s")}
+    return [
+        "### Lower bounds of the two targets still missed (`bench_bounds.py`)", "",
+        "| target | budget | what it needs at least, with the cheapest exact forms measured | bound |",
+        "|---|---|---|---|",
+        f"| first run ≤ 6× the floor (`{first['monitor']}`) | {s(first['target_s'])} (6 × {s(first['floor_both_s'])}) | "
+        f"a steady-state run ({s(first['steady_run_s'])}) + one counting pass over the reference's {len(first['per_column'])} numeric columns: "
+        f"{s(first['grouping_sets_pass_s'])} as one `GROUPING SETS` query, {s(first['cheapest_pass_s'])} as one query per column "
+        f"(the median column: `quantile_cont(x, 0.5)` {s(per_column['quantile_cont_s'])}, an integer-bucket `GROUP BY` {s(per_column['bucket_group_by_s'])}) | "
+        f"**{x(first['one_query_bound_s'] / first['floor_both_s'])}** (one query), {x(first['bound_over_floor'])} (a query per column) |",
+        f"| metrics add ≤ 50 % (steady) | {s(metrics['budget_s'])} (½ × {s(metrics['drift_only_steady_s'])}) | "
+        f"`roc_auc`'s ranks: `rank()` over the scores {s(metrics['rank_overall_s'])} + partitioned by segment {s(metrics['rank_per_segment_s'])} | "
+        f"**{metrics['sorts_share_of_budget']:.0%}** of the budget for the sorts alone |",
+        "",
+    ]
+
+
 def main() -> None:
-    drift, evidently, metrics = load("drift"), load("evidently"), load("metrics")
-    some = drift or metrics or evidently
+    drift, evidently, metrics, bounds = load("drift"), load("evidently"), load("metrics"), load("bounds")
+    some = drift or metrics or evidently or bounds
     if some is None:
         sys.exit("no results yet: run python benchmarks/run_all.py")
     out = ["## Machine", ""] + machine_table(some["machine"]) + [""]
@@ -197,8 +217,10 @@ def main() -> None:
         out += evidently_tables(evidently, drift)
     if metrics:
         out += metrics_tables(metrics)
+    if bounds:
+        out += bounds_tables(bounds)
     stamps = [f"{n}: {r['recorded_at']} (load average at start {r['load_average_start'][0]:.1f}, at end {r['load_average_end'][0]:.1f})"
-              for n, r in (("drift", drift), ("metrics", metrics), ("evidently", evidently)) if r]
+              for n, r in (("drift", drift), ("metrics", metrics), ("evidently", evidently), ("bounds", bounds)) if r]
     out += ["Recorded — " + "; ".join(stamps), ""]
     OUT.write_text("\n".join(out))
     print(f"wrote {OUT}")

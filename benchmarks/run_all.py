@@ -3,7 +3,7 @@
     python benchmarks/run_all.py [--repeat 5] [--regenerate] [--skip evidently,metrics]
 
 Steps: generate the data when missing (or with ``--regenerate``), then ``bench_drift.py``,
-``bench_metrics.py`` and ``bench_evidently.py``, each in its own process, one after the other,
+``bench_metrics.py``, ``bench_evidently.py`` and ``bench_bounds.py``, each in its own process, one after the other,
 and finally ``report.py`` renders the JSON results into RESULTS.md.
 """
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--evidently-repeat", type=int, default=3)
     parser.add_argument("--regenerate", action="store_true", help="generate the data again even if present")
-    parser.add_argument("--skip", default="", help="comma-separated: drift, scaling, metrics, evidently")
+    parser.add_argument("--skip", default="", help="comma-separated: drift, scaling, metrics, evidently, bounds")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -56,6 +56,8 @@ def main() -> None:
         step(bench("bench_metrics.py"), "--repeat", str(args.repeat))
     if "evidently" not in skip:
         step(bench("bench_evidently.py"), "--repeat", str(args.evidently_repeat))
+    if "bounds" not in skip:
+        step(bench("bench_bounds.py"), "--repeat", str(args.repeat))
     step(bench("report.py"))
 
 
