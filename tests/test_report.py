@@ -95,6 +95,22 @@ def test_shows_what_each_check_needs(report):
     assert 'class="marker opened' in drift and 'class="marker resolved' in drift
 
 
+def test_lists_an_older_failed_window(report, year_of_results):
+    """The fixture's finance monitor failed 100 days before its last window and succeeded
+    since: no result of that window is drawn and no later run shows the error."""
+    _, html, _ = report
+    _, frames = year_of_results
+    runs = frames["driftline_runs"]
+    failed = runs[runs.status == "error"]
+    assert len(failed) == 1 and failed.window_start.iloc[0] < runs.window_start.max()
+    start = failed.window_start.iloc[0].strftime("%Y-%m-%d")
+    section = html[html.index(f'id="{failed.monitor.iloc[0]}"'):]
+    assert "<dt>Failed windows</dt>" in section
+    listed = re.search(r'<ul class="failed"><li>([^<]*): <span class="error">([^<]*)</span></li></ul>', section)
+    assert listed and listed.group(1).startswith(start) and listed.group(2) == failed.error.iloc[0]
+    assert "Last run failed" not in section
+
+
 def test_number_format_examples_run():
     assert doctest.testmod(svg).failed == 0
 

@@ -94,6 +94,16 @@ class HeatMap:
 
 
 @dataclass(frozen=True)
+class FailedWindow:
+    """A window whose latest run failed: it has no results, and every ``driftline run`` tries
+    it again until it succeeds."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    error: str
+
+
+@dataclass(frozen=True)
 class MonitorView:
     """One monitor: its overview line, open alerts, heat map and checks."""
 
@@ -103,6 +113,7 @@ class MonitorView:
     last_run_at: pd.Timestamp | None
     last_run_error: str | None
     open_alerts: pd.DataFrame
+    failed_windows: tuple[FailedWindow, ...] = ()
     checks: tuple[CheckView, ...] = ()
     heatmap: HeatMap | None = None
     x_domain: tuple[float, float] = (0.0, 1.0)
@@ -161,6 +172,7 @@ def _monitor(info: MonitorInfo, frames: _MonitorFrames) -> MonitorView:
         last_run_at=last_run_at,
         last_run_error=last_error,
         open_alerts=_open_alerts(frames.alerts),
+        failed_windows=_failed_windows(runs),
     )
     if history.empty:
         return base
@@ -189,6 +201,14 @@ def _open_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
         ["_severity", "opened_at"], ascending=[True, False]
     )
     return order.drop(columns="_severity")
+
+
+def _failed_windows(runs: pd.DataFrame) -> tuple[FailedWindow, ...]:
+    """Every window whose latest run failed, oldest first: an older one has no results in the
+    charts and no later run's error to show it."""
+    latest = runs.sort_values("finished_at", na_position="first").drop_duplicates(["window_start", "window_end"], keep="last")
+    failed = latest[latest.status == "error"].sort_values("window_start")
+    return tuple(FailedWindow(r.window_start, r.window_end, _text(r.error) or "run failed") for r in failed.itertuples())
 
 
 def _last_run_error(runs: pd.DataFrame) -> str | None:
