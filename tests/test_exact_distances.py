@@ -128,17 +128,19 @@ def _null_segment_value() -> Scenario:
     )
 
 
-def _huge_values() -> Scenario:
-    # Around 1e200 in one region (with a tiny and an ordinary value among them), ordinary values
-    # in the other: squared deviations overflow unless the huge region is measured in scaled
-    # units (PostgreSQL failed the whole query, DuckDB gave NaN).
+def _huge_and_tiny_values() -> Scenario:
+    # Around 1e200 in one region (with a tiny and an ordinary value among them), around 1e-200
+    # in another, ordinary values in the third: squared deviations overflow or underflow unless
+    # those regions are measured in scaled units (PostgreSQL failed the whole query, DuckDB gave
+    # NaN and 0).
     rng = np.random.default_rng(17)
 
     def window(n, loc):
         north = [float(v) for v in rng.normal(loc * 1e200, 3e199, n)]
         north[:2] = [1e-300, -5.0]
+        east = [float(v) for v in rng.normal(loc * 1e-200, 3e-201, n)]
         south = [float(v) for v in rng.normal(loc, 1.0, n)]
-        return Window(north + south, ["north"] * n + ["south"] * n)
+        return Window(north + east + south, ["north"] * n + ["east"] * n + ["south"] * n)
 
     return Scenario(window(300, 1.0), window(200, 1.2))
 
@@ -160,7 +162,7 @@ SCENARIOS = {
     ),
     "large_values": _large_values,
     "null_segment_value": _null_segment_value,
-    "huge_values": _huge_values,
+    "huge_and_tiny_values": _huge_and_tiny_values,
 }
 
 
@@ -319,6 +321,8 @@ def assert_matches_scipy(rows: dict, expected: dict) -> None:
         assert got["n_current"] == want["n_current"], key
         for statistic in ("ks_statistic", "wasserstein", "reference_std"):
             assert _close(got[statistic], want[statistic]), (key, statistic, got, want)
+        if want["reference_std"]:  # relative, also where the values are tiny
+            assert got["reference_std"] == pytest.approx(want["reference_std"], rel=1e-9, abs=0), (key, got, want)
         if got["ks_statistic"] is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # no RuntimeWarning where the p-value is undefined

@@ -13,9 +13,10 @@ it with window functions; only one small row per segment comes back to Python:
    consecutive distinct finite values.
 
 The reference's standard deviation (which normalises W1) squares deviations from the mean: past
-about 1e154 they overflow, to NaN on DuckDB and to an error that fails the whole query on
-PostgreSQL. A segment holding such a value is therefore measured in units of ``_SCALE`` (a power
-of two, so dividing by it is exact), as ``quality`` does for mean and stddev.
+about 1e154 they overflow, below about 1e-162 they underflow, to NaN or 0 on DuckDB and to an
+error that fails the whole query on PostgreSQL. A segment holding such a huge value, or only such
+tiny ones, is therefore measured in units of ``_SCALE`` or ``1 / _SCALE`` (powers of two, so the
+division is exact), as ``quality`` does for mean and stddev.
 
 >>> import ibis
 >>> reference = ibis.memtable({"x": [1.0, 2.0, 3.0]})
@@ -45,6 +46,8 @@ _SEGMENT = ("segment_key", "segment_value")
 # A segment with a finite value above _HUGE takes its standard deviation in units of _SCALE: every
 # finite double is then below 2**424, whose squares fit. Values below _TINY read as 0 there, since
 # PostgreSQL fails a division whose result underflows (beside a huge value they weigh nothing).
+# A segment whose values all lie below _TINY takes it in units of 1 / _SCALE: above 2**-474 then,
+# or 0, the squares of their deviations do not underflow.
 _HUGE = 2.0**400
 _TINY = 2.0**-400
 _SCALE = 2.0**600
@@ -171,8 +174,9 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
     in_order = ibis.window(group_by=list(_SEGMENT), order_by="value")
     up_to_here = ibis.cumulative_window(group_by=list(_SEGMENT), order_by="value")
 
-    huge = counts.finite_value.abs().max().over(segment) > _HUGE
-    counts = counts.mutate(scale=ibis.ifelse(huge, _SCALE, 1.0))
+    largest = counts.finite_value.abs().max().over(segment)
+    huge, tiny = largest > _HUGE, largest < _TINY
+    counts = counts.mutate(scale=ibis.cases((huge, _SCALE), (tiny, 1 / _SCALE), else_=1.0))
     counts = counts.mutate(
         scaled_value=ibis.ifelse(huge & (counts.finite_value.abs() < _TINY), 0.0, counts.finite_value) / counts.scale
     )
