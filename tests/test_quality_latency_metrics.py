@@ -191,8 +191,8 @@ reference: {start: 2024-03-01, end: 2024-03-02}
 segments: [region]
 min_rows: 1
 checks:
-  - quality: {metric: mean, columns: [reading, huge]}
-  - quality: {metric: stddev, columns: [reading, huge]}
+  - quality: {metric: mean, columns: [reading, huge, tiny]}
+  - quality: {metric: stddev, columns: [reading, huge, tiny]}
   - quality: {metric: min, columns: [reading, huge]}
   - quality: {metric: max, columns: [reading, huge]}
   - quality: {metric: out_of_range_rate, columns: [reading], min: -100, max: 100}
@@ -205,12 +205,14 @@ SENSOR_REGIONS = {
     "void": (0, [INF, NAN, None]),  # no finite value: no mean either
 }
 HUGE_VALUES = [1e200, -1e250, 1.7e308]  # finite, but their squares (and PostgreSQL's sums) overflow
+TINY = 1e-250  # ``tiny`` is ``reading`` times this: the squares of its deviations underflow
 
 
 def sensor_rows(rng, day: int) -> pa.Table:
     """Readings with ±inf, NaN and nulls per region; ``huge`` is the same times 1000, with three
-    of east's ordinary values made huge. Arrow keeps NaN and null apart."""
-    columns = {"ts": [], "region": [], "reading": [], "huge": []}
+    of east's ordinary values made huge; ``tiny`` the same times ``TINY``. Arrow keeps NaN and
+    null apart."""
+    columns = {"ts": [], "region": [], "reading": [], "huge": [], "tiny": []}
     for region, (n, specials) in SENSOR_REGIONS.items():
         values = [float(v) for v in np.round(rng.normal(20, 40, n), 2)] + specials
         order = rng.permutation(len(values))
@@ -224,11 +226,13 @@ def sensor_rows(rng, day: int) -> pa.Table:
         columns["region"] += [region] * len(values)
         columns["reading"] += reading
         columns["huge"] += huge
+        columns["tiny"] += [v if v is None else v * TINY for v in reading]
     return pa.table({
         "ts": pa.array(columns["ts"], pa.timestamp("us")),
         "region": pa.array(columns["region"], pa.string()),
         "reading": pa.array(columns["reading"], pa.float64()),
         "huge": pa.array(columns["huge"], pa.float64()),
+        "tiny": pa.array(columns["tiny"], pa.float64()),
     })
 
 
@@ -245,13 +249,14 @@ def present(values: pd.Series) -> np.ndarray:
 
 def expected_sensor(metric: str, column: str, values: pd.Series) -> float | None:
     """numpy over the finite values for mean and stddev (ddof=1: the sample standard deviation);
-    for ``huge`` exact rational arithmetic (``statistics``), as numpy's own sums overflow there."""
+    for ``huge`` and ``tiny`` exact rational arithmetic (``statistics``), as numpy's own sums
+    overflow or underflow there."""
     values = present(values)
     finite = values[np.isfinite(values)]
     if metric in ("mean", "stddev"):
         if len(finite) < (1 if metric == "mean" else 2):
             return None
-        if column == "huge":
+        if column in ("huge", "tiny"):
             return float(statistics.mean(finite.tolist()) if metric == "mean" else statistics.stdev(finite.tolist()))
         return float(np.mean(finite) if metric == "mean" else np.std(finite, ddof=1))
     if metric == "out_of_range_rate":
@@ -267,7 +272,10 @@ def assert_sensor_results(frame: pd.DataFrame, data: pd.DataFrame) -> None:
         segment = None if pd.isna(row.segment_value) else row.segment_value
         rows = window_rows(data, window, segment)
         metric, values = row.metric, rows[row.column_name]
-        assert_value(row, expected_sensor(metric, row.column_name, values))
+        expected = expected_sensor(metric, row.column_name, values)
+        assert_value(row, expected)
+        if row.column_name == "tiny" and expected:  # relative only: 0 is within 1e-9 of 1e-248
+            assert math.isclose(value_of(row), expected, rel_tol=1e-9), (row.check_name, row.segment_value)
         infinite = int(np.isinf(present(values)).sum())
         if metric in ("mean", "stddev"):
             assert row.n_current == len(present(values)) - infinite  # the finite values
@@ -275,7 +283,7 @@ def assert_sensor_results(frame: pd.DataFrame, data: pd.DataFrame) -> None:
         else:
             assert row.n_current == len(present(values)) and "infinite_values" not in row.details
         compared += 1
-    assert compared == 9 * 5  # nine checked columns, overall + four regions
+    assert compared == 11 * 5  # eleven checked columns, overall + four regions
     by_key = {(r.metric, r.column_name, r.segment_value): r for r in frame[frame.window_start == window].itertuples()}
     assert by_key[("mean", "reading", "void")].details["reason"] == "no finite values"
     assert by_key[("stddev", "reading", "polar")].details["reason"] == "fewer than two finite values"

@@ -61,7 +61,10 @@ def _number(t: ir.Table, column: str) -> ir.FloatingValue:
 # precision to underflow, so the scaled aggregate is only used where a huge value is present.
 # It is computed on every row all the same (SQL cannot skip an aggregate), and PostgreSQL fails a
 # division whose result underflows to 0, so it reads values below _TINY as 0: beside a huge
-# value they weigh nothing.
+# value they weigh nothing. Where every finite value lies below _TINY the squares underflow
+# instead (a standard deviation of 0 on DuckDB and PostgreSQL alike), so those values are
+# aggregated in units of 1 / _SCALE; ordinary values are left out of that aggregate, as they
+# would overflow it.
 _HUGE = 2.0**400
 _TINY = 2.0**-400
 _SCALE = 2.0**600
@@ -73,10 +76,11 @@ def _over_finite(t: ir.Table, column: str, aggregate: Callable[[ir.FloatingValue
     x = finite(t[column]).cast("float64")
     if not t[column].type().is_floating():
         return aggregate(x)  # integers and decimals are never large enough to overflow
-    huge = x.abs() > _HUGE
+    huge, tiny = x.abs() > _HUGE, x.abs() < _TINY
     plain = aggregate(ibis.ifelse(huge, ibis.null("float64"), x))
-    scaled = aggregate(ibis.ifelse(x.abs() < _TINY, 0.0, x) / _SCALE) * _SCALE
-    return ibis.ifelse(count_where(huge) == 0, plain, scaled)
+    scaled = aggregate(ibis.ifelse(tiny, 0.0, x) / _SCALE) * _SCALE
+    small = aggregate(ibis.ifelse(tiny, x, ibis.null("float64")) * _SCALE) / _SCALE
+    return ibis.cases((count_where(huge) > 0, scaled), (count_where(~tiny) == 0, small), else_=plain)
 
 
 def _mean(t: ir.Table, column: str, *_) -> ir.FloatingScalar:
