@@ -12,11 +12,9 @@ it with window functions; only one small row per segment comes back to Python:
 4. D = max |F_ref − F_cur|; W1 = Σ |F_ref(x_i) − F_cur(x_i)| · (x_{i+1} − x_i) over
    consecutive distinct finite values.
 
-The reference's standard deviation (which normalises W1) squares deviations from the mean: past
-about 1e154 they overflow, below about 1e-162 they underflow, to NaN or 0 on DuckDB and to an
-error that fails the whole query on PostgreSQL. A segment holding such a huge value, or only such
-tiny ones, is therefore measured in units of ``_SCALE`` or ``1 / _SCALE`` (powers of two, so the
-division is exact), as ``quality`` does for mean and stddev.
+The reference's standard deviation (which normalises W1) is taken in each segment's unit
+(``magnitudes``): its squared deviations would overflow where a value is huge and underflow where
+all are tiny, and on PostgreSQL fail the whole query.
 
 >>> import ibis
 >>> reference = ibis.memtable({"x": [1.0, 2.0, 3.0]})
@@ -34,6 +32,8 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
+from driftline.plan import magnitudes
+
 REFERENCE, CURRENT = 0, 1
 
 # Bounds of the float64 range. `value BETWEEN -MAX AND MAX` is the portable finiteness test:
@@ -42,15 +42,6 @@ REFERENCE, CURRENT = 0, 1
 _LARGEST_DOUBLE = sys.float_info.max
 
 _SEGMENT = ("segment_key", "segment_value")
-
-# A segment with a finite value above _HUGE takes its standard deviation in units of _SCALE: every
-# finite double is then below 2**424, whose squares fit. Values below _TINY read as 0 there, since
-# PostgreSQL fails a division whose result underflows (beside a huge value they weigh nothing).
-# A segment whose values all lie below _TINY takes it in units of 1 / _SCALE: above 2**-474 then,
-# or 0, the squares of their deviations do not underflow.
-_HUGE = 2.0**400
-_TINY = 2.0**-400
-_SCALE = 2.0**600
 
 
 def exact_distances(
@@ -174,12 +165,9 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
     in_order = ibis.window(group_by=list(_SEGMENT), order_by="value")
     up_to_here = ibis.cumulative_window(group_by=list(_SEGMENT), order_by="value")
 
-    largest = counts.finite_value.abs().max().over(segment)
-    huge, tiny = largest > _HUGE, largest < _TINY
-    counts = counts.mutate(scale=ibis.cases((huge, _SCALE), (tiny, 1 / _SCALE), else_=1.0))
-    counts = counts.mutate(
-        scaled_value=ibis.ifelse(huge & (counts.finite_value.abs() < _TINY), 0.0, counts.finite_value) / counts.scale
-    )
+    counts = counts.mutate(scale=magnitudes.unit(counts.finite_value.abs().max().over(segment)))
+    in_unit = ibis.ifelse(counts.scale == magnitudes.SCALE, magnitudes.beside_huge(counts.finite_value), counts.finite_value)
+    counts = counts.mutate(scaled_value=in_unit / counts.scale)
     totals = counts.mutate(
         n_reference=counts.reference_count.sum().over(segment),
         n_current=counts.current_count.sum().over(segment),

@@ -37,6 +37,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from driftline.plan import magnitudes
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
@@ -54,32 +55,20 @@ def _number(t: ir.Table, column: str) -> ir.FloatingValue:
     return clean(t[column]).cast("float64")
 
 
-# Powers of two, so that scaling by them is exact. Finite values from about 1e154 up overflow the
-# running sums of squares behind STDDEV_SAMP (and PostgreSQL's AVG) and DuckDB and PostgreSQL then
-# fail the query ("out of range"); _HUGE (2.6e120) leaves room for billions of rows. Divided by
-# _SCALE every finite double is below 2**424, whose squares fit, but ordinary values would lose
-# precision to underflow, so the scaled aggregate is only used where a huge value is present.
-# It is computed on every row all the same (SQL cannot skip an aggregate), and PostgreSQL fails a
-# division whose result underflows to 0, so it reads values below _TINY as 0: beside a huge
-# value they weigh nothing. Where every finite value lies below _TINY the squares underflow
-# instead (a standard deviation of 0 on DuckDB and PostgreSQL alike), so those values are
-# aggregated in units of 1 / _SCALE; ordinary values are left out of that aggregate, as they
-# would overflow it.
-_HUGE = 2.0**400
-_TINY = 2.0**-400
-_SCALE = 2.0**600
-
-
 def _over_finite(t: ir.Table, column: str, aggregate: Callable[[ir.FloatingValue], ir.FloatingScalar]) -> ir.FloatingScalar:
     """``aggregate`` (a mean or a standard deviation: it scales with its input) over the column's
-    finite values, which cannot fail however large or small they are."""
+    finite values, which cannot fail however large or small they are (see ``magnitudes``).
+
+    The unit is only known once every row is read, so the aggregate is computed in each unit, over
+    the values that fit it (SQL cannot skip an aggregate), and the one the largest value picks is
+    kept."""
     x = finite(t[column]).cast("float64")
     if not t[column].type().is_floating():
         return aggregate(x)  # integers and decimals are never large enough to overflow
-    huge, tiny = x.abs() > _HUGE, x.abs() < _TINY
+    huge, tiny = x.abs() > magnitudes.HUGE, x.abs() < magnitudes.TINY
     plain = aggregate(ibis.ifelse(huge, ibis.null("float64"), x))
-    scaled = aggregate(ibis.ifelse(tiny, 0.0, x) / _SCALE) * _SCALE
-    small = aggregate(ibis.ifelse(tiny, x, ibis.null("float64")) * _SCALE) / _SCALE
+    scaled = aggregate(magnitudes.beside_huge(x) / magnitudes.SCALE) * magnitudes.SCALE
+    small = aggregate(ibis.ifelse(tiny, x, ibis.null("float64")) * magnitudes.SCALE) / magnitudes.SCALE
     return ibis.cases((count_where(huge) > 0, scaled), (count_where(~tiny) == 0, small), else_=plain)
 
 
