@@ -17,10 +17,12 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import ibis
+import pandas as pd
 import pytest
 from report_fixture import MONITORS, fill_result_tables
 
 from driftline.report import MonitorInfo, build_report, svg
+from driftline.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -109,6 +111,24 @@ def test_lists_an_older_failed_window(report, year_of_results):
     listed = re.search(r'<ul class="failed"><li>([^<]*): <span class="error">([^<]*)</span></li></ul>', section)
     assert listed and listed.group(1).startswith(start) and listed.group(2) == failed.error.iloc[0]
     assert "Last run failed" not in section
+
+
+def test_a_failed_latest_window_makes_the_monitor_an_error():
+    con = ibis.duckdb.connect()
+    day = pd.Timestamp("2026-10-01")
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c"], "monitor": "fresh",
+        "window_start": [day, day + pd.Timedelta(days=1), day + pd.Timedelta(days=1)],
+        "window_end": [day + pd.Timedelta(days=1), day + pd.Timedelta(days=2), day + pd.Timedelta(days=2)],
+        "finished_at": [day + pd.Timedelta(days=1, hours=1), day + pd.Timedelta(days=2, hours=1), day + pd.Timedelta(days=2, hours=2)],
+        "status": ["success", "success", "error"], "error": [None, None, "relation lead_predictions does not exist"],
+    })
+    ResultStore(con).ensure_tables()
+    con.con.register("runs", runs)
+    con.con.execute("INSERT INTO driftline_runs BY NAME SELECT * FROM runs")
+    section = build_report(con, [MonitorInfo("fresh", None, None, None)]).split('id="fresh"', 1)[1]
+    assert '<span class="status st-error">error</span>' in section
+    assert "2026-10-02" in section and "relation lead_predictions does not exist" in section
 
 
 def test_number_format_examples_run():

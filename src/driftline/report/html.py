@@ -144,10 +144,8 @@ def _facts(m: MonitorView) -> str:
         ("Last run", esc(_time(m.last_run_at))),
         ("Latest window", esc(_window(m.latest_window))),
     ]
-    if m.last_run_error:
-        facts.append(("Last run failed", f'<span class="error">{esc(m.last_run_error)}</span>'))
-    if m.failed_windows:
-        facts.append(("Failed windows", _failed_windows(m.failed_windows)))
+    if m.failed_windows:  # the latest window among them when the last run failed
+        facts.append(("Failed windows", _failed_list(m.failed_windows)))
     items = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     description = m.info.description
     about = f'<p class="description">{esc(description)}</p>' if description else ""
@@ -406,8 +404,8 @@ def _time(moment) -> str | None:
     return f"{pd.Timestamp(moment):%Y-%m-%d %H:%M} UTC"
 
 
-def _failed_windows(failed) -> str:
-    """Each window with its error; ``driftline run`` retries them, ``backfill`` too."""
+def _failed_list(failed) -> str:
+    """Each window with its error; ``driftline run`` retries them."""
     items = "".join(f'<li>{esc(_window((w.start, w.end)))}: <span class="error">{esc(w.error)}</span></li>' for w in failed)
     return f'<ul class="failed">{items}</ul><span class="quiet">retried by every <code>driftline run</code></span>'
 

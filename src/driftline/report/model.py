@@ -111,9 +111,8 @@ class MonitorView:
     status: str | None
     latest_window: tuple[pd.Timestamp, pd.Timestamp] | None
     last_run_at: pd.Timestamp | None
-    last_run_error: str | None
     open_alerts: pd.DataFrame
-    failed_windows: tuple[FailedWindow, ...] = ()
+    failed_windows: tuple[FailedWindow, ...] = ()  # oldest first
     checks: tuple[CheckView, ...] = ()
     heatmap: HeatMap | None = None
     x_domain: tuple[float, float] = (0.0, 1.0)
@@ -163,16 +162,15 @@ def _slice(data: ReportData, name: str) -> _MonitorFrames:
 
 def _monitor(info: MonitorInfo, frames: _MonitorFrames) -> MonitorView:
     history, runs = frames.history, frames.runs
-    last_error = _last_run_error(runs)
+    failed = _failed_windows(runs)
     last_run_at = runs.finished_at.max() if len(runs) else None
     base = MonitorView(
         info=info,
-        status="error" if last_error else None,
+        status="error" if failed and failed[-1].end == runs.window_end.max() else None,  # the latest window failed
         latest_window=None,
         last_run_at=last_run_at,
-        last_run_error=last_error,
         open_alerts=_open_alerts(frames.alerts),
-        failed_windows=_failed_windows(runs),
+        failed_windows=failed,
     )
     if history.empty:
         return base
@@ -209,14 +207,6 @@ def _failed_windows(runs: pd.DataFrame) -> tuple[FailedWindow, ...]:
     latest = runs.sort_values("finished_at", na_position="first").drop_duplicates(["window_start", "window_end"], keep="last")
     failed = latest[latest.status == "error"].sort_values("window_start")
     return tuple(FailedWindow(r.window_start, r.window_end, _text(r.error) or "run failed") for r in failed.itertuples())
-
-
-def _last_run_error(runs: pd.DataFrame) -> str | None:
-    """The error of the monitor's latest run, if that run failed."""
-    last = runs.sort_values(["window_end", "finished_at"]).tail(1)
-    if last.empty or last.status.iloc[0] != "error":
-        return None
-    return _text(last.error.iloc[0]) or "run failed"
 
 
 def _x_domain(history: pd.DataFrame) -> tuple[float, float]:
