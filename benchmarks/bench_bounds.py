@@ -32,16 +32,12 @@ sys.path.insert(0, str(HERE))
 from bench_drift import MAIN, PROJECTS, project_for  # noqa: E402
 from bench_metrics import drift_only_spec, floor_columns  # noqa: E402
 from common import (  # noqa: E402
-    CURRENT_END, CURRENT_START, REFERENCE_END, REFERENCE_START, TABLE, TIMESTAMP, Bench, categorical_features,
+    CURRENT_END, CURRENT_START, REFERENCE_END, REFERENCE_START, TABLE, Bench, between, categorical_features,
     floor_query, load_average, machine, numeric_features, require_data, save, timed, write_project,
 )
 from make_data import DEFAULT_DB  # noqa: E402
 
 BUCKETS = 16_384  # as fine as a counting pass would need to keep the values to fetch small
-
-
-def between(start, end) -> str:
-    return f"{TIMESTAMP} >= TIMESTAMP '{start}' AND {TIMESTAMP} < TIMESTAMP '{end}'"
 
 
 def first_run_bound(repeat: int) -> dict:

@@ -116,10 +116,12 @@ def floor_query(numeric: Sequence[str], other: Sequence[str], start: datetime, e
     """The floor: one scan reading the same columns over the same rows, once — ``count(*)``
     plus ``sum`` of every numeric and ``max`` of every other column."""
     aggregates = ["count(*)"] + [f"sum({c})" for c in numeric] + [f"max({c})" for c in other]
-    return (
-        f"SELECT {', '.join(aggregates)} FROM {TABLE} "
-        f"WHERE {TIMESTAMP} >= TIMESTAMP '{start}' AND {TIMESTAMP} < TIMESTAMP '{end}'"
-    )
+    return f"SELECT {', '.join(aggregates)} FROM {TABLE} WHERE {between(start, end)}"
+
+
+def between(start: datetime, end: datetime) -> str:
+    """The rows of the window [start, end), as a plain range predicate on the timestamp."""
+    return f"{TIMESTAMP} >= TIMESTAMP '{start}' AND {TIMESTAMP} < TIMESTAMP '{end}'"
 
 
 def measure_monitor(project: Path, monitor: str, numeric: Sequence[str], other: Sequence[str], repeat: int) -> dict:
