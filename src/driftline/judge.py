@@ -6,34 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from driftline import metrics
 from driftline.spec.models import Bound, CheckBase, DriftCheck
 
 OK, WARN, FAIL, INSUFFICIENT, ERROR = "ok", "warn", "fail", "insufficient_data", "error"
 SEVERITY = {OK: 0, INSUFFICIENT: 0, WARN: 1, FAIL: 2, ERROR: 3}
-
-# Which way is worse, per metric; a plain-number threshold breaches in that direction.
-HIGHER_IS_WORSE = {
-    "psi", "kl", "js", "hellinger", "tvd", "linf", "chi2", "ks", "wasserstein",
-    "fpr", "log_loss", "brier", "mae", "rmse", "mape",
-    "demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference",
-    "predictive_parity_difference", "null_rate", "out_of_range_rate", "new_category_rate",
-    "freshness_hours", "schema_change", "latency",
-}
-LOWER_IS_WORSE = {
-    "accuracy", "precision", "recall", "f1", "specificity", "roc_auc", "r2",
-    "macro_precision", "macro_recall", "macro_f1", "demographic_parity_ratio", "disparate_impact",
-    "row_count",
-}
-
-
-def direction(metric: str) -> str | None:
-    """"above" when higher is worse, "below" when lower is worse, None when neither."""
-    if metric in HIGHER_IS_WORSE:
-        return "above"
-    if metric in LOWER_IS_WORSE:
-        return "below"
-    return None
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -45,10 +22,10 @@ class Verdict:
 NO_REFERENCE = "no reference value to compare with: the metric is undefined on the reference window"
 
 
-def breaches(value: float, threshold: float | Bound, metric: str, reference_value: float | None) -> bool | None:
+def breaches(value: float, threshold: float | Bound, check_type: str, metric: str, reference_value: float | None) -> bool | None:
     """Whether ``value`` breaches ``threshold``; None when it cannot be told (no reference)."""
     if not isinstance(threshold, Bound):
-        threshold = Bound(**{direction(metric) or "above": float(threshold)})
+        threshold = Bound(**{metrics.breach_side(check_type, metric): float(threshold)})
     if threshold.above is not None:
         return value > threshold.above
     if threshold.below is not None:
@@ -79,7 +56,7 @@ def judge_static(
     for status, threshold in ((FAIL, check.fail), (WARN, check.warn)):
         if threshold is None or not significant:
             continue
-        verdict = breaches(value, threshold, metric, reference_value)
+        verdict = breaches(value, threshold, check.type, metric, reference_value)
         if verdict is None:
             return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold, NO_REFERENCE)
         if verdict:

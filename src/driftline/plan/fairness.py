@@ -21,13 +21,12 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
 
+from driftline import metrics
 from driftline.plan.aggregates import Figures, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.performance import add_confusion
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
 from driftline.spec.models import FairnessCheck, Monitor
-
-LABEL_FREE = ("demographic_parity_difference", "demographic_parity_ratio", "disparate_impact")
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class Fairness(CheckKind):
         return False  # min_rows applies per group instead
 
     def needs_labels(self, check: FairnessCheck) -> bool:
-        return check.metric not in LABEL_FREE
+        return metrics.needs_labels(self.check_type, check.metric)
 
     def register(self, check: FairnessCheck, query: WindowQuery, context: Context) -> None:
         query.add_sum(ROWS_KEY, lambda t: t.count())  # the segment's rows: n_current, as other checks

@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline import backends
+from driftline import backends, metrics
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
@@ -28,17 +28,10 @@ from driftline.plan.groupings import GROUPING, SEGMENT, VALUE, by_segment
 from driftline.plan.histograms import clean
 from driftline.plan.labels import RAW_LABEL
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
-from driftline.spec.models import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS, PerformanceCheck
+from driftline.spec.models import PerformanceCheck
 
 LOG_LOSS_EPSILON = 1e-15  # scores are clipped to [eps, 1 - eps] before the logarithm
 MAPE_EPSILON = float(np.finfo(np.float64).eps)  # as sklearn's mean_absolute_percentage_error
-LABEL_FREE = ("positive_rate",)  # reads predictions only, so it does not wait for labels
-SCORE_METRICS = ("roc_auc", "log_loss", "brier")
-TASK_METRICS = {
-    "binary_classification": BINARY_METRICS,
-    "regression": REGRESSION_METRICS,
-    "multiclass_classification": MULTICLASS_METRICS,
-}
 
 
 # -- what the warehouse computes -------------------------------------------------------------------
@@ -272,7 +265,7 @@ class Performance(CheckKind):
     check_type = "performance"
 
     def needs_labels(self, check: PerformanceCheck) -> bool:
-        return check.metric not in LABEL_FREE
+        return metrics.needs_labels(self.check_type, check.metric)
 
     def register(self, check: PerformanceCheck, query: WindowQuery, context: Context) -> None:
         model = context.monitor.model
@@ -318,10 +311,10 @@ class Performance(CheckKind):
         if model is None:
             validator.error("a performance check needs a `model` block (task, score or prediction, label)", ("checks", index, "performance"))
             return
-        allowed = TASK_METRICS[model.task]
+        allowed = metrics.names(self.check_type, model.task)
         if check.metric not in allowed:
             validator.error(f"metric {check.metric} is not a {model.task} metric; expected one of: {', '.join(allowed)}", where)
-        elif check.metric in SCORE_METRICS and model.score is None:
+        elif metrics.facts(self.check_type, check.metric).reads_score and model.score is None:
             validator.error(f"metric {check.metric} reads the model's score; set model.score", where)
         elif self.needs_labels(check):
             validator.require_labels(where, f"metric {check.metric}")

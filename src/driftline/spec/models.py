@@ -11,26 +11,19 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from driftline import metrics
 from driftline.spec.types import Duration, Timestamp, format_duration
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 
-DRIFT_METHODS = ("psi", "kl", "js", "hellinger", "tvd", "linf", "chi2", "ks", "wasserstein")
-BINARY_METRICS = (
-    "accuracy", "precision", "recall", "f1", "fpr", "specificity", "roc_auc",
-    "log_loss", "brier", "positive_rate", "label_rate",
-)
-REGRESSION_METRICS = ("mae", "rmse", "mape", "r2", "mean_error")
-MULTICLASS_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
-PERFORMANCE_METRICS = tuple(dict.fromkeys(BINARY_METRICS + REGRESSION_METRICS + MULTICLASS_METRICS))
-FAIRNESS_METRICS = (
-    "demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",
-    "equalized_odds_difference", "predictive_parity_difference", "disparate_impact",
-)
-QUALITY_METRICS = (
-    "row_count", "null_rate", "distinct_count", "mean", "stddev", "min", "max",
-    "out_of_range_rate", "new_category_rate", "freshness_hours", "schema_change",
-)
+# The metric names come from the one registry of metric facts (driftline.metrics).
+DRIFT_METHODS = metrics.names("drift")
+BINARY_METRICS = metrics.names("performance", metrics.BINARY)
+REGRESSION_METRICS = metrics.names("performance", metrics.REGRESSION)
+MULTICLASS_METRICS = metrics.names("performance", metrics.MULTICLASS)
+PERFORMANCE_METRICS = metrics.names("performance")
+FAIRNESS_METRICS = metrics.names("fairness")
+QUALITY_METRICS = metrics.names("quality")
 
 
 class ProblemAt(ValueError):
