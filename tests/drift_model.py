@@ -16,6 +16,7 @@ their result rows must hold, from the raw rows, without driftline; ``compare`` a
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ DRIFTED, EMPTY, ONE_ROW = datetime(2026, 1, 8), datetime(2026, 1, 9), datetime(2
 DAY = timedelta(days=1)
 EPS = 1e-4
 MIN_ROWS = 20
+# Quantile edges per (column, binning key), as stored in a profile; None: numpy's exact ones.
+Edges = dict[tuple[str, str], list[float]] | None
 MAX_CATEGORIES = 5
 NULL_SEGMENT = "__null__"
 
@@ -123,12 +126,6 @@ checks:
   - drift: {{name: x_wasserstein_raw, method: wasserstein, columns: [x], normalize: false}}
 """
 
-# MAIN without its uniform-binned checks: on DuckDB its first run reads the reference's counts
-# off the scans that find the quantile edges (plan/reference_counts.py).
-QUANTILES = "\n".join(
-    line for line in MAIN.replace("name: main", "name: quantiles").splitlines() if "binning: uniform" not in line
-)
-
 SINGLE = f"""
 name: single
 source: {{table: events, timestamp: ts}}
@@ -192,6 +189,18 @@ def numeric_edges(reference: np.ndarray, binning: str, bins: int) -> list[float]
     if high <= low:
         return [float(low)]
     return sorted({float(low + (high - low) / bins * k) for k in range(1, bins)})
+
+
+def stored_edges(profiles) -> dict[tuple[str, str], list[float]]:
+    """The numeric edges of stored reference profiles (a frame of ``driftline_profiles`` rows), per
+    (column, binning key such as ``quantile:10``). SPEC §6: approximate quantile edges are the
+    backend's; every drift value is exact given them, so the model takes them as they are."""
+    edges = {}
+    for text in profiles.profile:
+        for bins in json.loads(text)["bins"]:
+            if bins["kind"] == "numeric":
+                edges[(bins["column"], bins["binning"])] = list(bins["edges"])
+    return edges
 
 
 def numeric_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -296,8 +305,9 @@ def segments(data: dict[str, list], window_start: datetime, by_region: bool = Tr
     return found
 
 
-def model_histograms(data: dict[str, list], window_start: datetime) -> dict[tuple, tuple[list, np.ndarray, np.ndarray]]:
-    """(column, binning, bins, segment) → (bounds, reference counts, current counts)."""
+def model_histograms(data: dict[str, list], window_start: datetime, edges: Edges = None) -> dict[tuple, tuple[list, np.ndarray, np.ndarray]]:
+    """(column, binning, bins, segment) → (bounds, reference counts, current counts); quantile
+    edges from ``edges`` (see :func:`stored_edges`) when given, else numpy's exact ones."""
     everything = rows_in(data, *REFERENCE)
     found = {}
     for column, binning, bins in {(c, s.binning, s.bins) for s in MAIN_CHECKS.values() if s.method not in ("ks", "wasserstein") for c in s.columns}:
@@ -306,18 +316,25 @@ def model_histograms(data: dict[str, list], window_start: datetime) -> dict[tupl
             count = lambda rows: categorical_counts(pick(data[column], rows), categories)  # noqa: E731
             bounds = [(None, None)] * (len(categories) + 1)
         else:
-            edges = numeric_edges(as_float(pick(data[column], everything)), binning, bins)
-            count = lambda rows: numeric_counts(as_float(pick(data[column], rows)), edges)  # noqa: E731
-            cuts = [None, *edges, None]
+            cut = _edges(data, column, binning, bins, edges)
+            count = lambda rows, cut=cut: numeric_counts(as_float(pick(data[column], rows)), cut)  # noqa: E731
+            cuts = [None, *cut, None]
             bounds = list(zip(cuts[:-1], cuts[1:]))
         for segment, (reference, current) in segments(data, window_start).items():
             found[(column, binning, bins, segment)] = (bounds, count(reference), count(current))
     return found
 
 
-def model_results(data: dict[str, list], window_start: datetime, checks=MAIN_CHECKS, min_rows=MIN_ROWS) -> dict[tuple, Expected]:
-    """(check, column, segment_key, segment_value) → the expected result row."""
-    histograms = model_histograms(data, window_start) if checks is MAIN_CHECKS else None
+def _edges(data: dict[str, list], column: str, binning: str, bins: int, edges: Edges) -> list[float]:
+    if binning == "quantile" and edges is not None:
+        return edges[(column, f"quantile:{bins}")]
+    return numeric_edges(as_float(pick(data[column], rows_in(data, *REFERENCE))), binning, bins)
+
+
+def model_results(data: dict[str, list], window_start: datetime, checks=MAIN_CHECKS, min_rows=MIN_ROWS, edges: Edges = None) -> dict[tuple, Expected]:
+    """(check, column, segment_key, segment_value) → the expected result row; ``edges`` as for
+    :func:`model_histograms`."""
+    histograms = model_histograms(data, window_start, edges) if checks is MAIN_CHECKS else None
     expected = {}
     for name, check in checks.items():
         for column in check.columns:
@@ -331,20 +348,20 @@ def model_results(data: dict[str, list], window_start: datetime, checks=MAIN_CHE
                     if histograms is not None:
                         _, ref_counts, cur_counts = histograms[(column, check.binning, check.bins, segment)]
                     else:
-                        ref_counts, cur_counts = single_histogram(data, column, reference_rows, current_rows)
+                        ref_counts, cur_counts = single_histogram(data, column, reference_rows, current_rows, edges)
                     n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
                     value, p_value = binned_value(check.method, ref_counts, cur_counts) if enough and n_ref and n_cur else (None, None)
                 expected[(name, column, *segment)] = Expected(value, p_value, n_cur, n_ref, expected_status(check, value, p_value))
     return expected
 
 
-def single_histogram(data, column, reference_rows, current_rows):
+def single_histogram(data, column, reference_rows, current_rows, edges: Edges = None):
     everything = rows_in(data, *REFERENCE)
     if column in CATEGORICAL:
         categories = top_categories(pick(data[column], everything))
         return categorical_counts(pick(data[column], reference_rows), categories), categorical_counts(pick(data[column], current_rows), categories)
-    edges = numeric_edges(as_float(pick(data[column], everything)), "quantile", 10)
-    return numeric_counts(as_float(pick(data[column], reference_rows)), edges), numeric_counts(as_float(pick(data[column], current_rows)), edges)
+    cut = _edges(data, column, "quantile", 10, edges)
+    return numeric_counts(as_float(pick(data[column], reference_rows)), cut), numeric_counts(as_float(pick(data[column], current_rows)), cut)
 
 
 def close(actual, expected, tolerance=1e-9) -> bool:
@@ -376,10 +393,10 @@ def compare(frame, expected: dict[tuple, Expected]) -> None:
     assert mismatches == []
 
 
-def compare_histograms(stored, data: dict[str, list], window_start: datetime, columns: set[str] | None = None) -> None:
+def compare_histograms(stored, data: dict[str, list], window_start: datetime, columns: set[str] | None = None, edges: Edges = None) -> None:
     """The driftline_histograms rows of one run against the model's bins and counts (of MAIN's
-    binned ``columns``, default all)."""
-    expected = {k: v for k, v in model_histograms(data, window_start).items() if columns is None or k[0] in columns}
+    binned ``columns``, default all); ``edges`` as for :func:`model_histograms`."""
+    expected = {k: v for k, v in model_histograms(data, window_start, edges).items() if columns is None or k[0] in columns}
     by_column = {(column, segment): value for (column, _, _, segment), value in expected.items()}
     assert len(by_column) == len(expected)  # one binning per column in MAIN
     found = set()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import sqlglot
 
-from driftline import api
+from driftline import api, backends
 
 DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery",
             "trino": "trino", "databricks": "databricks", "clickhouse": "clickhouse", "pyspark": "spark"}
@@ -69,7 +69,7 @@ def statements(sql: str, dialect: str) -> list:
 def test_sql_parses_back_in_its_dialect(project, dialect):
     sql = api.compile(project.root, dialect=dialect, at="2026-01-09T01:00")
     assert sql.startswith(f"-- monitor everything: window [2026-01-08T00:00:00, 2026-01-09T00:00:00), reference [2026-01-01T00:00:00, 2026-01-08T00:00:00), dialect {dialect}")
-    titles = re.findall(r"^-- (reference profile|histogram counts|exact distances)", sql, flags=re.M)
+    titles = re.findall(r"^-- \[\d/6\] (reference profile|histogram counts|exact distances)", sql, flags=re.M)
     # no profile is stored yet: edges, categories, one counting query, and one exact query per (check, column)
     assert titles == ["reference profile", "reference profile", "histogram counts"] + ["exact distances"] * 3
     assert len(statements(sql, dialect)) == 6
@@ -80,7 +80,7 @@ def test_sql_parses_back_in_its_dialect(project, dialect):
 
 def test_window_filters_are_plain_ranges_on_the_timestamp(project):
     sql = api.compile(project.root, dialect="postgres", at="2026-01-09T01:00")
-    counting = sql.split("-- histogram counts")[1].split("-- exact distances")[0]
+    counting = sql.split("] histogram counts")[1].split("] exact distances")[0]
     assert re.search(r'"ts" >= .*2026-01-08', counting) and re.search(r'"ts" < .*2026-01-09', counting)
     assert not re.search(r"(date_trunc|cast)\([^)]*\"ts\"", counting, flags=re.I)
 
@@ -89,7 +89,7 @@ def test_duckdb_counts_bins_with_its_histogram_aggregate(project):
     """One HISTOGRAM per binned column on DuckDB; one conditional sum per bin elsewhere."""
     for dialect, native in (("duckdb", True), ("postgres", False)):
         sql = api.compile(project.root, dialect=dialect, at="2026-01-09T01:00")
-        counting = sql.split("-- histogram counts")[1].split("-- exact distances")[0].upper()
+        counting = sql.split("] histogram counts")[1].split("] exact distances")[0].upper()
         assert ("HISTOGRAM(" in counting) == native
         assert ("LIST_POSITION(" in counting) == native  # categorical bins
         assert ("SUM(CAST(" in counting) != native
@@ -102,7 +102,7 @@ def test_after_a_run_the_stored_profile_is_used(project):
                           "and lower is not null order by bin_index").lower.tolist()
     for dialect in ("duckdb", "snowflake"):
         sql = api.compile(project.root, dialect=dialect, at="2026-01-09T01:00")
-        assert "placeholders" not in sql and "-- reference profile" not in sql
+        assert "placeholders" not in sql and "] reference profile" not in sql
         assert len(statements(sql, dialect)) == 4  # one counting query over the current window + 3 exact
         assert f"{edges[0]}"[:6] in sql  # real edges, not placeholders
 
@@ -111,3 +111,40 @@ def test_unknown_dialect(project):
     with pytest.raises(Exception) as caught:
         api.compile(project.root, dialect="oracle")
     assert "unknown dialect 'oracle'" in str(caught.value)
+
+
+RECORDED = MONITOR.replace("name: everything", "name: recorded") + """
+  - quality: {metric: null_rate, columns: [visits], warn: {rise: 0.1}}
+  - quality: {metric: new_category_rate, columns: [status], warn: 0.2}
+  - quality: {metric: schema_change}
+"""
+
+
+def _compiled_statements(sql: str) -> list[str]:
+    """The statements of compile's output, comments dropped, as a run would send them."""
+    parts = sql.split("\n\n-- [")[1:]
+    return ["\n".join(line for line in part.splitlines()[1:] if not line.startswith("-- ")).rstrip(";") for part in parts]
+
+
+def test_a_run_executes_exactly_the_queries_compile_prints(project, monkeypatch):
+    """In order and to the letter; on a first run, before the profile exists, the counting query's
+    edges and new_category_rate's reference categories in the checks query are placeholders."""
+    from driftline.measure import WindowMeasurer
+
+    project.write_monitor("recorded", RECORDED)
+    executed: list[str] = []
+    execute = WindowMeasurer.execute
+
+    def recording(measurer, expr):
+        executed.append(backends.to_sql(expr, "duckdb").strip())
+        return execute(measurer, expr)
+
+    monkeypatch.setattr(WindowMeasurer, "execute", recording)
+    for at, first in (("2026-01-09T01:00", True), ("2026-01-10T01:00", False)):
+        compiled = _compiled_statements(api.compile(project.root, monitor="recorded", dialect="duckdb", at=at))
+        executed.clear()
+        summary = api.run(project.root, at=at, monitors=["recorded"], notify=False)
+        assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
+        assert len(executed) == len(compiled) == summary.outcomes[0].queries
+        differing = [i for i, (ran, printed) in enumerate(zip(executed, compiled)) if ran != printed]
+        assert differing == ([2, len(compiled) - 1] if first else [])

@@ -20,13 +20,12 @@ import pyarrow as pa
 import pytest
 from drift_model import (
     small_monitor,
-    DAY, DRIFTED, EMPTY, EPS, FEATURES, MAIN, NULL_SEGMENT, ONE_ROW, QUANTILES, SINGLE, CheckSpec, arrow_table,
-    compare, compare_histograms, generate_rows, model_results, numeric_counts, numeric_edges,
+    DAY, DRIFTED, EMPTY, EPS, MAIN, NULL_SEGMENT, ONE_ROW, REFERENCE, SINGLE, CheckSpec, arrow_table,
+    compare, compare_histograms, generate_rows, model_results, numeric_counts, numeric_edges, stored_edges,
 )
 
 from driftline import api
 from driftline.report import data as report_data
-from driftline.plan import bracketed_quantiles
 from driftline.plan.monitor import MonitorPlan
 
 # -- the DuckDB run, shared by the tests below --------------------------------------------------
@@ -46,6 +45,10 @@ class Backfilled:
     def results(self, start: datetime, monitor: str = "main"):
         run_id = self.outcome(start, monitor).run_id
         return self.project.query(f"select * from driftline_results where run_id = '{run_id}'")
+
+    def edges(self, monitor: str = "main"):
+        """The quantile edges DuckDB chose (approximate), read back from the stored profile."""
+        return stored_edges(self.project.query(f"select profile from driftline_profiles where monitor = '{monitor}'"))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def backfilled(make_module_project) -> Backfilled:
 
 
 def test_drift_values_match_numpy_and_scipy(backfilled):
-    expected = model_results(backfilled.data, DRIFTED)
+    expected = model_results(backfilled.data, DRIFTED, edges=backfilled.edges())
     compare(backfilled.results(DRIFTED), expected)
     # the scenario covers what it claims to
     statuses = Counter(e.status for e in expected.values())
@@ -95,7 +98,7 @@ def test_every_result_row_is_described(backfilled):
 def test_histogram_rows_are_numpys_counts(backfilled):
     run_id = backfilled.outcome(DRIFTED).run_id
     stored = backfilled.project.query(f"select * from driftline_histograms where run_id = '{run_id}'")
-    compare_histograms(stored, backfilled.data, DRIFTED)
+    compare_histograms(stored, backfilled.data, DRIFTED, edges=backfilled.edges())
 
 
 def test_categorical_bins_keep_the_top_categories_ties_by_value(backfilled):
@@ -130,7 +133,7 @@ def test_one_row_window(backfilled):
     checks = {"drift_psi": CheckSpec("psi", ("x", "cat"), warn=0.1, fail=0.25),
               "drift_chi2": CheckSpec("chi2", ("x", "cat")),
               "drift_ks": CheckSpec("ks", ("x",))}
-    expected = model_results(backfilled.data, ONE_ROW, checks=checks, min_rows=1)
+    expected = model_results(backfilled.data, ONE_ROW, checks=checks, min_rows=1, edges=backfilled.edges("single"))
     compare(backfilled.results(ONE_ROW, monitor="single"), expected)
     assert outcome.worst == "fail"  # one row is far from any reference distribution
     # the main monitor needs MIN_ROWS rows
@@ -142,38 +145,29 @@ def test_reference_profile_is_computed_once_and_reused(backfilled):
     assert profiles.to_dict("records") == [{"monitor": "main", "n": 1}, {"monitor": "single", "n": 1}]
     main = [o for o in backfilled.summary.outcomes if o.monitor == "main"]
     exact_queries = 5  # ks on x and visits, wasserstein on x and const, raw wasserstein on x
-    # first window: edges (a sample's brackets, then the ranks of the brackets; this reference is
-    # smaller than the sample, so no values need fetching) + categories + one counting query for
-    # both windows; then one query
-    assert [o.queries for o in main] == [4 + exact_queries, 1 + exact_queries, 1 + exact_queries]
+    # first window: edges + categories + one counting query for both windows; then one query
+    assert [o.queries for o in main] == [3 + exact_queries, 1 + exact_queries, 1 + exact_queries]
     assert backfilled.counted_windows[:3] == [["current", "reference"], ["current"], ["current"]]
 
 
-@pytest.mark.parametrize(
-    ("sample_size", "fetch_budget", "derived"),
-    [
-        (None, bracketed_quantiles.FETCH_BUDGET, True),  # the sample holds the whole reference
-        (1000, bracketed_quantiles.FETCH_BUDGET, True),  # values fetched per segment combination
-        (1000, 10, False),  # too many values to fetch: the warehouse picks them, the reference is counted
-        (1000, None, False),  # too many segment combinations to group by: the reference is counted
-    ],
-)
-def test_reference_counts_read_off_the_edge_scans_are_numpys(make_project, monkeypatch, sample_size, fetch_budget, derived):
-    monkeypatch.setattr(bracketed_quantiles, "SAMPLE_SIZE", sample_size or bracketed_quantiles.SAMPLE_SIZE)
-    monkeypatch.setattr(bracketed_quantiles, "FETCH_BUDGET", fetch_budget or bracketed_quantiles.FETCH_BUDGET)
-    if fetch_budget is None:
-        monkeypatch.setattr(bracketed_quantiles, "MAX_COMBINATIONS", 3)  # the regions: north, south, tiny, null
-    counted: list[list[str]] = []
-    counts_query = MonitorPlan.counts_query
-    monkeypatch.setattr(MonitorPlan, "counts_query", lambda plan, windows, bins: counted.append(sorted(windows)) or counts_query(plan, windows, bins))
+EXACT = MAIN.replace("name: main", "name: exact").replace("{method: ", "{edges: exact, method: ")
+
+
+def test_exact_edges_are_numpys_quantiles(make_project):
+    """``edges: exact``: the stored edges are numpy's default quantiles, and every value is the
+    model's computed with numpy's own edges."""
     data = generate_rows()
-    project = make_project(monitors={"quantiles": QUANTILES}, tables={"events": arrow_table(data)})
-    summary = api.backfill(DRIFTED, DRIFTED + DAY, project.root, at=ONE_ROW + 2 * DAY)
-    (outcome,) = summary.outcomes
+    project = make_project(monitors={"exact": EXACT}, tables={"events": arrow_table(data)})
+    (outcome,) = api.backfill(DRIFTED, DRIFTED + DAY, project.root, at=ONE_ROW + 2 * DAY).outcomes
     assert outcome.status == "success", outcome.error
-    assert counted == ([["current"]] if derived else [["current", "reference"]])
-    stored = project.query(f"select * from driftline_histograms where run_id = '{outcome.run_id}'")
-    compare_histograms(stored, data, DRIFTED, columns=set(FEATURES))
+    stored = stored_edges(project.query("select profile from driftline_profiles"))
+    reference = [i for i, ts in enumerate(data["ts"]) if REFERENCE[0] <= ts < REFERENCE[1]]
+    for column in ("x", "visits", "const"):
+        values = np.array([math.nan if data[column][i] is None else float(data[column][i]) for i in reference])
+        numpy_edges = numeric_edges(values, "quantile", 10)
+        assert np.allclose(stored[(column, "quantile:10:exact")], numpy_edges, rtol=1e-12, atol=0), column
+    frame = project.query(f"select * from driftline_results where run_id = '{outcome.run_id}'")
+    compare(frame, model_results(data, DRIFTED))
 
 
 def test_run_after_backfill_reads_only_the_current_window(backfilled):
@@ -198,7 +192,7 @@ def test_rerunning_a_window_replaces_its_rows(backfilled):
     assert counts() == before
     assert before[0] == 1
     compare(backfilled.project.query(f"select * from driftline_results where run_id = '{again.outcomes[0].run_id}'"),
-            model_results(backfilled.data, DRIFTED))
+            model_results(backfilled.data, DRIFTED, edges=backfilled.edges()))
 
 
 # -- statuses and exit codes ----------------------------------------------------------------------
@@ -266,7 +260,7 @@ def test_a_query_error_at_run_time_marks_the_run_failed(statuses_project):
 def test_a_source_dropped_mid_run_leaves_an_error_and_no_partial_rows(make_project, monkeypatch):
     """The table disappears after the counts were read, before the exact query: the window's run
     row says error and nothing of the binned results already measured is written."""
-    from driftline.runner import WindowEvaluator
+    from driftline.measure import WindowMeasurer
 
     rng = np.random.default_rng(9)
     ts = [datetime(2026, 1, 1) + timedelta(minutes=30 * i) for i in range(9 * 48)]
@@ -277,13 +271,13 @@ def test_a_source_dropped_mid_run_leaves_an_error_and_no_partial_rows(make_proje
     )
     first = api.run(project.root, at="2026-01-09T01:00", notify=False)
     assert [o.status for o in first.outcomes] == ["success"]
-    exact = WindowEvaluator._exact
+    exact = WindowMeasurer._exact
 
     def drop_then_measure(self, *args):
         self.store.con.raw_sql("drop table events")
         return exact(self, *args)
 
-    monkeypatch.setattr(WindowEvaluator, "_exact", drop_then_measure)
+    monkeypatch.setattr(WindowMeasurer, "_exact", drop_then_measure)
     second = api.run(project.root, at="2026-01-10T01:00", notify=False)
     (outcome,) = second.outcomes
     assert outcome.status == "error" and second.exit_code == 3
@@ -307,7 +301,7 @@ def test_a_failed_window_is_evaluated_again_by_the_next_run(make_project, monkey
     project = make_project(monitors={"m": small_monitor("m", "{method: psi}")}, tables={"events": table})
     measure = WindowEvaluator._measure_and_judge
 
-    def warehouse_gone(self, window, run):
+    def warehouse_gone(self, window, run, now):
         raise RuntimeError("connection to the warehouse lost")
 
     monkeypatch.setattr(WindowEvaluator, "_measure_and_judge", warehouse_gone)
@@ -381,8 +375,10 @@ def test_two_binnings_of_one_column_are_told_apart_in_the_histograms(make_projec
     reference = x[hours < np.datetime64("2026-01-08")]
     current = x[(hours >= np.datetime64("2026-01-09")) & (hours < np.datetime64("2026-01-10"))]
     assert sorted(stored.binning.unique()) == ["quantile:10", "uniform:7"]
+    profile_edges = stored_edges(project.query("select profile from driftline_profiles"))
     for binning, bins in (("quantile", 10), ("uniform", 7)):
-        edges = numeric_edges(reference, binning, bins)
+        # quantile edges are the warehouse's approximate ones, read back; uniform ones numpy's
+        edges = profile_edges[("x", "quantile:10")] if binning == "quantile" else numeric_edges(reference, binning, bins)
         rows = stored[stored.binning == f"{binning}:{bins}"].sort_values("bin_index")
         assert list(rows.bin_index) == list(range(len(edges) + 1))
         assert list(rows.reference_count) == numeric_counts(reference, edges).tolist()

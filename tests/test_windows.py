@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from drift_model import stored_edges
 
 from driftline import api
 from driftline.spec.models import Reference, Schedule
@@ -139,7 +140,9 @@ def test_runs_evaluate_latest_window_then_catch_up(hourly):
     frame = hourly.query("select ts, x from events")
     reference = frame[(frame.ts >= datetime(2026, 1, 2, 1)) & (frame.ts < datetime(2026, 1, 2, 7))].x.to_numpy()
     current = frame[(frame.ts >= datetime(2026, 1, 2, 7)) & (frame.ts < datetime(2026, 1, 2, 8))].x.to_numpy()
-    edges = np.unique(np.quantile(reference, [k / 10 for k in range(1, 10)]))
+    # the warehouse's approximate quantile edges, read back from the window's profile (SPEC §6)
+    profile = hourly.query("select profile from driftline_profiles where reference_start = '2026-01-02 01:00:00'")
+    (edges,) = stored_edges(profile).values()
     p = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=10) / len(reference)
     q = np.bincount(np.searchsorted(edges, current, side="right"), minlength=10) / len(current)
     (value,) = hourly.query("select value from driftline_results where window_start = '2026-01-02 07:00:00'").value

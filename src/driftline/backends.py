@@ -70,7 +70,7 @@ def _exact_duckdb_float_literals() -> None:
     write_literal = DuckDBCompiler.visit_NonNullLiteral
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
-        if dtype.is_floating() and math.isfinite(value):
+        if dtype.is_float64() and math.isfinite(value):
             return _double_literal(float(value))
         return write_literal(self, op, value=value, dtype=dtype)
 
@@ -255,6 +255,24 @@ def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect:
     return [multi[i] for i in range(len(probabilities))]
 
 
+# Dialects whose ibis compiler has no multi-quantile form of its approximate quantile.
+_NO_MULTI_APPROX_QUANTILE = {"snowflake"}
+
+
+def approximate_quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str) -> list[ir.Scalar]:
+    """The backend's own approximate quantiles of ``column`` (SPEC §6 bounds their rank error):
+    DuckDB and ClickHouse t-digest, Spark and Databricks ``percentile_approx``, Snowflake
+    ``APPROX_PERCENTILE``, BigQuery ``APPROX_QUANTILES``, Trino ``approx_percentile``.
+    PostgreSQL has none: ibis writes its exact ``percentile_cont``, which is what we want there."""
+    if dialect in _NO_MULTI_APPROX_QUANTILE:
+        return [column.approx_quantile(p) for p in probabilities]
+    if dialect == "duckdb":  # its approx_quantile takes FLOAT[] probabilities, not ibis's DOUBLE[]
+        multi = _duckdb_approx_quantiles(column.cast("float64"), ibis.literal(list(probabilities), type="array<float32>"))
+        return [multi[i] for i in range(len(probabilities))]
+    multi = column.approx_quantile(list(probabilities))
+    return [multi[i] for i in range(len(probabilities))]
+
+
 def cume_dist(order_by: ir.Column, group_by: ir.Column | None, dialect: str) -> ir.FloatingValue:
     """CUME_DIST() over ``order_by`` within ``group_by``: the fraction of the partition's rows
     ordered at or before the row, its ties included (rows with a non-null ``order_by``, as the
@@ -278,6 +296,11 @@ def _bounded_histogram(arg: dt.float64, boundaries: dt.Array(dt.float64)) -> dt.
 @ibis.udf.agg.builtin(name="histogram")
 def _position_histogram(arg: dt.int64) -> dt.Map(dt.int64, dt.int64):
     """DuckDB: the count of every distinct non-null value."""
+
+
+@ibis.udf.agg.builtin(name="approx_quantile")
+def _duckdb_approx_quantiles(arg: dt.float64, probabilities: dt.Array(dt.float32)) -> dt.Array(dt.float64):
+    """DuckDB: t-digest quantiles of ``arg`` at each probability. Nulls are left out."""
 
 
 @ibis.udf.scalar.builtin(name="list_position")

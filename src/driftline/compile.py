@@ -1,24 +1,32 @@
-"""``driftline compile``: the SQL a run executes, for any supported dialect.
+"""``driftline compile``: every query a run executes, in execution order, for any dialect.
 
-The same plan code builds the expressions as a real run; only the table is swapped for an
-unbound one with the warehouse's schema and the user's table name, so the output reads as SQL
-for the target warehouse.
+The same plan code builds the expressions as a real run (``measure`` runs them in this order);
+only the table is swapped for an unbound one with the warehouse's schema and the user's table
+name, so the output reads as SQL for the target warehouse. Each statement ends with ``;`` so the
+output pastes into a SQL client. A query that depends on an earlier one's result (the counts on
+the edges) is printed with the stored profile's real edges when one exists; otherwise its edges
+and categories are placeholders and its comment names the queries it waits for.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import ibis
 
 from driftline import backends
 from driftline.bind import BoundMonitor
 from driftline.errors import ConfigError, Location
-from driftline.plan.model_checks import model_checks_query
+from driftline.measure import WindowMeasurer
+from driftline.plan import model_checks
 from driftline.plan.monitor import MonitorPlan, build_plan
-from driftline.plan.profile import ColumnBins, ReferenceProfile, profile_key
+from driftline.plan.profile import ColumnBins, ReferenceProfile
+from driftline.plan.quality import categories_key
 from driftline.plan.source import CURRENT, REFERENCE
+from driftline.plan.window_query import ROWS_KEY, valid_key
+from driftline.result_schema import RESULTS, TABLES
 from driftline.spec.errors import did_you_mean
 from driftline.windows import Window, last_due_end, reference_window
 
@@ -35,6 +43,15 @@ def compile_monitors(workspace: Workspace, names: Sequence[str] | None, dialect:
     return "\n\n".join(sections) + "\n"
 
 
+@dataclass
+class Step:
+    """One query of a run: what it computes, its expression, and what it waits for."""
+
+    title: str
+    expr: Any
+    note: str = ""
+
+
 def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, now: datetime) -> str:
     spec = bound.loaded.spec
     end = last_due_end(now, spec.schedule)
@@ -43,35 +60,55 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     table = _unbound(bound)
     where = bound.where if spec.source.sql else _rebind_where(bound, table)
     plan = build_plan(spec, table, where, dialect, labels=_unbound_labels(bound), macros=bound.macros)
+    plan.inputs.history = ibis.table(TABLES[RESULTS], name=RESULTS, database=workspace.store.schema)
     stored = _stored_profile(workspace, plan, reference, bound.source_fingerprint)
-    bins, cached = (stored.bins, True) if stored is not None else (_placeholder_bins(plan), False)
-    queries: list[tuple[str, object]] = []
-    derived = not cached and plan.derives_reference_counts
-    if not cached:
-        queries += [(_edges_title(dialect), plan.edges_query(reference)),
-                    ("reference profile: top categories" + (", counted per segment combination" if derived else ""), plan.categories_query(reference))]
-    windows = {CURRENT: window} if cached or derived else {CURRENT: window, REFERENCE: reference}
-    counts_title = "histogram counts, every column x segment, one scan"
-    if derived:
-        counts_title += " (the reference's counts come from the edge and category queries)"
-    queries.append((counts_title, plan.counts_query(windows, bins)[0]))
-    for (check, column), expr in plan.exact_queries(window, reference).items():
-        queries.append((f"exact distances for {check} on {column}", expr))
-    profile = stored or ReferenceProfile("", reference)
-    queries.append(("model and data checks, every metric x segment, one query", model_checks_query(plan, window, profile, now)))
-    header = f"-- monitor {spec.name}: window {window}, reference {reference}, dialect {dialect}"
-    if not cached:
-        header += "\n-- bin edges and categories below are placeholders until the reference profile is built"
-    body = [f"-- {title}\n{backends.to_sql(expr, dialect).strip()};" for title, expr in queries if expr is not None]
+    steps = [s for s in run_steps(plan, window, reference, stored, now) if s.expr is not None]
+    header = f"-- monitor {spec.name}: window {window}, reference {reference}, dialect {dialect}, {len(steps)} queries"
+    if stored is None:
+        header += "\n-- no reference profile is stored yet: a run builds it first (queries 1-2)"
+    body = []
+    for number, step in enumerate(steps, 1):
+        note = f"\n-- {step.note}" if step.note else ""
+        body.append(f"-- [{number}/{len(steps)}] {step.title}{note}\n{backends.to_sql(step.expr, dialect).strip()};")
     return "\n\n".join([header, *body])
 
 
-def _edges_title(dialect: str) -> str:
-    if backends.has_native_histogram(dialect):
-        return ("reference profile: numeric bin edges, step 1 of 3 (a sample brackets each quantile; "
-                "the exact values come from a histogram and a fetch built on its result, grouped by the "
-                "segment values when they also give the reference's bin counts)")
-    return "reference profile: numeric bin edges"
+def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: ReferenceProfile | None, now: datetime) -> list[Step]:
+    """The queries a run of ``window`` executes, in order (see ``measure``); ``stored``: the
+    cached reference profile, None when the run must build it."""
+    steps: list[Step] = []
+    profile = stored or ReferenceProfile("", reference, _placeholder_bins(plan))
+    if stored is None:
+        steps.append(Step("reference profile: numeric bin edges, one row", plan.edges_query(reference)))
+        steps.append(Step("reference profile: top categories of each categorical column", plan.categories_query(reference)))
+    windows = {CURRENT: window} if stored else {CURRENT: window, REFERENCE: reference}
+    counts_expr, layout = plan.counts_query(windows, profile.bins)
+    waits = "" if stored else "waits for the edges and categories above: the ones below are placeholders"
+    steps.append(Step("histogram counts, every binned column x segment, one scan" + ("" if stored else " of both windows"), counts_expr, waits))
+    unknown = stored or ReferenceProfile("", reference)  # no bins: every category set looks missing
+    categories = model_checks.missing_reference_categories(plan, unknown)
+    steps.append(Step("reference categories of new_category_rate, once per profile",
+                      model_checks.reference_categories_query(plan, unknown, categories),
+                      "" if stored else "skipped where a drift check's categories hold every reference value"))
+    if stored is None:  # the checks query reads the categories the run will have learnt
+        profile.metrics = unknown.metrics
+        for column in categories:
+            key = categories_key(column.name, column.binning.max_categories)
+            profile.metrics["categories"][key] = [f"category_{k}" for k in range(1, 4)]
+    planned = model_checks.reference_values_query(plan, unknown, now)
+    if planned is not None:
+        steps.append(Step("reference values of relative thresholds (drop/rise), once per profile", planned[0].expression()))
+    for (check, column), expr in plan.exact_queries(window, reference).items():
+        steps.append(Step(f"exact distances for {check} on {column}", expr))
+    steps.append(Step("previous run's schema, for schema_change", model_checks.previous_schema_query(plan, window)))
+    checks = model_checks.model_checks(plan.monitor)
+    if checks:
+        context = model_checks.context(plan, window, profile, now)
+        counted = {(None, None): dict.fromkeys([ROWS_KEY, *(valid_key(b.column) for b in layout.bins)], 0)}
+        query = model_checks.window_query(plan, checks, context, counted)
+        waits = "new_category_rate's reference categories below are placeholders" if stored is None and categories else ""
+        steps.append(Step("model and data checks, every metric x segment, one query", query.expression(), waits))
+    return steps
 
 
 def _unbound(bound: BoundMonitor) -> ibis.Table:
@@ -96,12 +133,10 @@ def _unbound_labels(bound: BoundMonitor) -> ibis.Table | None:
 
 
 def _stored_profile(workspace: Workspace, plan: MonitorPlan, reference: Window, source: str) -> ReferenceProfile | None:
-    key = profile_key(plan.monitor.name, reference, plan.binned_columns, plan.segments, source)
     try:
-        stored = workspace.store.load_profile(key)
-    except Exception:
+        return WindowMeasurer(plan, workspace.store, source).cached_profile(reference)
+    except Exception:  # no result tables yet, or a warehouse compile cannot read
         return None
-    return ReferenceProfile.from_json(key, reference, stored) if stored is not None else None
 
 
 def _rebind_where(bound: BoundMonitor, table: ibis.Table):

@@ -19,12 +19,19 @@ class Binning:
     method: str  # "quantile" | "uniform" | "categories"
     bins: int
     max_categories: int
+    edges: str = "approximate"  # quantile edges: "approximate" | "exact"
+
+    @property
+    def exact(self) -> bool:
+        return self.method == "quantile" and self.edges == "exact"
 
     @property
     def key(self) -> str:
+        """``quantile:10``, ``quantile:10:exact``, ``uniform:7``, ``categories:20``: what tells
+        two binnings of one column apart, in the profile and in ``driftline_histograms``."""
         if self.kind == "categorical":
             return f"categories:{self.max_categories}"
-        return f"{self.method}:{self.bins}"
+        return f"{self.method}:{self.bins}" + (":exact" if self.exact else "")
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ def drift_columns(check: DriftCheck, monitor: Monitor, schema: dict[str, dt.Data
             method=check.binning if numeric else "categories",
             bins=check.bins,
             max_categories=check.max_categories,
+            edges=check.edges,
         )
         columns.append(DriftColumn(name, binning))
     return columns

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -68,12 +68,13 @@ def edges_query(reference: ir.Table, columns: Sequence[DriftColumn], dialect: st
 
 def edge_metrics(reference: ir.Table, i: int, column: DriftColumn, dialect: str) -> dict[str, ir.Scalar]:
     """The aggregates of the ``i``-th numeric column's edges: ``e{i}_min`` and ``e{i}_max``
-    (uniform binning) or ``e{i}_q{k}``, the exact quantiles (see :func:`finish_bins`)."""
+    (uniform binning) or ``e{i}_q{k}``, the quantiles at k/bins (see :func:`finish_bins`):
+    the backend's approximate quantiles unless the check asks for ``edges: exact``."""
     values = finite(reference[column.name]).cast("float64")
     if column.binning.method == "uniform":
         return {f"e{i}_min": values.min(), f"e{i}_max": values.max()}
-    quantiles = backends.quantiles(values, quantile_probabilities(column), dialect)
-    return {f"e{i}_q{k}": quantile for k, quantile in enumerate(quantiles)}
+    quantiles = backends.quantiles if column.binning.exact else backends.approximate_quantiles
+    return {f"e{i}_q{k}": q for k, q in enumerate(quantiles(values, quantile_probabilities(column), dialect))}
 
 
 def quantile_probabilities(column: DriftColumn) -> list[float]:
@@ -81,25 +82,17 @@ def quantile_probabilities(column: DriftColumn) -> list[float]:
     return [k / column.binning.bins for k in range(1, column.binning.bins)]
 
 
-def categories_query(reference: ir.Table, columns: Sequence[DriftColumn], keys: Mapping[str, ir.Value] | None = None) -> ir.Table | None:
-    """The ``max_categories`` most frequent values of each categorical column (ties by value).
-
-    With ``keys`` (see :func:`segment_keys`) the values are counted per combination of segment
-    values too: one row per kept value and combination, ``n`` its count there, the ranking still
-    over the whole reference; the counts are then the reference's counts of those bins (see
-    ``reference_counts``)."""
-    keys = dict(keys or {})
+def categories_query(reference: ir.Table, columns: Sequence[DriftColumn]) -> ir.Table | None:
+    """The ``max_categories`` most frequent values of each categorical column (ties by value):
+    one row per kept value, with its ``rank``."""
     parts = []
     for column in (c for c in columns if c.binning.kind == "categorical"):
         value = as_text(clean(reference[column.name]))
-        counted = reference.filter(value.notnull()).group_by(value=value, **keys).aggregate(n=ibis._.count())
-        totals = counted.group_by("value").aggregate(n=counted.n.sum()) if keys else counted
-        rank = ibis.row_number().over(order_by=[ibis.desc(totals.n), totals.value])
-        top = totals.mutate(rank=rank).filter(ibis._.rank < column.binning.max_categories)
-        if keys:
-            top = counted.inner_join(top.select("value", "rank"), "value")
+        counted = reference.filter(value.notnull()).group_by(value=value).aggregate(n=ibis._.count())
+        rank = ibis.row_number().over(order_by=[ibis.desc(counted.n), counted.value])
+        top = counted.mutate(rank=rank).filter(ibis._.rank < column.binning.max_categories)
         labels = {"column": ibis.literal(column.name), "binning": ibis.literal(column.binning.key)}
-        parts.append(top.select(**labels, value="value", n="n", rank="rank", **{k: k for k in keys}))
+        parts.append(top.select(**labels, value="value", n="n", rank="rank"))
     return ibis.union(*parts, distinct=False) if parts else None
 
 
@@ -119,7 +112,7 @@ def finish_bins(columns: Sequence[DriftColumn], edges: pd.Series | None, categor
         bins[column.key] = ColumnBins(column.name, column.binning.key, "numeric", edges=cut)
     for column in (c for c in columns if c.binning.kind == "categorical"):
         mine = categories[(categories.column == column.name) & (categories.binning == column.binning.key)] if categories is not None else None
-        kept = tuple(mine.drop_duplicates("rank").sort_values("rank").value.astype(str)) if mine is not None else ()
+        kept = tuple(mine.sort_values("rank").value.astype(str)) if mine is not None else ()
         bins[column.key] = ColumnBins(column.name, column.binning.key, "categorical", categories=kept)
     return bins
 

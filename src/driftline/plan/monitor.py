@@ -5,13 +5,11 @@ share every line of SQL generation."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import ibis.expr.types as ir
-import pandas as pd
 
-from driftline import backends
-from driftline.plan import bracketed_quantiles, histograms, quality, reference_counts
+from driftline.plan import histograms, quality
 from driftline.plan.custom_metrics import metric_columns, parse_metrics
 from driftline.plan.frame import CheckInputs, model_columns
 from driftline.plan.columns import DriftColumn, drift_columns, selected_columns
@@ -23,7 +21,6 @@ from driftline.spec.models import DriftCheck, FairnessCheck, LatencyCheck, Monit
 from driftline.windows import Window
 
 EXACT_METHODS = ("ks", "wasserstein")
-Execute = Callable[[ir.Table], pd.DataFrame]
 
 
 @dataclass
@@ -53,55 +50,15 @@ class MonitorPlan:
             return checks
         return [c for c in checks if (c.method not in EXACT_METHODS) == binned]
 
-    # -- queries --------------------------------------------------------------------------------
-
-    @property
-    def derives_reference_counts(self) -> bool:
-        """Whether a first run reads the reference's bin counts off the scans that find its
-        edges (``reference_counts``) instead of counting the reference with the current window."""
-        return backends.has_native_histogram(self.dialect) and reference_counts.derivable(self.binned_columns)
+    # -- queries, in the order a run executes them (see ``measure``) -------------------------------
 
     def edges_query(self, reference: Window) -> ir.Table | None:
-        """The first (on most backends the only) query of :meth:`reference_profile`'s edges."""
-        rows = self.source.between(reference)
-        if backends.has_native_histogram(self.dialect):
-            return bracketed_quantiles.brackets_query(rows, self.binned_columns, keys=self._derivation_keys(rows))
-        return histograms.edges_query(rows, self.binned_columns, self.dialect)
+        """The reference profile's numeric edges: one aggregate row of quantiles (or min/max)."""
+        return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
 
     def categories_query(self, reference: Window) -> ir.Table | None:
-        rows = self.source.between(reference)
-        return histograms.categories_query(rows, self.binned_columns, self._derivation_keys(rows))
-
-    def _derivation_keys(self, rows: ir.Table) -> dict[str, ir.Value] | None:
-        """The counting query's segment keys, which the reference queries group by when they
-        also give the reference's counts; None when they do not."""
-        return histograms.segment_keys(rows, self.segments) if self.derives_reference_counts else None
-
-    def reference_profile(self, reference: Window, execute: Execute) -> tuple[dict[tuple[str, str], ColumnBins], pd.DataFrame | None]:
-        """The reference's bins (numeric edges, categories) and, when :attr:`derives_reference_counts`
-        and the scans tell them all, the reference's rows of the counting query.
-
-        Where the backend counts against boundaries natively, exact quantiles come from a
-        sample's brackets instead of a sort of every value (see ``bracketed_quantiles``)."""
-        rows, columns = self.source.between(reference), self.binned_columns
-        keys = self._derivation_keys(rows)
-        scan = None
-        if backends.has_native_histogram(self.dialect):
-            tallies = reference_counts.tallies(rows, columns) if keys is not None else None
-            scan = bracketed_quantiles.bracketed_edges(rows, columns, execute, keys=keys, tallies=tallies)
-            edges = scan.figures
-        else:
-            expr = self.edges_query(reference)
-            edges = execute(expr).iloc[0] if expr is not None else None
-        # The edge queries were grouped only if they counted the tallies (step 1 may have found
-        # too many segment combinations): the categories are counted per combination likewise.
-        grouped = scan is not None and scan.tallies is not None
-        categories_expr = histograms.categories_query(rows, columns, keys if grouped else None)
-        categories = execute(categories_expr) if categories_expr is not None else None
-        bins = histograms.finish_bins(columns, edges, categories)
-        ordered = [bins[c.key] for c in columns]
-        counts = reference_counts.derived_counts(columns, ordered, self.segments, scan, categories) if grouped else None
-        return bins, counts
+        """The reference profile's categories: the top values of each categorical column."""
+        return histograms.categories_query(self.source.between(reference), self.binned_columns)
 
     def counts_query(self, windows: Mapping[str, Window], bins: Mapping[tuple[str, str], ColumnBins]) -> tuple[ir.Table, CountLayout]:
         """Histogram counts of every binned column × segment for ``windows`` in one scan."""
@@ -157,5 +114,3 @@ def build_plan(
         plan.columns_by_check[check_name(check)] = drift_columns(check, monitor, schema)
     return plan
 
-
-WINDOW_NAMES = (CURRENT, REFERENCE)

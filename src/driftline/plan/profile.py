@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from driftline.plan.columns import DriftColumn
 from driftline.windows import Window
@@ -82,6 +82,13 @@ class ReferenceProfile:
         counts = {tuple(item[:4]): item[4] for item in data["counts"]}
         rows = {tuple(item[:2]): item[2] for item in data["rows"]}
         return cls(key, window, bins, counts, rows, data.get("metrics", {}))
+
+
+def ordered_segments(*seen: Iterable[SegmentKey]) -> list[SegmentKey]:
+    """Every segment in ``seen`` (and the overall one), overall first, then by key and value:
+    the one order of a window's results."""
+    keys = {(None, None)}.union(*seen)
+    return sorted(keys, key=lambda k: (k[0] is not None, k[0] or "", k[1] or ""))
 
 
 def profile_key(monitor: str, window: Window, columns: list[DriftColumn], segments: list[str], source: str) -> str:

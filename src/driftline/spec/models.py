@@ -86,6 +86,9 @@ class DriftCheck(CheckBase):
     method: Literal[DRIFT_METHODS] = "psi"  # type: ignore[valid-type]
     p_value: float | None = Field(None, gt=0, lt=1)
     binning: Literal["quantile", "uniform"] = "quantile"
+    # Quantile edges: the warehouse's approximate quantiles (fast; SPEC §6 bounds their rank
+    # error) or exact ones, as numpy's default interpolation.
+    edges: Literal["approximate", "exact"] = "approximate"
     bins: int = Field(10, ge=2, le=1000)
     max_categories: int = Field(20, ge=1, le=1000)
     epsilon: float = Field(1e-4, gt=0, lt=1)

@@ -1,0 +1,256 @@
+"""The measure stage: run one window's queries, in the order ``driftline compile`` prints them,
+and assemble every measurement, drift and model and data checks alike, from their small results.
+
+The plan (``plan/``) builds every query and runs none; this module runs them and nothing else
+builds SQL. Per window:
+
+1. the reference profile, when it is not cached: the numeric edges (one query) and the top
+   categories (one query);
+2. the histogram counts of every binned column × segment, one scan of the current window (and
+   of the reference, when its profile is new: its counts join the profile);
+3. what the checks need from the reference and the profile lacks: the categories of
+   ``new_category_rate``, the values of relative thresholds (one query each, once per profile);
+4. one exact-distance query per ``ks``/``wasserstein`` check and column;
+5. the previous run's schema, for ``schema_change``;
+6. every model and data check, one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from driftline.errors import DriftlineError, WarehouseError
+from driftline.plan import model_checks
+from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
+from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
+from driftline.plan.model_checks import ReferenceValues
+from driftline.plan.monitor import MonitorPlan
+from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, ordered_segments, profile_key
+from driftline.plan.quality import categories_key, read_previous_schema
+from driftline.plan.source import CURRENT, REFERENCE
+from driftline.plan.window_query import ROWS_KEY, Known, WindowFigures, valid_key
+from driftline.spec.models import CheckBase, check_name
+from driftline.store import ResultStore
+from driftline.windows import Window, reference_window
+
+Execute = Callable[[Any], pd.DataFrame]
+
+
+@dataclass
+class Measured:
+    """A window's measurements, the bins behind its drift values, and the rows they read."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    histogram_rows: list[dict[str, Any]] = field(default_factory=list)
+    rows_current: int = 0
+    rows_reference: int = 0
+
+
+class WindowMeasurer:
+    """Runs a monitor's queries for one window at a time; counts the queries it runs."""
+
+    def __init__(self, plan: MonitorPlan, store: ResultStore, source_fingerprint: str = ""):
+        self.plan = plan
+        self.store = store
+        self.source_fingerprint = source_fingerprint
+        self.queries = 0
+
+    @property
+    def monitor(self):
+        return self.plan.monitor
+
+    def measure(self, window: Window, now: datetime) -> Measured:
+        reference = reference_window(self.monitor.reference, window)
+        profile = self.cached_profile(reference)
+        built = profile is None
+        if built:
+            profile = self._build_profile(reference)
+        windows = {CURRENT: window, REFERENCE: reference} if built else {CURRENT: window}
+        counts_expr, layout = self.plan.counts_query(windows, profile.bins)
+        totals = rollup(self.execute(counts_expr), layout)
+        if built:
+            _add_reference_counts(profile, totals, layout)
+        completed = self._complete_reference(profile, now)
+        if (built or completed) and profile.rows.get((None, None)):
+            # an empty reference (its data not loaded yet?) is measured again, not cached
+            self.store.save_profile(profile.key, self.monitor.name, profile.window, profile.to_json(), now)
+        current_rows = {k[1:]: int(v[ROWS]) for k, v in totals.items() if k[0] == CURRENT}
+        measured = Measured(rows_current=current_rows.get((None, None), 0), rows_reference=profile.rows.get((None, None), 0))
+        measured.measurements, measured.histogram_rows = self._binned(profile, totals, layout, current_rows)
+        measured.measurements += self._exact(window, reference, current_rows)
+        measured.measurements += self._model_checks(window, profile, now, counted_figures(totals, layout))
+        return measured
+
+    def execute(self, expr) -> pd.DataFrame:
+        self.queries += 1
+        try:
+            return expr.execute()
+        except DriftlineError:
+            raise
+        except Exception as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise WarehouseError(f"{self.monitor.name}: query failed: {first}") from error
+
+    # -- the reference profile ------------------------------------------------------------------
+
+    def profile_key(self, reference: Window) -> str:
+        return profile_key(self.monitor.name, reference, self.plan.binned_columns, self.plan.segments, self.source_fingerprint)
+
+    def cached_profile(self, reference: Window) -> ReferenceProfile | None:
+        key = self.profile_key(reference)
+        stored = self.store.load_profile(key)
+        return ReferenceProfile.from_json(key, reference, stored) if stored is not None else None
+
+    def _build_profile(self, reference: Window) -> ReferenceProfile:
+        """Edges and categories; the counts join it from the window's counting query."""
+        edges_expr, categories_expr = self.plan.edges_query(reference), self.plan.categories_query(reference)
+        edges = self.execute(edges_expr).iloc[0] if edges_expr is not None else None
+        categories = self.execute(categories_expr) if categories_expr is not None else None
+        bins = finish_bins(self.plan.binned_columns, edges, categories)
+        return ReferenceProfile(self.profile_key(reference), reference, bins)
+
+    def _complete_reference(self, profile: ReferenceProfile, now: datetime) -> bool:
+        """Add to ``profile.metrics`` what the checks need from the reference and it lacks;
+        True when something was added (the profile is then saved again)."""
+        stored = profile.metrics.setdefault("categories", {})
+        before = len(stored)
+        missing = model_checks.missing_reference_categories(self.plan, profile)
+        expr = model_checks.reference_categories_query(self.plan, profile, missing)
+        if expr is not None:
+            frame = self.execute(expr)
+            for column in missing:
+                mine = frame[(frame.column == column.name) & (frame.binning == column.binning.key)].sort_values("rank")
+                stored[categories_key(column.name, column.binning.max_categories)] = [str(v) for v in mine.value]
+        planned = model_checks.reference_values_query(self.plan, profile, now)
+        if planned is not None:
+            query, checks = planned
+            figures = query.read(self._run(query))
+            on_reference = model_checks.context(self.plan, profile.window, profile, now)
+            references = ReferenceValues(profile, self.monitor)
+            for check in checks:
+                references.save(check, check_measurements(check, figures, on_reference, None))
+        return planned is not None or len(stored) > before
+
+    # -- drift ----------------------------------------------------------------------------------
+
+    def _binned(self, profile: ReferenceProfile, totals: dict, layout: CountLayout, current_rows: dict):
+        measurements: list[Measurement] = []
+        histogram_rows: list[dict[str, Any]] = []
+        index = {(b.column, b.binning): c for c, b in enumerate(layout.bins)}
+        segments = ordered_segments(profile.rows, current_rows)
+        histograms: dict[tuple, Histogram] = {}
+        for c, column_bins in enumerate(layout.bins):
+            for segment in segments:
+                reference = profile.counts.get((column_bins.column, column_bins.binning, *segment), [0] * column_bins.size)
+                sums = totals.get((CURRENT, *segment))
+                current = bin_counts(sums, layout, c) if sums is not None else [0] * column_bins.size
+                histograms[(c, segment)] = Histogram(column_bins, reference, current)
+                histogram_rows += _histogram_rows(column_bins.column, segment, histograms[(c, segment)])
+        for check in self.plan.drift_checks(binned=True):
+            for column in self.plan.columns_by_check[check_name(check)]:
+                c = index[column.key]
+                for segment in segments:
+                    enough = current_rows.get(segment, 0) >= self.monitor.min_rows
+                    measurements.append(binned_drift(check, column.name, segment, histograms[(c, segment)], enough))
+        return measurements, histogram_rows
+
+    def _exact(self, window: Window, reference: Window, current_rows: dict) -> list[Measurement]:
+        measurements = []
+        checks = {check_name(c): c for c in self.plan.drift_checks(binned=False)}
+        for (name, column), expr in self.plan.exact_queries(window, reference).items():
+            frame = self.execute(expr)
+            by_segment = {_segment(r.segment_key, r.segment_value): r for r in frame.itertuples(index=False)}
+            for segment in ordered_segments(by_segment):
+                enough = current_rows.get(segment, 0) >= self.monitor.min_rows
+                row = by_segment.get(segment)
+                measurements.append(exact_drift(checks[name], column, segment, pd.Series(row._asdict()) if row is not None else None, enough))
+        return measurements
+
+    # -- model and data checks --------------------------------------------------------------------
+
+    def _model_checks(self, window: Window, profile: ReferenceProfile, now: datetime, counted: Known) -> list[Measurement]:
+        checks = model_checks.model_checks(self.monitor)
+        if not checks:
+            return []
+        context = model_checks.context(self.plan, window, profile, now)
+        schema_expr = model_checks.previous_schema_query(self.plan, window)
+        if schema_expr is not None:
+            context.previous_schema = read_previous_schema(self.execute(schema_expr))
+        query = model_checks.window_query(self.plan, checks, context, counted)
+        figures = query.read(self._run(query))
+        references = ReferenceValues(profile, self.monitor)
+        return [m for check in checks for m in check_measurements(check, figures, context, references)]
+
+    def _run(self, query) -> pd.DataFrame | None:
+        expression = query.expression()
+        return self.execute(expression) if expression is not None else None
+
+
+def check_measurements(check: CheckBase, figures: WindowFigures, context: Context, references: ReferenceValues | None) -> list[Measurement]:
+    """One model or data check measured per column and segment from its query's figures."""
+    kind = model_checks.kind_of(check)
+    segments = ordered_segments(figures.segments, context.profile.rows) if kind.segmented(check) else [(None, None)]
+    measurements = []
+    for column in kind.columns(check, context.monitor):
+        for segment in segments:
+            value = _sized(kind, check, kind.measure(check, column, figures.segment(segment), context), context)
+            measured = Measurement(check, kind.check_type, kind.metric(check), column, *segment, value.value, None, value.n, None, value.details)
+            if references is not None:
+                references.attach(measured)
+            measurements.append(measured)
+    return measurements
+
+
+def _sized(kind: CheckKind, check: CheckBase, value: Value, context: Context) -> Value:
+    """A value measured on fewer than ``min_rows`` rows is insufficient_data (SPEC §3)."""
+    min_rows = context.monitor.min_rows
+    if value.value is None or not kind.sized(check) or value.n is None or value.n >= min_rows:
+        return value
+    return value.below_min_rows(min_rows)
+
+
+def counted_figures(totals: Mapping[tuple, pd.Series], layout: CountLayout) -> Known:
+    """Per segment, what the drift counting query counted of the current window that the checks
+    read too: its rows, and each binned column's non-null values."""
+    aliases = {ROWS_KEY: ROWS} | {valid_key(b.column): layout.valid_alias(c) for c, b in enumerate(layout.bins)}
+    return {
+        tuple(segment): {key: int(sums[alias]) for key, alias in aliases.items()}
+        for (side, *segment), sums in totals.items()
+        if side == CURRENT
+    }
+
+
+def _add_reference_counts(profile: ReferenceProfile, totals: dict, layout: CountLayout) -> None:
+    """The reference's rows and bin counts, per segment, from the counting query's reference side."""
+    for (side, segment_key, segment_value), sums in totals.items():
+        if side != REFERENCE:
+            continue
+        profile.rows[(segment_key, segment_value)] = int(sums[ROWS])
+        for c, column_bins in enumerate(layout.bins):
+            key = (column_bins.column, column_bins.binning, segment_key, segment_value)
+            profile.counts[key] = bin_counts(sums, layout, c)
+
+
+def _segment(key: Any, value: Any) -> SegmentKey:
+    """A segment named as the histogram counts name it: a null segment value is NULL_SEGMENT."""
+    if pd.isna(key):
+        return (None, None)
+    return (str(key), NULL_SEGMENT if pd.isna(value) else str(value))
+
+
+def _histogram_rows(column: str, segment: SegmentKey, histogram: Histogram) -> list[dict[str, Any]]:
+    bounds, labels = histogram.bins.bounds(), histogram.bins.labels()
+    return [
+        {
+            "column_name": column, "segment_key": segment[0], "segment_value": segment[1],
+            "bin_index": i, "bin_label": labels[i], "lower": bounds[i][0], "upper": bounds[i][1],
+            "reference_count": histogram.reference[i], "current_count": histogram.current[i],
+            "binning": histogram.bins.binning,
+        }
+        for i in range(histogram.bins.size)
+    ]
