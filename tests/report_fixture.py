@@ -372,12 +372,15 @@ def _series(plan, check, column, segment, windows, rows, rng):
     if check.metric == "row_count":
         n = np.round(value).astype(np.int64)  # the value is the number of rows itself
     reference = _reference_value(check, segment)
+    reference = None if reference is None else round(reference, 6)  # as stored
     band = _anomaly_band(check, value) if check.anomaly else None
     status = _judge(check, value, reference, band, n)
     pending = _labels_pending(check, windows)
     status[pending] = "insufficient_data"
+    reason = _reason(status, value, band, n, pending)
     value = np.where(pending | (n < MIN_ROWS), np.nan, value)
-    details = _with_judgement(details, reference, band, pending)
+    details = _with_judgement(details, reference, band)
+    bounds = _bound_columns(check, reference, band, windows.count)
     n_reference = round(30 * plan.rows_per_day * (1 if segment is None else segment.share))
     frame = pd.DataFrame(
         {
@@ -400,6 +403,9 @@ def _series(plan, check, column, segment, windows, rows, rng):
             "n_reference": n_reference,
             "details": [json.dumps(d) for d in details],
             "created_at": windows.finished_at,
+            **bounds,
+            "reference_value": np.nan if reference is None else reference,
+            "reason": reason,
         }
     )
     appeared = n > 0  # a segment that did not exist yet has no rows at all
@@ -422,15 +428,11 @@ def _values(plan, check, column, segment, windows, n, shift, rng):
     return _noisy(check, segment, n, shift, rng), no_details, None
 
 
-def _with_judgement(details: list[dict], reference, band, pending) -> list[dict]:
-    """Details as SPEC'd conventions have them: reference value, anomaly band, or the reason
-    a performance window is not judged yet."""
+def _with_judgement(details: list[dict], reference, band) -> list[dict]:
+    """Details as SPEC'd conventions have them: reference value and anomaly band."""
     for i, entry in enumerate(details):
-        if pending[i]:
-            details[i] = {"reason": "labels not mature"}
-            continue
         if reference is not None:
-            entry["reference_value"] = round(reference, 6)
+            entry["reference_value"] = reference
         if band is not None and not np.isnan(band[0][i]):
             entry["band"] = {"lower": round(band[0][i], 6), "upper": round(band[1][i], 6)}
     return details
@@ -607,11 +609,12 @@ def _center_spread(series: pd.Series, method: str, history: int, min_history: in
 
 
 def _judge(check, value, reference, band, n) -> np.ndarray:
-    """ok / warn / fail / insufficient_data per window, from thresholds and the band."""
+    """ok / warn / fail / insufficient_data per window, from thresholds and the band (a value
+    outside the band fails, as in driftline)."""
     fail = _breaches(check.fail, check.worse, value, reference)
     warn = _breaches(check.warn, check.worse, value, reference)
     if band is not None:
-        warn |= (value < band[0]) | (value > band[1])
+        fail |= (value < band[0]) | (value > band[1])
     status = np.where(fail, "fail", np.where(warn, "warn", "ok")).astype(object)
     unknown = np.isnan(value) | (n < MIN_ROWS)
     if band is not None:
@@ -638,6 +641,53 @@ def _breaches(threshold, worse, value, reference) -> np.ndarray:
         if kind == "rise":
             return value > reference + x
         return (value < x[0]) | (value > x[1])  # outside
+
+
+def _reason(status, value, band, n, pending) -> np.ndarray:
+    """Why a window is insufficient_data, as a code of SPEC §5 (null for judged windows)."""
+    reason = np.full(len(status), None, dtype=object)
+    unknown = status == "insufficient_data"
+    for code, applies in (
+        ("no_history", np.isnan(band[0]) if band is not None else np.zeros(len(status), bool)),
+        ("too_few_groups", np.isnan(value)),
+        ("min_rows", n < MIN_ROWS),
+        ("labels_not_mature", pending),
+    ):  # the last that applies wins: from the most to the least fundamental
+        reason[unknown & applies] = code
+    return reason
+
+
+def _bound_columns(check: Check, reference, band, windows: int) -> dict[str, np.ndarray]:
+    """warn_lower ... fail_upper per window: each threshold's bounds, the band's in the fail ones."""
+    columns = {}
+    for level, threshold in (("warn", check.warn), ("fail", check.fail)):
+        lower, upper = _bounds(threshold, check.worse, reference)
+        columns[f"{level}_lower"] = np.full(windows, lower, dtype=float)
+        columns[f"{level}_upper"] = np.full(windows, upper, dtype=float)
+    if band is not None:  # np.fmax/fmin: a missing bound (NaN) takes the other one
+        columns["fail_lower"] = np.fmax(columns["fail_lower"], np.round(band[0], 6))
+        columns["fail_upper"] = np.fmin(columns["fail_upper"], np.round(band[1], 6))
+    return columns
+
+
+def _bounds(threshold, worse, reference) -> tuple[float, float]:
+    """(lower, upper) of a threshold written as in the monitor YAML; NaN: no bound there."""
+    if threshold is None:
+        return np.nan, np.nan
+    rule = yaml.safe_load(threshold)
+    if not isinstance(rule, dict):
+        rule = {"above" if worse == "up" else "below": rule}
+    (kind, x), *_ = rule.items()
+    if kind == "outside":
+        return x[0], x[1]
+    if kind in ("drop", "rise") and reference is None:
+        return np.nan, np.nan
+    return {
+        "above": (np.nan, x),
+        "below": (x, np.nan),
+        "drop": (np.nan, np.nan) if reference is None else (reference - x, np.nan),
+        "rise": (np.nan, np.nan) if reference is None else (np.nan, reference + x),
+    }[kind]
 
 
 def _alerts(plan: MonitorPlan, results: pd.DataFrame) -> pd.DataFrame:

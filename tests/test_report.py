@@ -7,6 +7,7 @@ The screenshot of the page goes to ``artifacts/report-overview.png`` at the repo
 from __future__ import annotations
 
 import doctest
+import json
 import os
 import re
 import shutil
@@ -150,6 +151,38 @@ def test_escapes_user_text_and_drops_unsafe_links():
     assert "&lt;script&gt;alert(&quot;description&quot;)&lt;/script&gt;" in html
     assert 'href="javascript:' not in html
     assert "<title>&lt;i&gt;title&lt;/i&gt;</title>" in html
+
+
+def test_a_two_sided_threshold_draws_both_bounds_and_a_band_edge_none():
+    """``{outside: [lo, hi]}`` is two lines with one legend entry; fail bounds that are the
+    anomaly band's edges are drawn as the band only."""
+    con = ibis.duckdb.connect()
+    ResultStore(con).ensure_tables()
+    day = pd.Timestamp("2026-10-01")
+    windows = [day + pd.Timedelta(days=i) for i in range(4)]
+    spend = pd.DataFrame({
+        "run_id": [f"r{i}" for i in range(4)], "monitor": "m", "check_name": "spend",
+        "check_type": "quality", "metric": "mean", "window_start": windows,
+        "window_end": [w + pd.Timedelta(days=1) for w in windows], "value": [2.0, 2.5, 3.5, 1.5],
+        "status": ["ok", "ok", "fail", "ok"], "fail_threshold": "{outside: [1, 3]}",
+        "created_at": [w + pd.Timedelta(days=1, hours=1) for w in windows],
+        "fail_lower": 1.0, "fail_upper": 3.0,
+    })  # fmt: skip
+    band = {"lower": 1.8, "upper": 2.6}
+    banded = spend.assign(check_name="spend_band", fail_threshold=None, details=json.dumps({"band": band}),
+                          fail_lower=band["lower"], fail_upper=band["upper"])  # fmt: skip
+    con.con.register("rows", pd.concat([spend, banded]))
+    con.con.execute("INSERT INTO driftline_results BY NAME SELECT * FROM rows")
+    html = build_report(con, [MonitorInfo("m", None, None, None)])
+
+    section = _section(html, "m-spend")
+    rules = re.findall(r'<path class="rule fail" d="([^"]*)"', section)
+    heights = [{point.split(",")[1] for point in d[1:].split(" ")} for d in rules]
+    assert len(rules) == 2 and all(len(h) == 1 for h in heights)  # two horizontal lines
+    assert heights[0] != heights[1]
+    assert section.count('class="swatch rule fail"') == 1
+    section = _section(html, "m-spend_band")
+    assert 'class="band"' in section and 'class="rule fail"' not in section
 
 
 def test_renders_without_result_tables():

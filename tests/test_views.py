@@ -21,6 +21,7 @@ from driftline.result_schema import RESULTS, TABLES
 from driftline.views import CHECK_HISTORY, LATEST, OPEN_ALERTS, VIEWS, create_views
 
 SERIES = ["monitor", "check_name", "column_name", "segment_key", "segment_value"]
+RANKS = {"fail": 4, "error": 3, "warn": 2, "insufficient_data": 1, "ok": 0}  # SPEC §5
 DAYS = 40  # enough for open and resolved alerts, anomaly bands and pending labels
 
 
@@ -75,7 +76,7 @@ def test_views_are_created_next_to_the_tables(warehouse):
 def test_latest_is_the_newest_row_per_series_that_is_not_waiting_for_labels(warehouse):
     con, database, frames = warehouse
     results = frames[RESULTS]
-    waiting = results.details.fillna("").str.contains("labels not mature")
+    waiting = results.reason == "labels_not_mature"
     assert waiting.any()  # the fixture's newest windows wait for their labels
     expected = (
         results.assign(ready=~waiting)
@@ -85,7 +86,7 @@ def test_latest_is_the_newest_row_per_series_that_is_not_waiting_for_labels(ware
     )
     latest = _view(con, database, LATEST)
 
-    assert list(latest.columns) == list(TABLES[RESULTS].names)
+    assert list(latest.columns) == [*TABLES[RESULTS].names, "severity_rank"]
     assert _keys(latest, [*SERIES, "run_id", "created_at"]) == _keys(
         expected, [*SERIES, "run_id", "created_at"]
     )
@@ -114,7 +115,8 @@ def test_check_history_parses_thresholds_bands_and_reference(warehouse):
     assert len(view) == len(expected)
     assert _keys(view, order) == _keys(expected, order)
     for column in ("value", "warn_threshold_value", "fail_threshold_value", "band_lower",
-                   "band_upper", "reference_value"):  # fmt: skip
+                   "band_upper", "reference_value", "warn_lower", "warn_upper", "fail_lower",
+                   "fail_upper"):  # fmt: skip
         np.testing.assert_allclose(
             view[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-9,
             err_msg=column,
@@ -122,6 +124,65 @@ def test_check_history_parses_thresholds_bands_and_reference(warehouse):
     # The fixture covers every threshold form: plain, above/below, drop/rise and outside.
     assert view.warn_threshold_value.notna().any() and view.band_lower.notna().any()
     assert view.fail_threshold.str.contains("outside").any()
+    assert _keys(view, [*order, "reason"]) == _keys(expected, [*order, "reason"])
+    assert list(view.severity_rank) == [RANKS[s] for s in view.status]
+
+
+def test_check_history_columns_only_grew_at_the_end(warehouse):
+    """PostgreSQL replaces a view only when its existing columns keep their place."""
+    con, database, _ = warehouse
+    first = [
+        "run_id", "monitor", "check_name", "check_type", "metric", "column_name", "segment_key",
+        "segment_value", "window_start", "window_end", "value", "p_value", "status",
+        "warn_threshold", "fail_threshold", "warn_threshold_value", "fail_threshold_value",
+        "band_lower", "band_upper", "reference_value", "n_current", "n_reference", "created_at",
+    ]  # fmt: skip
+    columns = list(con.table(CHECK_HISTORY, database=database).columns)
+    assert columns[: len(first)] == first
+    assert columns[len(first):] == ["warn_lower", "warn_upper", "fail_lower", "fail_upper", "reason", "severity_rank"]
+
+
+@pytest.mark.parametrize("view", [LATEST, CHECK_HISTORY, OPEN_ALERTS])
+def test_ordering_by_severity_rank_lists_fails_first(warehouse, view):
+    con, database, frames = warehouse
+    table = con.table(view, database=database)
+    status = "severity" if view == OPEN_ALERTS else "status"
+    ranked = table.order_by([ibis.desc("severity_rank"), "monitor"]).select(status, "severity_rank").to_pandas()
+    order = ["fail", "error", "warn", "insufficient_data", "ok"]
+    present = [s for s in order if s in set(ranked[status])]
+    assert present[0] == "fail" and (view == OPEN_ALERTS or "ok" in present)
+    # statuses come in order, each in one block
+    assert list(dict.fromkeys(ranked[status])) == present
+    assert ranked.severity_rank.tolist() == [RANKS[s] for s in ranked[status]]
+
+
+def test_views_and_their_columns_carry_comments(warehouse):
+    con, database, _ = warehouse
+    for view in VIEWS:
+        about_view, about_columns = _comments(con, database, view)
+        assert about_view, view
+        assert about_columns["severity_rank"].startswith("fail 4"), view
+    _, history = _comments(con, database, CHECK_HISTORY)
+    assert "anomaly band" in history["fail_upper"] and "labels_not_mature" in history["reason"]
+
+
+def _comments(con, database, view: str) -> tuple[str | None, dict[str, str]]:
+    """The comment of ``view`` and of its columns, as the backend's catalog keeps them."""
+    if con.name == "duckdb":
+        about_view = con.raw_sql(
+            f"select comment from duckdb_views() where view_name = '{view}'"
+        ).fetchone()[0]
+        rows = con.raw_sql(
+            f"select column_name, comment from duckdb_columns() where table_name = '{view}'"
+        ).fetchall()
+    else:
+        name = f'"{database}"."{view}"'
+        about_view = con.raw_sql(f"select obj_description('{name}'::regclass)").fetchone()[0]
+        rows = con.raw_sql(
+            f"select attname, col_description('{name}'::regclass, attnum) from pg_attribute "
+            f"where attrelid = '{name}'::regclass and attnum > 0"
+        ).fetchall()
+    return about_view, {column: comment for column, comment in rows if comment}
 
 
 def _sorted(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
@@ -134,16 +195,26 @@ def _expected_history(results: pd.DataFrame) -> pd.DataFrame:
     details = [json.loads(d) if isinstance(d, str) else {} for d in results.details]
     reference = pd.Series([d.get("reference_value") for d in details], dtype=float)
     band = [d.get("band") or {} for d in details]
+    band_lower = pd.Series([b.get("lower") for b in band], dtype=float)
+    band_upper = pd.Series([b.get("upper") for b in band], dtype=float)
+    warn = [_bounds(t, r) for t, r in zip(results.warn_threshold, reference)]
+    fail = [_bounds(t, r) for t, r in zip(results.fail_threshold, reference)]
     return results.reset_index(drop=True).assign(
         reference_value=reference,
-        band_lower=pd.Series([b.get("lower") for b in band], dtype=float),
-        band_upper=pd.Series([b.get("upper") for b in band], dtype=float),
+        band_lower=band_lower,
+        band_upper=band_upper,
         warn_threshold_value=[
             _threshold_line(t, r) for t, r in zip(results.warn_threshold, reference)
         ],
         fail_threshold_value=[
-            _threshold_line(t, r) for t, r in zip(results.fail_threshold, reference)
+            np.nan if np.isfinite(b) else _threshold_line(t, r)  # a band makes it two-sided
+            for t, r, b in zip(results.fail_threshold, reference, band_lower)
         ],
+        warn_lower=[lower for lower, _ in warn],
+        warn_upper=[upper for _, upper in warn],
+        # a value outside the band fails: the fail bounds are the narrower of the two
+        fail_lower=np.fmax([lower for lower, _ in fail], band_lower),
+        fail_upper=np.fmin([upper for _, upper in fail], band_upper),
     )
 
 
@@ -160,3 +231,21 @@ def _threshold_line(text, reference: float) -> float:
         "drop": lambda: reference - amount,
         "rise": lambda: reference + amount,
     }.get(kind, lambda: np.nan)()
+
+
+def _bounds(text, reference: float) -> tuple[float, float]:
+    """(lower, upper) of a threshold; the fixture's plain numbers are all on metrics where
+    higher is worse (drift distances, equal opportunity difference)."""
+    if not isinstance(text, str):
+        return np.nan, np.nan
+    rule = yaml.safe_load(text)
+    if isinstance(rule, (int, float)):
+        rule = {"above": rule}
+    (kind, amount), *_ = rule.items()
+    return {
+        "above": lambda: (np.nan, amount),
+        "below": lambda: (amount, np.nan),
+        "outside": lambda: (amount[0], amount[1]),
+        "drop": lambda: (reference - amount, np.nan),
+        "rise": lambda: (np.nan, reference + amount),
+    }[kind]()

@@ -46,8 +46,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline import backends
-from driftline.judge import FAIL, INSUFFICIENT, OK, SEVERITY, WARN
+from driftline import backends, reasons
+from driftline.judge import FAIL, INSUFFICIENT, OK, SEVERITY, WARN, Bounds, bound_columns
 from driftline.result_schema import RESULTS
 from driftline.spec.models import Anomaly, Monitor, check_name
 from driftline.windows import Window
@@ -56,8 +56,6 @@ ANOMALY_SEVERITY = FAIL
 MAD_TO_SIGMA = 1.4826
 MEAN_DEVIATION_TO_SIGMA = 1.2533
 SERIES = ("check_name", "column_name", "segment_key", "segment_value")
-# How an anomalous window is marked in ``details`` (json.dumps writes exactly this), and found.
-ANOMALOUS_MARK = '"anomalous": true'
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def baseline_query(results: ir.Table, monitor: str, checks: Mapping[str, Anomaly
         results.value.notnull(),
         ~results.value.isnan(),
         ~results.value.isinf(),
-        results.details.isnull() | ~results.details.contains(ANOMALOUS_MARK),
+        ~_judged_anomalous(results),
         ibis.or_(*(_same_season(results, name, anomaly, window) for name, anomaly in checks.items())),
     )
     newest_first = ibis.row_number().over(group_by=list(SERIES), order_by=ibis.desc(earlier.window_end))
@@ -148,6 +146,12 @@ def baseline_query(results: ir.Table, monitor: str, checks: Mapping[str, Anomaly
         mad=mad,
         mean_deviation=joined._deviation.mean(),
     ).drop("_series")
+
+
+def _judged_anomalous(results: ir.Table) -> ir.BooleanValue:
+    """Rows whose details say ``"anomalous": true``, read as JSON (never null)."""
+    flag = results.details.cast("json")["anomalous"].cast("string")
+    return (flag == "true").fill_null(False)
 
 
 def _same_season(results: ir.Table, name: str, anomaly: Anomaly, window: Window) -> ir.BooleanValue:
@@ -207,7 +211,8 @@ def is_outside(value: float, band: Band, direction: str) -> bool:
 
 
 def judge_row(row: dict[str, Any], anomaly: Anomaly, baseline: Baseline | None) -> None:
-    """Add the band to ``row``'s details and combine its verdict with the static status."""
+    """Add the band to ``row``'s details and its bounds to the row's fail bounds, and combine
+    its verdict with the static status."""
     details = json.loads(row["details"]) if row.get("details") else {}
     points = baseline.points if baseline else 0
     if points < anomaly.min_history:
@@ -219,12 +224,32 @@ def judge_row(row: dict[str, Any], anomaly: Anomaly, baseline: Baseline | None) 
             "lower": band.lower, "upper": band.upper, "center": band.center, "scale": band.scale,
             "points": band.points, "method": anomaly.method,
         }
+        _narrow_fail_bounds(row, watched_bounds(band, anomaly.direction))
         verdict = OK
         if row["value"] is not None and is_outside(row["value"], band, anomaly.direction):
             verdict = ANOMALY_SEVERITY
             details["anomalous"] = True
     row["status"] = combined_status(row["status"], verdict)
+    if row["status"] != INSUFFICIENT:
+        row["reason"] = None
+    elif row.get("reason") is None:  # measured, and only the band could not be learned
+        row["reason"] = reasons.NO_HISTORY
+        details["explanation"] = f"{points} earlier values, the anomaly band needs min_history {anomaly.min_history}"
     row["details"] = json.dumps(details, default=str)
+
+
+def watched_bounds(band: Band, direction: str) -> Bounds:
+    """The band's edges that ``direction`` watches, as bounds."""
+    lower = band.lower if direction in ("both", "down") else None
+    upper = band.upper if direction in ("both", "up") else None
+    return Bounds(lower, upper)
+
+
+def _narrow_fail_bounds(row: dict[str, Any], band: Bounds) -> None:
+    """A value outside the band is a fail (ANOMALY_SEVERITY) as one outside the static fail
+    bounds is: the row's fail bounds become those of breaching either."""
+    static = Bounds(row.get("fail_lower"), row.get("fail_upper"))
+    row.update(bound_columns(Bounds(row.get("warn_lower"), row.get("warn_upper")), static.narrowed(band)))
 
 
 def combined_status(static: str, anomaly: str) -> str:

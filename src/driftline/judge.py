@@ -1,43 +1,89 @@
 """Judging values: static thresholds (and, through ``anomaly``, bands learned from history)
-turn each check value into a status: ok, warn, fail or insufficient_data."""
+turn each check value into a status: ok, warn, fail or insufficient_data.
+
+Every threshold form resolves to :class:`Bounds`, the interval a value may lie in without
+breaching; the judge compares the value with them, and the result row stores them
+(``warn_lower`` ... ``fail_upper``), so what a chart or a BI query draws is exactly what judged.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from driftline import metrics
+from driftline import metrics, reasons
 from driftline.spec.models import Bound, CheckBase, DriftCheck
+
+if TYPE_CHECKING:
+    from driftline.plan.drift import Measurement
+    from driftline.windows import Window
 
 OK, WARN, FAIL, INSUFFICIENT, ERROR = "ok", "warn", "fail", "insufficient_data", "error"
 SEVERITY = {OK: 0, INSUFFICIENT: 0, WARN: 1, FAIL: 2, ERROR: 3}
+# The views' severity_rank: `order by severity_rank desc` lists fails first. Unlike SEVERITY
+# (which decides alerts), it tells every status apart, and a fail outranks a run error.
+SEVERITY_RANK = {FAIL: 4, ERROR: 3, WARN: 2, INSUFFICIENT: 1, OK: 0}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A value breaches below ``lower`` or above ``upper`` (None: no limit on that side).
+
+    >>> Bounds(upper=0.25).breached_by(0.3), Bounds(0.7, None).breached_by(0.7)
+    (True, False)
+    >>> Bounds(upper=10.0).narrowed(Bounds(3.0, 7.0))
+    Bounds(lower=3.0, upper=7.0)
+    """
+
+    lower: float | None = None
+    upper: float | None = None
+
+    def breached_by(self, value: float) -> bool:
+        return (self.lower is not None and value < self.lower) or (self.upper is not None and value > self.upper)
+
+    def narrowed(self, other: Bounds) -> Bounds:
+        """The bounds of breaching either: the higher lower bound, the lower upper bound."""
+        return Bounds(_pick(max, self.lower, other.lower), _pick(min, self.upper, other.upper))
+
+
+NO_BOUNDS = Bounds()
+NO_REFERENCE_EXPLANATION = "no reference value to compare with: the metric is undefined on the reference window"
+
 
 @dataclass(frozen=True)
 class Verdict:
     status: str
     warn_threshold: str | None
     fail_threshold: str | None
-    reason: str | None = None  # why a measured value could not be judged
+    reason: str | None = None  # a reasons code: why a measured value could not be judged
+    warn_bounds: Bounds = NO_BOUNDS
+    fail_bounds: Bounds = NO_BOUNDS
 
-NO_REFERENCE = "no reference value to compare with: the metric is undefined on the reference window"
 
+def bounds_of(threshold: float | Bound, check_type: str, metric: str, reference_value: float | None) -> Bounds | None:
+    """The bounds a threshold resolves to; None for ``{drop}``/``{rise}`` without a reference
+    value to count from.
 
-def breaches(value: float, threshold: float | Bound, check_type: str, metric: str, reference_value: float | None) -> bool | None:
-    """Whether ``value`` breaches ``threshold``; None when it cannot be told (no reference)."""
+    >>> bounds_of(0.1, "drift", "psi", None), bounds_of(0.7, "performance", "roc_auc", None)
+    (Bounds(lower=None, upper=0.1), Bounds(lower=0.7, upper=None))
+    >>> bounds_of(Bound(drop=0.25), "performance", "roc_auc", 0.75)
+    Bounds(lower=0.5, upper=None)
+    """
     if not isinstance(threshold, Bound):
         threshold = Bound(**{metrics.breach_side(check_type, metric): float(threshold)})
     if threshold.above is not None:
-        return value > threshold.above
+        return Bounds(upper=threshold.above)
     if threshold.below is not None:
-        return value < threshold.below
+        return Bounds(lower=threshold.below)
     if threshold.outside is not None:
-        low, high = threshold.outside
-        return value < low or value > high
+        return Bounds(*threshold.outside)
     if reference_value is None:
         return None
     if threshold.drop is not None:
-        return reference_value - value > threshold.drop
-    return value - reference_value > threshold.rise
+        return Bounds(lower=reference_value - threshold.drop)
+    return Bounds(upper=reference_value + threshold.rise)
 
 
 def judge_static(
@@ -48,20 +94,55 @@ def judge_static(
     reference_value: float | None = None,
 ) -> Verdict:
     """Status from the check's static warn/fail thresholds (and its p_value gate for drift)."""
-    written = Verdict(OK, describe(check.warn), describe(check.fail))
+    resolved = {
+        level: bounds_of(threshold, check.type, metric, reference_value) if threshold is not None else NO_BOUNDS
+        for level, threshold in ((FAIL, check.fail), (WARN, check.warn))
+    }
+    written = Verdict(OK, describe(check.warn), describe(check.fail), None,
+                      resolved[WARN] or NO_BOUNDS, resolved[FAIL] or NO_BOUNDS)  # fmt: skip
     if value is None:
-        return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold)
+        return _with(written, status=INSUFFICIENT)
     gate = isinstance(check, DriftCheck) and check.p_value is not None
-    significant = not gate or (p_value is not None and p_value <= check.p_value)
-    for status, threshold in ((FAIL, check.fail), (WARN, check.warn)):
-        if threshold is None or not significant:
-            continue
-        verdict = breaches(value, threshold, check.type, metric, reference_value)
-        if verdict is None:
-            return Verdict(INSUFFICIENT, written.warn_threshold, written.fail_threshold, NO_REFERENCE)
-        if verdict:
-            return Verdict(status, written.warn_threshold, written.fail_threshold)
+    if gate and (p_value is None or p_value > check.p_value):
+        return written  # not significant: no breach, whatever the value
+    for status, bounds in resolved.items():
+        if bounds is None:
+            return _with(written, status=INSUFFICIENT, reason=reasons.NO_REFERENCE)
+        if bounds.breached_by(value):
+            return _with(written, status=status)
     return written
+
+
+def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: datetime) -> dict[str, Any]:
+    """The ``driftline_results`` row of a judged measurement (before anomaly bands, if any).
+
+    The measurement's details carry the reason code of a missing value (``reasons``): it moves
+    into the ``reason`` column; the rest, the human ``explanation`` included, stays in ``details``.
+    """
+    details = dict(m.details)
+    reason = details.pop("reason", None)
+    reference_value = details.get("reference_value")
+    verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference_value)
+    if verdict.reason is not None:  # measured, but the thresholds cannot tell
+        reason, details["explanation"] = verdict.reason, NO_REFERENCE_EXPLANATION
+    return {
+        "run_id": run_id, "monitor": monitor, "check_name": m.check_name,
+        "check_type": m.check_type, "metric": m.metric, "column_name": m.column_name,
+        "segment_key": m.segment_key, "segment_value": m.segment_value,
+        "window_start": window.start, "window_end": window.end,
+        "value": m.value, "p_value": m.p_value, "status": verdict.status,
+        "warn_threshold": verdict.warn_threshold, "fail_threshold": verdict.fail_threshold,
+        "n_current": m.n_current, "n_reference": m.n_reference,
+        "details": json.dumps(details, default=str) if details else None,
+        "created_at": now,
+        **bound_columns(verdict.warn_bounds, verdict.fail_bounds),
+        "reference_value": reference_value, "reason": reason,
+    }  # fmt: skip
+
+
+def bound_columns(warn: Bounds, fail: Bounds) -> dict[str, float | None]:
+    """``warn_lower``, ``warn_upper``, ``fail_lower``, ``fail_upper`` of a result row."""
+    return {"warn_lower": warn.lower, "warn_upper": warn.upper, "fail_lower": fail.lower, "fail_upper": fail.upper}
 
 
 def describe(threshold: float | Bound | None) -> str | None:
@@ -78,3 +159,13 @@ def describe(threshold: float | Bound | None) -> str | None:
 def worst(statuses: Any) -> str:
     """The most severe of several statuses (ok when there are none)."""
     return max(statuses, key=lambda s: SEVERITY.get(s, 0), default=OK)
+
+
+def _with(verdict: Verdict, **changes: Any) -> Verdict:
+    return Verdict(**{**verdict.__dict__, **changes})
+
+
+def _pick(choose, a: float | None, b: float | None) -> float | None:
+    """``choose`` of the two, ignoring a missing one."""
+    present = [x for x in (a, b) if x is not None]
+    return choose(present) if present else None

@@ -52,6 +52,16 @@ TABLES: dict[str, ibis.Schema] = {
             "n_reference": "int64",
             "details": "string",
             "created_at": "timestamp",
+            # Added after SPEC §5's first list (additive; null on rows written before): the bounds
+            # the value breaches outside of, as resolved for this window (a {drop}/{rise} counted
+            # from the reference value, an anomaly band narrowing the fail bounds), the reference
+            # value, and why an insufficient_data result is one (a code of driftline.reasons).
+            "warn_lower": "float64",
+            "warn_upper": "float64",
+            "fail_lower": "float64",
+            "fail_upper": "float64",
+            "reference_value": "float64",
+            "reason": "string",
         }
     ),
     HISTOGRAMS: ibis.schema(

@@ -3,6 +3,7 @@ time as one unit (re-running a window replaces its rows; nothing half-written)."
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ContextManager, Iterable
@@ -11,6 +12,7 @@ import ibis
 import pandas as pd
 
 from driftline import backends
+from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, HISTOGRAMS, PROFILES, RESULTS, RUNS, TABLES
 from driftline.windows import Window
 
@@ -52,7 +54,25 @@ class ResultStore:
             for column, dtype in schema.items():
                 if column not in present:
                     backends.add_column(self.con, name, self.schema, column, dtype)
+            if name == RESULTS and "reason" not in present:
+                self._backfill_labels_not_mature()
         self._create_views()
+
+    def _backfill_labels_not_mature(self) -> None:
+        """Give results written before the ``reason`` column their reason where ``run`` needs
+        it: a window waiting for its labels is evaluated again once they mature, and it is found
+        by ``reason``. Those rows said so in ``details`` (``"reason": "labels not mature"``), so
+        this one-time migration reads the JSON; only the runs holding such rows are rewritten."""
+        results = self.table(RESULTS)
+        waiting = results.filter(results.status == "insufficient_data").select("run_id", "details").execute()
+        runs = sorted({r.run_id for r in waiting.itertuples() if _legacy_reason(r.details) == "labels not mature"})
+        if not runs:
+            return
+        rows = results.filter(results.run_id.isin(runs)).execute()
+        rows["reason"] = [LABELS_NOT_MATURE if _legacy_reason(d) == "labels not mature" else None for d in rows.details]
+        with self.writer() as write:
+            write.delete(RESULTS, "run_id", runs)
+            write.insert(RESULTS, _frame(RESULTS, rows.to_dict("records")))
 
     def _create_views(self) -> None:
         try:
@@ -86,9 +106,10 @@ class ResultStore:
         return _windows(frame)
 
     def windows_with_reason(self, monitor: str, reason: str) -> list[Window]:
-        """Windows of ``monitor`` with a stored result whose details give ``reason``."""
+        """Windows of ``monitor`` with a stored result whose ``reason`` is this code (see
+        ``driftline.reasons``)."""
         results = self.table(RESULTS)
-        found = results.filter((results.monitor == monitor) & results.details.contains(reason))
+        found = results.filter((results.monitor == monitor) & (results.reason == reason))
         frame = found.select("window_start", "window_end").distinct().execute()
         return _windows(frame)
 
@@ -189,6 +210,15 @@ def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 ALL_TABLES = (RUNS, RESULTS, HISTOGRAMS, ALERTS, PROFILES)
+
+
+def _legacy_reason(details: Any) -> Any:
+    """``details["reason"]`` of a row written before the ``reason`` column (a sentence then)."""
+    try:
+        parsed = json.loads(details) if isinstance(details, str) else None
+    except ValueError:
+        return None
+    return parsed.get("reason") if isinstance(parsed, dict) else None
 
 
 def _windows(frame: pd.DataFrame) -> list[Window]:

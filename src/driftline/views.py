@@ -11,12 +11,17 @@ Three views live next to the result tables (same database/schema):
 ``driftline_open_alerts``
     Breach episodes that are still open.
 ``driftline_check_history``
-    Every result with the numbers a line chart needs as numeric columns: the warn and fail
-    thresholds, the anomaly band and the reference value, parsed from ``details`` (JSON) and from
-    the threshold text as written in the monitor.
+    Every result with the numbers a line chart needs: the warn and fail threshold lines, the
+    anomaly band and the reference value.
+
+Every view ends with ``severity_rank`` (fail 4, error 3, warn 2, insufficient_data 1, ok 0), so
+``order by severity_rank desc`` lists fails first; on DuckDB and PostgreSQL the views and their
+columns carry comments (``COMMENT ON``) saying what they hold.
 
 The views are built with the ibis expression API, so each backend gets SQL in its own dialect.
-Like the tables, their columns are a public contract and only ever grow at the end: PostgreSQL's
+They read columns, never search stored text: the bounds, reference value and reason are columns
+of ``driftline_results``; only the anomaly band is read from the ``details`` JSON. Like the
+tables, the views' columns are a public contract and only ever grow at the end: PostgreSQL's
 ``CREATE OR REPLACE VIEW`` accepts new trailing columns but not renamed or reordered ones.
 
 >>> import ibis
@@ -32,13 +37,15 @@ Like the tables, their columns are a public contract and only ever grow at the e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import ibis
 import ibis.expr.types as ir
+import sqlglot.expressions as sge
 
 from driftline import backends
-from driftline.plan.labels import LABELS_NOT_MATURE
+from driftline.judge import SEVERITY_RANK
+from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, RESULTS
 
 LATEST = "driftline_latest"
@@ -46,19 +53,16 @@ OPEN_ALERTS = "driftline_open_alerts"
 CHECK_HISTORY = "driftline_check_history"
 VIEWS = (LATEST, OPEN_ALERTS, CHECK_HISTORY)
 
-# A decimal number as a threshold is written in YAML: 0.25, -1, 1e-3, .5
-_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-# A one-key mapping such as `{below: 0.7}`, `{"drop": 0.03}` or `{'above': 5}`.
-_ONE_KEY = r"""^\s*\{\s*["']?(above|below|drop|rise)["']?\s*:\s*(""" + _NUMBER + r""")\s*\}\s*$"""
-_PLAIN = r"^\s*(" + _NUMBER + r")\s*$"
-
 SERIES_KEYS = ("monitor", "check_name", "column_name", "segment_key", "segment_value")
+BACKENDS_WITH_COMMENTS = ("duckdb", "postgres")  # Spark's views take comments only when created
 
 
 def create_views(con: ibis.BaseBackend, database: str | None = None) -> None:
     """Create (or replace) the driftline views next to the result tables in ``database``."""
     for name, build in _BUILDERS.items():
         backends.create_view(con, name, build(con, database), database)
+        if con.name in BACKENDS_WITH_COMMENTS:
+            _comment(con, name, database)
 
 
 def latest_results(con: ibis.BaseBackend, database: str | None = None) -> ir.Table:
@@ -66,32 +70,33 @@ def latest_results(con: ibis.BaseBackend, database: str | None = None) -> ir.Tab
     waiting for its labels only where the series has no other."""
     results = con.table(RESULTS, database=database)
     # ifelse, not a cast: PostgreSQL cannot cast a boolean to a number
-    waiting = ibis.ifelse(results.details.contains(LABELS_NOT_MATURE).fill_null(False), 1, 0)
+    waiting = ibis.ifelse((results.reason == LABELS_NOT_MATURE).fill_null(False), 1, 0)
     newest_first = ibis.row_number().over(
         group_by=[results[key] for key in SERIES_KEYS],
         order_by=[waiting, ibis.desc(results.window_end), ibis.desc(results.created_at)],
     )
     ranked = results.mutate(_rank=newest_first)
-    return ranked.filter(ranked._rank == 0).drop("_rank")
+    latest = ranked.filter(ranked._rank == 0).drop("_rank")
+    return latest.mutate(severity_rank=severity_rank(latest.status))
 
 
 def open_alerts(con: ibis.BaseBackend, database: str | None = None) -> ir.Table:
     """Rows of ``driftline_alerts`` whose episode is still open."""
     alerts = con.table(ALERTS, database=database)
-    return alerts.filter(alerts.state == "open")
+    still_open = alerts.filter(alerts.state == "open")
+    return still_open.mutate(severity_rank=severity_rank(still_open.severity))
 
 
 def check_history(con: ibis.BaseBackend, database: str | None = None) -> ir.Table:
     """Results with thresholds, anomaly band and reference value as numeric columns.
 
-    ``warn_threshold_value`` and ``fail_threshold_value`` are the line to draw for each window:
-    a plain number or ``{above: x}`` / ``{below: x}`` give x; ``{drop: x}`` and ``{rise: x}`` are
-    relative to the reference value, so they give ``reference_value - x`` and
-    ``reference_value + x``. Other forms (``{outside: [lo, hi]}``) give null.
+    ``warn_threshold_value`` and ``fail_threshold_value`` are the line to draw for a one-sided
+    threshold (a plain number, ``{above}``, ``{below}``, ``{drop}``, ``{rise}``): its one bound,
+    as resolved for the window. A two-sided one (``{outside}``, or an anomaly band in the fail
+    bounds) gives null there; ``warn_lower`` ... ``fail_upper`` at the end hold both sides.
     """
     results = con.table(RESULTS, database=database)
-    details = results.details.cast("json")
-    reference_value = _json_number(details["reference_value"], con.name)
+    band = results.details.cast("json")["band"]
     return results.select(
         "run_id",
         "monitor",
@@ -108,48 +113,115 @@ def check_history(con: ibis.BaseBackend, database: str | None = None) -> ir.Tabl
         "status",
         "warn_threshold",
         "fail_threshold",
-        warn_threshold_value=_threshold_value(results.warn_threshold, reference_value),
-        fail_threshold_value=_threshold_value(results.fail_threshold, reference_value),
-        band_lower=_json_number(details["band"]["lower"], con.name),
-        band_upper=_json_number(details["band"]["upper"], con.name),
-        reference_value=reference_value,
+        warn_threshold_value=_one_sided(results.warn_lower, results.warn_upper),
+        fail_threshold_value=_one_sided(results.fail_lower, results.fail_upper),
+        band_lower=backends.json_number(band["lower"], con.name),
+        band_upper=backends.json_number(band["upper"], con.name),
+        reference_value=results.reference_value,
         n_current=results.n_current,
         n_reference=results.n_reference,
         created_at=results.created_at,
+        # Added later; columns only grow at the end.
+        warn_lower=results.warn_lower,
+        warn_upper=results.warn_upper,
+        fail_lower=results.fail_lower,
+        fail_upper=results.fail_upper,
+        reason=results.reason,
+        severity_rank=severity_rank(results.status),
     )
 
 
-def _json_number(value: ir.JSONValue, dialect: str) -> ir.FloatingValue:
-    """A JSON value as a double; null when it is missing or not a number."""
-    return backends.json_number(value, dialect)
+def severity_rank(status: ir.StringValue) -> ir.IntegerValue:
+    """fail 4, error 3, warn 2, insufficient_data 1, ok 0 (null for anything else)."""
+    ranked = ibis.cases(*((status == name, rank) for name, rank in SEVERITY_RANK.items()), else_=ibis.null("int64"))
+    return ranked.cast("int64")
 
 
-def _threshold_value(text: ir.StringValue, reference_value: ir.FloatingValue) -> ir.FloatingValue:
-    """The numeric line of a threshold written as text (see :func:`check_history`)."""
-    plain = _regex_number(text, _PLAIN, 1)
-    key = _regex_group(text, _ONE_KEY, 1)
-    amount = _regex_number(text, _ONE_KEY, 2)
+def _one_sided(lower: ir.FloatingValue, upper: ir.FloatingValue) -> ir.FloatingValue:
+    """The bound of a one-sided threshold; null when it has both sides or none."""
     return ibis.cases(
-        (plain.notnull(), plain),
-        (key.isin(["above", "below"]), amount),
-        (key == "drop", reference_value - amount),
-        (key == "rise", reference_value + amount),
+        (lower.isnull(), upper),
+        (upper.isnull(), lower),
         else_=ibis.null("float64"),
     )
 
 
-def _regex_group(text: ir.StringValue, pattern: str, group: int) -> ir.StringValue:
-    """Group ``group`` of ``pattern`` in ``text``; null when it does not match.
+# -- comments ---------------------------------------------------------------------------------
 
-    Backends disagree on a failed match (DuckDB returns '', PostgreSQL null), so both become null.
-    """
-    return text.re_extract(pattern, group).nullif("")
+_BOUND = "the value {} {} it (the {} threshold as resolved for this window{}); null: no bound on that side"
+_RELATIVE = ", a {drop}/{rise} counted from reference_value"
+_RESULT_COLUMNS = {
+    "run_id": "the run that wrote the row (driftline_runs.run_id)",
+    "monitor": "the monitor's name",
+    "check_name": "the check's name, unique within the monitor",
+    "check_type": "drift | performance | fairness | quality | latency | metric",
+    "metric": "the metric or drift method (psi, roc_auc, null_rate, ...; a custom metric's name)",
+    "column_name": "the column the value is about; null for a check of the whole table or model",
+    "segment_key": "the segment column; null for the overall row",
+    "segment_value": "the segment column's value; null for the overall row",
+    "window_start": "start of the window evaluated (UTC)",
+    "window_end": "end of the window evaluated, exclusive (UTC)",
+    "value": "the check's value on the window; null when it could not be measured (see reason)",
+    "p_value": "the test's p-value (chi2, ks); null where the method has none",
+    "status": "ok | warn | fail | insufficient_data | error",
+    "warn_threshold": "the warn threshold as written in the monitor",
+    "fail_threshold": "the fail threshold as written in the monitor",
+    "n_current": "rows or values the value was measured on",
+    "n_reference": "rows or values of the reference window the value was compared with",
+    "details": "JSON: what else the check found (histogram summary, groups, anomaly band, explanation)",
+    "created_at": "when the row was written (UTC)",
+    "warn_lower": _BOUND.format("warns", "below", "warn", _RELATIVE),
+    "warn_upper": _BOUND.format("warns", "above", "warn", _RELATIVE),
+    "fail_lower": _BOUND.format("fails", "below", "fail", _RELATIVE + ", narrowed by the anomaly band"),
+    "fail_upper": _BOUND.format("fails", "above", "fail", _RELATIVE + ", narrowed by the anomaly band"),
+    "reference_value": "the same metric on the reference window, where a {drop}/{rise} threshold needs it",
+    "reason": "why the status is insufficient_data: labels_not_mature, min_rows, empty_window, ... (SPEC §5)",
+}
+_SEVERITY_RANK = "fail 4, error 3, warn 2, insufficient_data 1, ok 0: order by severity_rank desc lists fails first"
+_COMMENTS: dict[str, tuple[str, Mapping[str, str]]] = {
+    LATEST: (
+        "The latest result per monitor, check, column and segment (a result waiting for its labels only where there is no other)",
+        {**_RESULT_COLUMNS, "severity_rank": _SEVERITY_RANK},
+    ),
+    OPEN_ALERTS: (
+        "Alert episodes still open: one per monitor, check, column and segment in breach",
+        {
+            "severity": "warn | fail: the worst status the episode has seen",
+            "opened_at": "the first breached window's run time (UTC)",
+            "last_seen_at": "the latest breached window's run time (UTC)",
+            "notify_status": "pending | sent | failed | suppressed",
+            "severity_rank": "fail 4, warn 2: order by severity_rank desc lists fails first",
+        },
+    ),
+    CHECK_HISTORY: (
+        "Every result with the numbers a line chart needs: threshold lines, anomaly band, reference value",
+        {
+            **_RESULT_COLUMNS,
+            "warn_threshold_value": "the warn line of a one-sided threshold (its one bound); null for a two-sided one: see warn_lower, warn_upper",
+            "fail_threshold_value": "the fail line of a one-sided threshold (its one bound); null for a two-sided one: see fail_lower, fail_upper",
+            "band_lower": "the anomaly band's lower edge; null without a band",
+            "band_upper": "the anomaly band's upper edge; null without a band",
+            "severity_rank": _SEVERITY_RANK,
+        },
+    ),
+}
 
 
-def _regex_number(text: ir.StringValue, pattern: str, group: int) -> ir.FloatingValue:
-    """A regex group as a double. The cast only runs on rows where the number pattern matched."""
-    matched = _regex_group(text, pattern, group)
-    return ibis.ifelse(matched.notnull(), matched.cast("float64"), ibis.null("float64"))
+def _comment(con: ibis.BaseBackend, view: str, database: str | None) -> None:
+    """COMMENT ON the view and its columns (replacing a view drops its comments, so every time)."""
+    about_view, about_columns = _COMMENTS[view]
+    name = sge.table_(view, db=database, quoted=True)
+    statements = [f"COMMENT ON VIEW {name.sql(con.dialect)} IS {_literal(about_view, con)}"]
+    for column in con.table(view, database=database).columns:
+        if column in about_columns:
+            target = sge.column(column, table=view, db=database, quoted=True)
+            statements.append(f"COMMENT ON COLUMN {target.sql(con.dialect)} IS {_literal(about_columns[column], con)}")
+    for statement in statements:
+        con.raw_sql(statement)
+
+
+def _literal(text: str, con: ibis.BaseBackend) -> str:
+    return sge.convert(text).sql(con.dialect)
 
 
 _BUILDERS: dict[str, Callable[[ibis.BaseBackend, str | None], ir.Table]] = {

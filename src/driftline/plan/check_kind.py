@@ -5,7 +5,7 @@ three steps, each a method of :class:`CheckKind`:
 
 1. ``register`` the aggregates a check needs in the window's one query (``WindowQuery``);
 2. ``measure`` one check for one column and segment from the query's figures, as a
-   :class:`Value` — a number, or None with the reason in its details;
+   :class:`Value` — a number, or None with the reason in its details (``driftline.reasons``);
 3. ``validate`` the check against the warehouse schema before anything runs.
 
 ``model_checks`` drives the steps for every check; the kinds never loop over segments or
@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature, mature_at
+from driftline import reasons
+from driftline.plan.labels import labels_mature, mature_at
 from driftline.plan.profile import ReferenceProfile
 from driftline.plan.window_query import SegmentFigures, WindowQuery
+from driftline.reasons import Reason
 from driftline.spec.models import CheckBase, Monitor
 from driftline.windows import Window
 
@@ -44,7 +46,11 @@ class Context:
     def not_mature(self, **details: Any) -> Value:
         """insufficient_data until the window's labels are complete."""
         when = mature_at(self.monitor.model, self.window).isoformat()
-        return Value(None, details={"reason": LABELS_NOT_MATURE, "mature_at": when, **details})
+        why = Reason(reasons.LABELS_NOT_MATURE, f"labels not mature until {when}")
+        return Value.missing(why, mature_at=when, **details)
+
+
+NOTHING_TO_MEASURE = Reason(reasons.EMPTY_WINDOW, "no rows to measure")
 
 
 @dataclass
@@ -56,11 +62,21 @@ class Value:
     details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, value: float | None, n: int | None, undefined: str, empty: str = "no rows to measure", **details: Any) -> Value:
+    def of(cls, value: float | None, n: int | None, undefined: Reason, empty: Reason = NOTHING_TO_MEASURE, **details: Any) -> Value:
         """``value``, or None with a reason: ``undefined`` when it had rows to go on, else ``empty``."""
         if value is None:
-            details["reason"] = undefined if n else empty
+            details.update((undefined if n else empty).details)
         return cls(value, n, details)
+
+    @classmethod
+    def missing(cls, why: Reason, n: int | None = None, **details: Any) -> Value:
+        """No value, and why."""
+        return cls(None, n, {**details, **why.details})
+
+    def below_min_rows(self, min_rows: int) -> Value:
+        """This value's rows are too few to judge by (SPEC §3 ``min_rows``): none, and why."""
+        why = Reason(reasons.MIN_ROWS, f"not enough rows ({self.n} < min_rows {min_rows})")
+        return Value.missing(why, self.n, **self.details)
 
 
 class CheckKind:

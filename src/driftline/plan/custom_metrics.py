@@ -11,10 +11,12 @@ from typing import Any, Mapping, Sequence
 
 from sqlglot import exp
 
+from driftline import reasons
 from driftline.errors import ConfigError, Location
 from driftline.macros import contains_aggregate, parse_expression, referenced_columns
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
+from driftline.reasons import Reason
 from driftline.spec.models import MetricCheck, Monitor
 from driftline.sql_to_ibis import to_ibis
 
@@ -66,7 +68,7 @@ class CustomMetric(CheckKind):
 
     def measure(self, check: MetricCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        return Value.of(f[_key(check)], f.count(ROWS_KEY), f"metric {check.name} is null here")
+        return Value.of(f[_key(check)], f.count(ROWS_KEY), Reason(reasons.NO_VALUES, f"metric {check.name} is null here"))
 
     def validate(self, check: MetricCheck, index: int, validator) -> None:
         validator.metric_sql(check, index)

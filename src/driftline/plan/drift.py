@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline import stats
+from driftline import reasons, stats
 from driftline.plan.profile import ColumnBins, SegmentKey
+from driftline.reasons import Reason
 from driftline.spec.models import CheckBase, DriftCheck, check_name
 
 EXACT_METHODS = ("ks", "wasserstein")
@@ -52,8 +53,9 @@ def binned_drift(check: DriftCheck, column: str, segment: SegmentKey, histogram:
     current = np.asarray(histogram.current, dtype="float64")
     n_ref, n_cur = int(reference.sum()), int(current.sum())
     measured = Measurement(check, "drift", check.method, column, *segment, None, None, n_cur, n_ref)
-    if not enough_rows or n_ref == 0 or n_cur == 0:
-        measured.details["reason"] = "not enough rows" if n_ref and n_cur else "empty window"
+    missing = _missing(enough_rows, n_ref, n_cur)
+    if missing is not None:
+        measured.details.update(missing.details)
         return measured
     if check.method == "chi2":
         measured.value, measured.p_value = stats.chi2(reference, current, check.epsilon)
@@ -68,23 +70,38 @@ def exact_drift(check: DriftCheck, column: str, segment: SegmentKey, row: pd.Ser
     """``ks`` (D and asymptotic p-value) or ``wasserstein`` (normalised by σ_ref unless not)."""
     measured = Measurement(check, "drift", check.method, column, *segment, None)
     if row is None:
-        measured.details["reason"] = "empty window"
+        measured.details.update(_missing(enough_rows, 0, 0).details)
         return measured
     n_ref, n_cur = _count(row.n_reference), _count(row.n_current)
     measured.n_reference, measured.n_current = n_ref, n_cur
-    if not enough_rows or not n_ref or not n_cur:
-        measured.details["reason"] = "not enough rows" if n_ref and n_cur else "empty window"
+    missing = _missing(enough_rows, n_ref, n_cur)
+    if missing is not None:
+        measured.details.update(missing.details)
         return measured
     if check.method == "ks":
         measured.value = _number(row.ks_statistic)
         if measured.value is not None:
             measured.p_value = stats.ks_pvalue(measured.value, n_ref, n_cur)
-        return measured
-    raw = _number(row.wasserstein)
-    sigma = _number(row.reference_std) or 0.0
-    measured.details.update({"wasserstein": raw, "reference_std": sigma})
-    measured.value = raw if raw is None or not check.normalize else raw / max(sigma, 1e-3)
+    else:
+        raw = _number(row.wasserstein)
+        sigma = _number(row.reference_std) or 0.0
+        measured.details.update({"wasserstein": raw, "reference_std": sigma})
+        measured.value = raw if raw is None or not check.normalize else raw / max(sigma, 1e-3)
+    if measured.value is None:  # values were counted, so the warehouse found none it could use
+        measured.details.update(Reason(reasons.NO_VALUES, f"{check.method} is undefined on these values").details)
     return measured
+
+
+def _missing(enough_rows: bool, n_reference: int, n_current: int) -> Reason | None:
+    """Why a drift value cannot be computed, if it cannot: no values in the window, fewer rows
+    than ``min_rows`` (the caller's ``enough_rows``), or no values on the reference."""
+    if not n_current:
+        return Reason(reasons.EMPTY_WINDOW, "no values in the window")
+    if not enough_rows:
+        return Reason(reasons.MIN_ROWS, "not enough rows (fewer than min_rows)")
+    if not n_reference:
+        return Reason(reasons.NO_REFERENCE, "no values on the reference window")
+    return None
 
 
 def _count(value: Any) -> int:

@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
 
-from driftline import metrics
+from driftline import metrics, reasons
 from driftline.plan.aggregates import Figures, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.performance import add_confusion
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
+from driftline.reasons import Reason
 from driftline.spec.models import FairnessCheck, Monitor
 
 
@@ -115,12 +116,12 @@ class Fairness(CheckKind):
         n = figures.main.count(ROWS_KEY)  # every row of the segment, excluded groups included
         if self.needs_labels(check) and not context.labels_mature:
             return context.not_mature(**details)
-        undefined = f"{check.metric} needs two groups of at least min_rows rows with a defined rate"
+        undefined = Reason(reasons.TOO_FEW_GROUPS, f"{check.metric} needs two groups of at least min_rows rows with a defined rate")
         if check.metric != "disparate_impact":
             return Value.of(METRICS[check.metric](groups), n, undefined, **details)
         reference = reference_group(groups, check)
         if reference is None:
-            return Value(None, n, {**details, "reason": "the reference group is missing or has fewer than min_rows rows"})
+            return Value.missing(Reason(reasons.TOO_FEW_GROUPS, "the reference group is missing or has fewer than min_rows rows"), n, **details)
         impacts = disparate_impacts(groups, reference)
         defined = [v for v in impacts.values() if v is not None]
         details.update(reference_group=reference, disparate_impact=impacts)

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from driftline import reasons
 from driftline.spec.models import Model
 from driftline.windows import Window
 
-LABELS_NOT_MATURE = "labels not mature"
+LABELS_NOT_MATURE = reasons.LABELS_NOT_MATURE  # the reason code of a window waiting for labels
 RAW_LABEL = "__raw_label"  # the label column as stored, before it is read for the task
 _LABEL_KEY = "__label_key"
 

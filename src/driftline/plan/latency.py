@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from driftline import backends
+from driftline import backends, reasons
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.histograms import clean
 from driftline.plan.window_query import SegmentFigures, WindowQuery, valid_key
+from driftline.reasons import Reason
 from driftline.spec.models import LatencyCheck, Monitor
 
 
@@ -33,7 +34,9 @@ class Latency(CheckKind):
 
     def measure(self, check: LatencyCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        return Value.of(f[_key(check)], f.count(valid_key(check.column)), "no values", quantile=check.quantile)
+        # n counts the column's values, so none to measure is the same reason with or without rows
+        no_values = Reason(reasons.NO_VALUES, f"no values in {check.column}")
+        return Value.of(f[_key(check)], f.count(valid_key(check.column)), no_values, no_values, quantile=check.quantile)
 
     def validate(self, check: LatencyCheck, index: int, validator) -> None:
         validator.column(check.column, ("checks", index, "latency", "column"), numeric=True)

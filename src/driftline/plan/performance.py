@@ -20,14 +20,15 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline import backends, metrics
+from driftline import backends, metrics, reasons
 from driftline.plan.aggregates import Figures, count_where, ratio
-from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
 from driftline.plan.groupings import GROUPING, SEGMENT, VALUE, by_segment
 from driftline.plan.histograms import clean
 from driftline.plan.labels import RAW_LABEL
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery
+from driftline.reasons import Reason
 from driftline.spec.models import PerformanceCheck
 
 LOG_LOSS_EPSILON = 1e-15  # scores are clipped to [eps, 1 - eps] before the logarithm
@@ -62,13 +63,13 @@ def _invalid_labels(t: ir.Table) -> ir.IntegerScalar:
     return count_where(clean(t[RAW_LABEL]).notnull() & t[LABEL].isnull()) if RAW_LABEL in t.columns else ibis.literal(0)
 
 
-def _unusable(check: PerformanceCheck, f: Figures) -> str | None:
+def _unusable(check: PerformanceCheck, f: Figures) -> Reason | None:
     """Why a binary metric is not measured on this window's values at all, if it is not: a wrong
     number from data the metric is not defined on would be worse than none."""
     if f.count("invalid_labels"):
-        return f"{f.count('invalid_labels')} labels are neither 0 nor 1 (nor boolean): fix the label column"
+        return Reason(reasons.BAD_LABELS, f"{f.count('invalid_labels')} labels are neither 0 nor 1 (nor boolean): fix the label column")
     if check.metric in ("log_loss", "brier") and f.count("scores_outside_0_1"):
-        return f"{f.count('scores_outside_0_1')} scores lie outside [0, 1]: {check.metric} needs probabilities"
+        return Reason(reasons.BAD_SCORES, f"{f.count('scores_outside_0_1')} scores lie outside [0, 1]: {check.metric} needs probabilities")
     return None
 
 
@@ -290,8 +291,8 @@ class Performance(CheckKind):
         if self.needs_labels(check) and not context.labels_mature:
             return context.not_mature(**details)
         task = context.monitor.model.task
-        undefined = f"{check.metric} is undefined here (a zero denominator)"
-        empty = "no labeled rows" if f.count(ROWS_KEY) else "no rows to measure"
+        undefined = Reason(reasons.ZERO_DENOMINATOR, f"{check.metric} is undefined here (a zero denominator)")
+        empty = Reason(reasons.NO_LABELS, "no labeled rows") if f.count(ROWS_KEY) else NOTHING_TO_MEASURE
         if task == "regression":
             return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details)
         if task == "multiclass_classification":
@@ -302,7 +303,7 @@ class Performance(CheckKind):
         sample, formula = BINARY[check.metric]
         unusable = _unusable(check, f) if self.needs_labels(check) else None
         if unusable is not None:
-            return Value(None, sample(binary), {**details, "reason": unusable})
+            return Value.missing(unusable, sample(binary), **details)
         return Value.of(formula(binary), sample(binary), undefined, empty, **details)
 
     def validate(self, check: PerformanceCheck, index: int, validator) -> None:

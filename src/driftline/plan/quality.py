@@ -37,12 +37,14 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from driftline import reasons
 from driftline.plan import magnitudes
 from driftline.plan.aggregates import Figures, count_where, ratio
-from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
 from driftline.plan.histograms import as_text, clean, finite
 from driftline.plan.window_query import ROWS_KEY, SegmentFigures, WindowQuery, valid_key
+from driftline.reasons import Reason
 from driftline.spec.models import Monitor, QualityCheck
 from driftline.windows import EPOCH, Window
 
@@ -104,7 +106,7 @@ class ColumnMetric:
     value: Callable[[float | None, int, int], float | None]
     sample: str = "valid"
     additive: bool = False  # a count: computed per combination of segment values and summed
-    undefined: str = "no non-null values"
+    undefined: Reason = Reason(reasons.NO_VALUES, "no non-null values")
 
 
 def _as_is(own: float | None, valid: int, rows: int) -> float | None:
@@ -115,8 +117,8 @@ COLUMN_METRICS = {
     # the rows and non-null values suffice; for a drift column the drift counts have both
     "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows), "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
-    "mean": ColumnMetric(_mean, _as_is, "finite", undefined="no finite values"),
-    "stddev": ColumnMetric(_stddev, _as_is, "finite", undefined="fewer than two finite values"),
+    "mean": ColumnMetric(_mean, _as_is, "finite", undefined=Reason(reasons.NO_VALUES, "no finite values")),
+    "stddev": ColumnMetric(_stddev, _as_is, "finite", undefined=Reason(reasons.NO_VALUES, "fewer than two finite values")),
     "min": ColumnMetric(lambda t, c, *_: _number(t, c).min(), _as_is),
     "max": ColumnMetric(lambda t, c, *_: _number(t, c).max(), _as_is),
     "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid), additive=True),
@@ -172,7 +174,7 @@ def freshness_branch(query: WindowQuery, timestamp: str, now: datetime) -> ir.Ta
 def freshness(figures: SegmentFigures, now: datetime) -> Value:
     newest = figures.branch("freshness")["newest"]
     if newest is None:
-        return Value(None, None, {"reason": "the source has no rows at or before now"})
+        return Value.missing(Reason(reasons.EMPTY_WINDOW, "the source has no rows at or before now"))
     hours = ((now - EPOCH).total_seconds() - newest) / 3600
     return Value(hours, None, {"newest": pd.Timestamp(newest, unit="s").isoformat()})
 
@@ -184,7 +186,7 @@ def schema_of(table: ir.Table) -> dict[str, str]:
 def schema_change(previous: dict[str, str] | None, current: dict[str, str]) -> Value:
     details: dict[str, Any] = {"columns": current}
     if previous is None:
-        return Value(None, None, {**details, "reason": "no previous run to compare with"})
+        return Value.missing(Reason(reasons.NO_PREVIOUS_RUN, "no previous run to compare with"), **details)
     added = sorted(set(current) - set(previous))
     removed = sorted(set(previous) - set(current))
     retyped = {c: [previous[c], current[c]] for c in current if c in previous and previous[c] != current[c]}
@@ -193,13 +195,14 @@ def schema_change(previous: dict[str, str] | None, current: dict[str, str]) -> V
 
 
 def previous_schema_query(history: ir.Table, monitor: str, window: Window) -> ir.Table:
-    """The details of the latest schema_change result of an earlier window of ``monitor``."""
+    """The details of the latest schema_change result of an earlier window of ``monitor``
+    (every one lists the columns it saw, judged or not)."""
     found = history.filter(
         (history.monitor == monitor)
+        & (history.check_type == "quality")  # not a custom metric that happens to share the name
         & (history.metric == "schema_change")
         & history.segment_key.isnull()
         & (history.window_start < ibis.literal(window.start))
-        & history.details.contains('"columns"')
     )
     return found.order_by(ibis.desc(found.window_start)).limit(1).select("details")
 
@@ -220,7 +223,7 @@ def _column_value(metric: ColumnMetric, own: float | None, f: Figures, column: s
         details["infinite_values"] = counts["valid"] - counts["finite"]
     value = metric.value(own, counts["valid"], counts["rows"])
     if value is None:
-        details["reason"] = metric.undefined if counts["rows"] else "no rows to measure"
+        details.update((metric.undefined if counts["rows"] else NOTHING_TO_MEASURE).details)
     return Value(value, counts[metric.sample], details)
 
 
@@ -268,7 +271,7 @@ class Quality(CheckKind):
         if check.metric == "schema_change":
             return schema_change(context.previous_schema, schema_of(context.inputs.table))
         if check.metric == "new_category_rate" and not reference_categories(context, column, check.max_categories):
-            return Value(None, None, {"reason": "no reference categories (an empty reference window?)"})
+            return Value.missing(Reason(reasons.NO_REFERENCE, "no reference categories (an empty reference window?)"))
         return _column_value(COLUMN_METRICS[check.metric], f[_key(check, column)], f, column)
 
     def validate(self, check: QualityCheck, index: int, validator) -> None:

@@ -2,8 +2,8 @@
 
 The result tables hold aggregates only (a row per check, column, segment and window), so the
 report reads them whole except for histograms, where only the overall bins come back, and the
-``details`` JSON, which is read only for the rows that need it (fairness groups, and performance
-windows still waiting for labels).
+``details`` JSON, which is read only for the rows that need it (fairness groups). Thresholds,
+reasons and ranks come as columns of ``driftline_check_history``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ _HISTOGRAM_COLUMNS = (
     "monitor", "column_name", "window_start", "bin_index", "bin_label",
     "reference_count", "current_count",
 )  # fmt: skip
-_PARSED_COLUMNS = (  # the numbers driftline_check_history adds to the results' columns
-    "warn_threshold_value", "fail_threshold_value", "band_lower", "band_upper", "reference_value",
+_DERIVED_COLUMNS = (  # what driftline_check_history adds to the results' columns
+    "warn_threshold_value", "fail_threshold_value", "band_lower", "band_upper", "severity_rank",
 )  # fmt: skip
 _DETAIL_COLUMNS = (
     "monitor", "check_name", "check_type", "column_name", "segment_key", "segment_value",
@@ -37,7 +37,7 @@ class ReportData:
     history: pd.DataFrame  # driftline_check_history rows
     runs: pd.DataFrame  # one row per monitor window evaluated
     alerts: pd.DataFrame  # every alert episode, open and resolved
-    details: pd.DataFrame  # details JSON of fairness rows and of performance rows without labels
+    details: pd.DataFrame  # details JSON of fairness rows
     histograms: pd.DataFrame  # overall (unsegmented) drift bins per monitor, column and window
 
 
@@ -58,10 +58,7 @@ def load(con: ibis.BaseBackend, database: str | None = None) -> ReportData:
 
 def _details(con: ibis.BaseBackend, database: str | None):
     results = con.table(RESULTS, database=database)
-    needed = (results.check_type == "fairness") | (
-        (results.check_type == "performance") & (results.status == "insufficient_data")
-    )
-    return results.filter(needed).select(*_DETAIL_COLUMNS)
+    return results.filter(results.check_type == "fairness").select(*_DETAIL_COLUMNS)
 
 
 def _overall_histograms(con: ibis.BaseBackend, database: str | None) -> pd.DataFrame:
@@ -87,7 +84,7 @@ def _timestamps(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _empty() -> ReportData:
-    history = pd.DataFrame(columns=[*TABLES[RESULTS].names, *_PARSED_COLUMNS])
+    history = pd.DataFrame(columns=[*TABLES[RESULTS].names, *_DERIVED_COLUMNS])
     return ReportData(
         history=_timestamps(history),
         runs=_timestamps(pd.DataFrame(columns=list(_RUN_COLUMNS))),

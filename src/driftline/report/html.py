@@ -245,7 +245,8 @@ def _chart(c: CheckView, x_domain: tuple[float, float]) -> str:
 def _legend(c: CheckView) -> str:
     """Each line with its last known value and status, then what the other marks mean."""
     items = [_legend_line(line) for line in c.lines]
-    items += [f'<li><span class="swatch rule {r.css}"></span>{esc(r.label)}</li>' for r in c.rules]
+    rules = dict.fromkeys((r.css, r.label) for r in c.rules)  # the two lines of {outside} share one entry
+    items += [f'<li><span class="swatch rule {css}"></span>{esc(label)}</li>' for css, label in rules]
     if c.band is not None:
         items.append('<li><span class="swatch band"></span>expected range (anomaly band)</li>')
     if c.pending is not None:

@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from driftline.reasons import LABELS_NOT_MATURE
 from driftline.report import svg
 from driftline.report.data import ReportData
 from driftline.report.info import MonitorInfo
@@ -26,7 +27,6 @@ SERIES_KEY = ["column_name", "segment_key", "segment_value"]
 MAX_OVERALL_LINES = 8  # overall lines per chart (one per column)
 MAX_SEGMENT_LINES = 3  # plus the worst few segments
 MAX_HEATMAP_SEGMENTS = 14
-LABELS_NOT_MATURE = "labels not mature"
 
 
 def worst(statuses: Sequence[str | None]) -> str | None:
@@ -258,7 +258,7 @@ def _check(
         band=primary.band() if primary else None,
         rules=primary.rules() if primary else (),
         markers=_alert_markers(frames.alerts[frames.alerts.check_name == name], drawn),
-        pending=_pending_span(details, rows),
+        pending=_pending_span(rows),
         fairness=_fairness(details),
         drift_rows=_drift_rows(last.check_type, drawn, series),
     )
@@ -312,11 +312,15 @@ class _Series:
         return svg.Band(self.x, lower, upper)
 
     def rules(self) -> tuple[svg.Rule, ...]:
+        """A line per bound of each threshold: one for a one-sided threshold, two for
+        ``{outside}``. Where a bound is the anomaly band's edge, the band already shows it."""
         rules = []
         for level in ("warn", "fail"):
-            y = _floats(self.rows[f"{level}_threshold_value"])
-            if np.isfinite(y).any():
-                rules.append(svg.Rule(f"{level} threshold", self.x, y, level))
+            for side in ("lower", "upper"):
+                y = _floats(self.rows[f"{level}_{side}"])
+                y = np.where(y == _floats(self.rows[f"band_{side}"]), np.nan, y)
+                if np.isfinite(y).any():
+                    rules.append(svg.Rule(f"{level} threshold", self.x, y, level))
         return tuple(rules)
 
 
@@ -361,10 +365,9 @@ def _window_of(series: _Series, moment: pd.Timestamp) -> float:
     return float(series.x[max(i, 0)])
 
 
-def _pending_span(details: pd.DataFrame, rows: pd.DataFrame) -> svg.Span | None:
+def _pending_span(rows: pd.DataFrame) -> svg.Span | None:
     """The stretch of recent windows whose labels have not arrived yet (performance checks)."""
-    waiting = details[details.status == "insufficient_data"]
-    waiting = waiting[[_reason(d) == LABELS_NOT_MATURE for d in waiting.details]]
+    waiting = rows[rows.reason == LABELS_NOT_MATURE]
     if waiting.empty:
         return None
     start = epoch_seconds(waiting.window_start.sort_values().head(1))[0]
@@ -461,10 +464,6 @@ def _json(text) -> dict:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _reason(text) -> str | None:
-    return _json(text).get("reason")
 
 
 def _when(moment: pd.Timestamp) -> str:
