@@ -15,6 +15,7 @@ from drift_model import stored_edges
 from edge_ranks import BINS, COLUMNS, ROWS, TOLERANCE, edge_frame, quantile_values, rank_errors
 
 from driftline import api
+from driftline.plan.histograms import SAMPLE_ROWS
 
 MONITOR = f"""
 name: wide
@@ -38,11 +39,32 @@ def with_timestamps(frame):
     return frame.assign(ts=[start + i * step for i in range(ROWS)])
 
 
-def test_duckdb_quantiles_are_within_one_point_of_rank(frame):
+def test_duckdb_quantiles_of_a_sample_are_within_one_point_of_rank():
+    """A reference larger than the sample: its edges are a random sample's quantiles."""
+    frame = edge_frame(3 * SAMPLE_ROWS)
     con = ibis.duckdb.connect()
     quantiles = quantile_values(con.create_table("t", frame), "duckdb")
     for column in COLUMNS:
         assert max(rank_errors(frame[column].to_numpy(), quantiles[column])) <= TOLERANCE, column
+
+
+def test_a_reference_smaller_than_the_sample_gets_numpys_bins(frame):
+    """DuckDB's approximate edges are exact quantiles of a sample of SAMPLE_ROWS rows; a smaller
+    reference is the sample, so its edges are numpy's: to the last bit where numpy's quantile is
+    a data value (inside a run of ties, which DuckDB's own interpolation misses by an ulp, see
+    backends._tie_exact), within rounding elsewhere, and cutting the data in the same places."""
+    assert len(frame) <= SAMPLE_ROWS
+    con = ibis.duckdb.connect()
+    quantiles = quantile_values(con.create_table("t", frame), "duckdb")
+    for column in COLUMNS:
+        values = frame[column].to_numpy()
+        finite = np.sort(values[np.isfinite(values)])
+        expected = np.quantile(finite, [k / BINS for k in range(1, BINS)])
+        got = np.array(quantiles[column])
+        assert np.allclose(got, expected, rtol=1e-15, atol=0), column
+        on_data = np.isin(expected, finite)
+        assert (got[on_data] == expected[on_data]).all(), column
+        assert (np.searchsorted(finite, got) == np.searchsorted(finite, expected)).all(), column
 
 
 @pytest.mark.postgres

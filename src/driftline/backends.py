@@ -87,11 +87,13 @@ def _double_literal(value: float) -> sge.Expression:
 _exact_duckdb_float_literals()
 
 
-def connect(url: str, root: Path | None = None) -> ibis.BaseBackend:
-    """Open an ibis backend; relative paths in the URL are relative to the project directory."""
+def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis.BaseBackend:
+    """Open an ibis backend; relative paths in the URL are relative to the project directory.
+    ``read_only`` opens a DuckDB file without write access (elsewhere the user's grants decide)."""
     try:
         if url.startswith("duckdb:"):
-            return ibis.duckdb.connect(_duckdb_path(url, root))
+            path = _duckdb_path(url, root)
+            return ibis.duckdb.connect(path, read_only=read_only and path != ":memory:")
         if url.startswith("pyspark:"):
             return _connect_spark(url, root)
         return ibis.connect(url)
@@ -252,9 +254,27 @@ def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect:
     if dialect in _NO_MULTI_QUANTILE:
         return [column.quantile(p) for p in probabilities]
     multi = column.quantile(list(probabilities))
+    if dialect == "duckdb":
+        return _tie_exact(multi, _duckdb_quantile_disc(column.cast("float64"), list(probabilities)), len(probabilities))
     return [multi[i] for i in range(len(probabilities))]
 
 
+def _tie_exact(interpolated: ir.ArrayScalar, discrete: ir.ArrayScalar, n: int) -> list[ir.Scalar]:
+    """DuckDB interpolates as lo·(1−d) + hi·d, which misses lo where lo = hi (a quantile inside a
+    run of tied values): 0.9·0.6 + 0.9·0.4 = 0.9000000000000001. An edge one ulp above a data
+    value moves every copy of that value to the bin below, so where the interpolated quantile
+    lies within rounding of the discrete one (a data value), the data value is taken, as numpy's
+    interpolation gives it."""
+    picked = []
+    for i in range(n):
+        cont, disc = interpolated[i], discrete[i]
+        picked.append(ibis.ifelse((cont - disc).abs() <= disc.abs() * 1e-15, disc, cont))
+    return picked
+
+
+# Dialects whose approximate quantile is slower than exact quantiles of a sample (see
+# ``histograms.SAMPLE_ROWS``): DuckDB's t-digest.
+_SAMPLED_APPROXIMATE_QUANTILE = {"duckdb"}
 # Dialects whose ibis compiler has no multi-quantile form of its approximate quantile.
 _NO_MULTI_APPROX_QUANTILE = {"snowflake"}
 
@@ -267,10 +287,16 @@ def approximate_quantiles(column: ir.NumericColumn, probabilities: Sequence[floa
     if dialect in _NO_MULTI_APPROX_QUANTILE:
         return [column.approx_quantile(p) for p in probabilities]
     if dialect == "duckdb":  # its approx_quantile takes FLOAT[] probabilities, not ibis's DOUBLE[]
+        # (driftline samples there instead, see samples_for_approximate_quantiles; kept so that
+        # the function is whole for every dialect)
         multi = _duckdb_approx_quantiles(column.cast("float64"), ibis.literal(list(probabilities), type="array<float32>"))
         return [multi[i] for i in range(len(probabilities))]
     multi = column.approx_quantile(list(probabilities))
     return [multi[i] for i in range(len(probabilities))]
+
+
+def samples_for_approximate_quantiles(dialect: str) -> bool:
+    return dialect in _SAMPLED_APPROXIMATE_QUANTILE
 
 
 def cume_dist(order_by: ir.Column, group_by: ir.Column | None, dialect: str) -> ir.FloatingValue:
@@ -296,6 +322,11 @@ def _bounded_histogram(arg: dt.float64, boundaries: dt.Array(dt.float64)) -> dt.
 @ibis.udf.agg.builtin(name="histogram")
 def _position_histogram(arg: dt.int64) -> dt.Map(dt.int64, dt.int64):
     """DuckDB: the count of every distinct non-null value."""
+
+
+@ibis.udf.agg.builtin(name="quantile_disc")
+def _duckdb_quantile_disc(arg: dt.float64, probabilities: dt.Array(dt.float64)) -> dt.Array(dt.float64):
+    """DuckDB: the data values at the quantiles' positions (no interpolation)."""
 
 
 @ibis.udf.agg.builtin(name="approx_quantile")

@@ -58,23 +58,57 @@ def as_text(value: ir.Column) -> ir.Column:
 # -- the reference's edges and categories ------------------------------------------------------
 
 
+# Where the backend's approximate quantile is slower than an exact one over a sample (DuckDB's
+# t-digest took 5.3 s for 20 columns of 4M rows, exact quantiles of a Bernoulli sample of about
+# 150,000 rows 0.95 s, a plain scan 0.9 s), approximate edges are the sample's exact quantiles.
+# A uniform sample of 150,000 rows puts a quantile's rank within ±1 point (SPEC §6) with a
+# standard error of at most 0.13 points; a reference of at most that many rows is used whole,
+# which makes its edges exact.
+SAMPLE_ROWS = 150_000
+
+
 def edges_query(reference: ir.Table, columns: Sequence[DriftColumn], dialect: str) -> ir.Table | None:
     """One aggregate row with the quantiles (or min and max) that become numeric edges."""
+    numeric = [(i, c) for i, c in enumerate(c for c in columns if c.binning.kind == "numeric")]
+    sampled = [(i, c) for i, c in numeric if backends.samples_for_approximate_quantiles(dialect) and _approximate(c)]
+    whole = [(i, c) for i, c in numeric if (i, c) not in sampled]
+    parts = []
+    if whole:
+        parts.append(reference.aggregate(**_edge_metrics(reference, whole, dialect)))
+    if sampled:
+        sample = _bernoulli_sample(reference, SAMPLE_ROWS)
+        parts.append(sample.aggregate(**_edge_metrics(sample, sampled, dialect, exact=True)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else parts[0].cross_join(parts[1])
+
+
+def _bernoulli_sample(rows: ir.Table, size: int) -> ir.Table:
+    """About ``size`` of ``rows``, each kept with the same chance (all of them when fewer).
+
+    The random number is a column of its own: compared in the filter with the row count (a
+    scalar subquery), DuckDB draws it once for the whole query and keeps all rows or none."""
+    draws = rows.mutate(__draw=ibis.random())
+    return draws.filter(draws.__draw < ibis.literal(float(size)) / rows.count().as_scalar()).drop("__draw")
+
+
+def _approximate(column: DriftColumn) -> bool:
+    return column.binning.method == "quantile" and not column.binning.exact
+
+
+def _edge_metrics(rows: ir.Table, columns: Sequence[tuple[int, DriftColumn]], dialect: str, exact: bool = False) -> dict[str, ir.Scalar]:
+    """The aggregates of each ``(i, column)``'s edges: ``e{i}_min`` and ``e{i}_max`` (uniform
+    binning) or ``e{i}_q{k}``, the quantiles at k/bins (see :func:`finish_bins`): the backend's
+    approximate quantiles unless the check (or ``exact``) asks for exact ones."""
     metrics: dict[str, ir.Scalar] = {}
-    for i, column in enumerate(c for c in columns if c.binning.kind == "numeric"):
-        metrics |= edge_metrics(reference, i, column, dialect)
-    return reference.aggregate(**metrics) if metrics else None
-
-
-def edge_metrics(reference: ir.Table, i: int, column: DriftColumn, dialect: str) -> dict[str, ir.Scalar]:
-    """The aggregates of the ``i``-th numeric column's edges: ``e{i}_min`` and ``e{i}_max``
-    (uniform binning) or ``e{i}_q{k}``, the quantiles at k/bins (see :func:`finish_bins`):
-    the backend's approximate quantiles unless the check asks for ``edges: exact``."""
-    values = finite(reference[column.name]).cast("float64")
-    if column.binning.method == "uniform":
-        return {f"e{i}_min": values.min(), f"e{i}_max": values.max()}
-    quantiles = backends.quantiles if column.binning.exact else backends.approximate_quantiles
-    return {f"e{i}_q{k}": q for k, q in enumerate(quantiles(values, quantile_probabilities(column), dialect))}
+    for i, column in columns:
+        values = finite(rows[column.name]).cast("float64")
+        if column.binning.method == "uniform":
+            metrics |= {f"e{i}_min": values.min(), f"e{i}_max": values.max()}
+            continue
+        quantiles = backends.quantiles if exact or column.binning.exact else backends.approximate_quantiles
+        metrics |= {f"e{i}_q{k}": q for k, q in enumerate(quantiles(values, quantile_probabilities(column), dialect))}
+    return metrics
 
 
 def quantile_probabilities(column: DriftColumn) -> list[float]:
