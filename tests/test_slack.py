@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -26,7 +27,6 @@ from slack_server import (
 )
 
 from driftline.errors import ConfigError
-from driftline.notify import messages
 from driftline.notify.messages import (
     Breach,
     MonitorRun,
@@ -421,6 +421,40 @@ def test_render_text_reads_like_plain_text():
     assert "&amp;" not in text and "*" not in text and "<http" not in text
 
 
+FAKE = "EU\n*fake* <http://x|click>"  # a segment value trying to start a line, be bold and link
+
+
+def outside_code_spans(mrkdwn: str) -> str:
+    """What Slack formats: the text without its code spans (whose contents it shows as written)."""
+    return re.sub(r"`[^`\n]*`", "", mrkdwn)
+
+
+def test_a_value_from_the_data_cannot_fake_a_line_or_a_link():
+    breach = a_breach(segment_value=FAKE, column_name="size`\n_x_")
+    message = render_run_message(a_run(report_url=None), [breach], "#growth-ml")
+
+    [line] = [b["text"]["text"] for b in message.blocks if b["type"] == "section"][1:]  # the breach
+    assert "\n" not in line and len(message.text.splitlines()) == 2  # summary and that breach
+    for text in (line, message.text):
+        assert "`region=EU\\n*fake* &lt;http://x|click&gt;`" in text  # shown as written, in a code span
+        assert "`size'\\n_x_`" in text  # a backtick would have closed the span
+        assert "fake" not in outside_code_spans(text) and "_x_" not in outside_code_spans(text)
+        assert "<http://x" not in text
+    preview = render_text(message).splitlines()
+    assert [p for p in preview if "fake" in p] == [
+        "[fail] drift_psi · size'\\n_x_ · region=EU\\n*fake* <http://x|click> — psi 0.312 (threshold 0.25, +0.291 since reference) · new"
+    ]
+
+
+def test_a_resolution_shows_data_values_as_code_spans_too():
+    message = render_resolution(a_run(), a_breach(segment_value=FAKE), "#growth-ml", "1.2")
+
+    assert "\n" not in message.text
+    assert message.text == "Resolved: lead_scoring · drift_psi on `company_size` (`region=EU\\n*fake* &lt;http://x|click&gt;`) — now 0.312"
+    quote = message.blocks[0]["text"]["text"].splitlines()[1]
+    assert quote.startswith("> ") and "fake" not in outside_code_spans(quote)
+
+
 def test_a_runbook_that_is_not_a_link_is_shown_as_text():
     message = render_run_message(a_run(runbook="see the on-call page"), [a_breach()], "#growth-ml")
 
@@ -429,9 +463,9 @@ def test_a_runbook_that_is_not_a_link_is_shown_as_text():
     assert [button["text"]["text"] for button in buttons] == ["View report"]
 
 
-@pytest.mark.parametrize("module", [messages, slack_server])
-def test_module_examples_run(module):
-    assert doctest.testmod(module).failed == 0
+def test_fake_slack_servers_examples_run():
+    """The suite's fake Slack server is not under src/: its examples are run here."""
+    assert doctest.testmod(slack_server).failed == 0
 
 
 @pytest.fixture(autouse=True)

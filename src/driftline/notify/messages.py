@@ -9,6 +9,9 @@ uses for notifications and that webhooks without Block Kit support show instead.
 Everything the user wrote (check names, segment values, thresholds) is escaped for Slack's mrkdwn
 and clipped, so that a long or odd value can never break a message or push it over Slack's limits
 (50 blocks, 3,000 characters per section, about 12,000 characters of block text per message).
+Values that come from the data (a segment value, a column name) are shown as code spans, in which
+Slack formats nothing, with line breaks written as ``\\n``: a segment value such as
+``"EU\\n*fake* <http://x|click>"`` can neither start a line of its own nor become bold or a link.
 
 >>> from datetime import datetime
 >>> run = MonitorRun("lead_scoring", None, "@growth-ml", None,
@@ -191,23 +194,29 @@ def _breach_line(breach: Breach, report_url: str | None) -> str:
 
 
 def _subject(breach: Breach) -> str:
-    """What breached, in mrkdwn: check name, column and segment."""
+    """What breached, in mrkdwn: check name, column and segment (the last two as code spans)."""
     parts = [f"*{_field(breach.check_name)}*"]
     if breach.column_name:
-        parts.append(f"`{_field(breach.column_name.replace('`', chr(39)))}`")
+        parts.append(_code(breach.column_name))
     if breach.segment_key:
-        parts.append(_field(f"{breach.segment_key}={breach.segment_value}"))
+        parts.append(_code(_segment(breach)))
     return " · ".join(parts)
 
 
+def _segment(breach: Breach) -> str:
+    value = "null" if breach.segment_value is None else breach.segment_value
+    return f"{breach.segment_key}={value}"
+
+
 def _plain_subject(breach: Breach) -> str:
-    """What breached, as plain words for notification text."""
-    subject = breach.check_name
+    """What breached, as words for notification text (data values as code spans there too: Slack
+    renders ``text`` as mrkdwn where it shows it)."""
+    subject = _field(breach.check_name)
     if breach.column_name:
-        subject += f" on {breach.column_name}"
+        subject += f" on {_code(breach.column_name)}"
     if breach.segment_key:
-        subject += f" ({breach.segment_key}={breach.segment_value})"
-    return _escape(subject)
+        subject += f" ({_code(_segment(breach))})"
+    return subject
 
 
 def _measurement(breach: Breach) -> str:
@@ -443,9 +452,35 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Line breaks (\n, \r, \u2028 ...) and the other control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def visible(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters written as their escapes,
+    so that a value cannot start a line of its own (``"EU\\n*fake*"`` shows ``EU\\n*fake*``).
+
+    >>> print(visible("EU\\n*fake*\\t1"))
+    EU\\n*fake*\\t1
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _field(text: str | None) -> str:
-    """A user-written value, escaped for mrkdwn and clipped to MAX_FIELD characters."""
-    return _clip(_escape(str(text)), MAX_FIELD)
+    """A user-written value, escaped for mrkdwn, on one line, clipped to MAX_FIELD characters."""
+    return _clip(_escape(visible(str(text))), MAX_FIELD)
+
+
+def _code(value: str) -> str:
+    """A value from the data as a code span, which Slack shows as written: ``*``, ``_`` and ``~``
+    format nothing inside it. A backtick would end the span, so it becomes ``'``; ``<``, ``>``
+    and ``&`` are escaped (entities are decoded, so no link or mention can form); line breaks
+    show as ``\\n``.
+
+    >>> _code("EU\\n*fake* <http://x|click> `x`")
+    "`EU\\\\n*fake* &lt;http://x|click&gt; 'x'`"
+    """
+    return f"`{_field(str(value).replace('`', chr(39)))}`"
 
 
 def _clip_plain(text: str, limit: int) -> str:
@@ -492,12 +527,20 @@ def _block_as_text(block: dict) -> list[str]:
     return []
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]*)`")
+
+
 def _plain(mrkdwn: str) -> str:
-    """mrkdwn → plain text: links spelled out, markup and entities removed, emoji as words."""
+    """mrkdwn → plain text: links spelled out, markup and entities removed, emoji as words. What
+    code spans hold is shown as written: ``*`` in a value is not bold there either."""
+    pieces = _CODE_SPAN.split(mrkdwn)  # odd positions: the contents of code spans
+    text = "".join(piece if i % 2 else _without_markup(piece) for i, piece in enumerate(pieces))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _without_markup(mrkdwn: str) -> str:
     text = _LINK.sub(lambda m: f"{m.group(2)}: {m.group(1)}", mrkdwn)
     for code, word in _PREVIEW_EMOJI.items():
         text = text.replace(code, word)
     text = re.sub(r"(?<![\w*])\*([^*\n]+)\*", r"\1", text)
-    text = re.sub(r"(?<!\w)_([^_\n]+)_(?!\w)", r"\1", text)
-    text = re.sub(r"`([^`\n]*)`", r"\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"(?<!\w)_([^_\n]+)_(?!\w)", r"\1", text)
