@@ -180,10 +180,10 @@ def test_validate_problems_exit_3_one_line_each(ran):
     assert problems.out == ""
 
 
-def test_debug_shows_the_traceback(ran):
-    debug = ran["validate_debug"]
-    assert debug.code != 0 and "Traceback (most recent call last)" in debug.err
-    assert "column 'xx' not found" in debug.err
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(ran):
+    debug = ran["validate_debug"]  # before: the error was raised again, and Python exits 1
+    assert debug.code == 3 and debug.err.startswith("Traceback (most recent call last)")
+    assert debug.err.splitlines()[-1].endswith("column 'xx' not found in the source (did you mean 'x'?)")
 
 
 @pytest.mark.parametrize(("name", "code", "word"), [("calm", 0, "OK"), ("warned", 1, "WARN"), ("failed", 2, "FAIL"), ("broken", 3, "ERROR")])
@@ -229,6 +229,29 @@ def test_a_time_that_is_not_a_time(make_project, capsys):
     project = make_project(monitors=MONITORS)
     assert cli.main(["backfill", "--project", str(project.root), "--start", "last week", "--end", "2026-01-09"]) == 3
     assert capsys.readouterr().err == "--start: expected an ISO-8601 date or timestamp, got 'last week'\n"
+
+
+OUT_OF_RANGE = "is outside the range driftline supports, from 1970-01-01 up to 2200-01-01; check the date"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # before: a window of 1899 was evaluated and recorded, and every later run caught up from it
+    (["run", "--at", "1900-01-01"], f"--at: 1900-01-01T00:00:00 {OUT_OF_RANGE}"),
+    (["backfill", "--start", "1900-01-01", "--end", "1900-01-03", "--at", "2026-01-12"], f"--start: 1900-01-01T00:00:00 {OUT_OF_RANGE}"),
+    # before: OverflowError, as an unexpected error
+    (["run", "--at", "9999-12-31T23:59"], f"--at: 9999-12-31T23:59:00 {OUT_OF_RANGE}"),
+    (["compile", "--at", "9999-12-31T23:59"], f"--at: 9999-12-31T23:59:00 {OUT_OF_RANGE}"),
+    (["run", "--at", "9999-12-31T23:00-05:00"], "--at: '9999-12-31T23:00-05:00' is out of the range of dates"),  # year 10000 in UTC
+    (["run", "--at", "0001-01-01T00:00+01:00"], "--at: '0001-01-01T00:00+01:00' is out of the range of dates"),
+    # before: the backfill ran up to --at, as if --end had been left out
+    (["backfill", "--start", "2026-01-07", "--end", "9999-12-31T23:59", "--at", "2026-01-12"], f"--end: 9999-12-31T23:59:00 {OUT_OF_RANGE}"),
+])
+def test_a_time_out_of_range_is_one_line_and_writes_nothing(make_project, events, capsys, args, message):
+    project = make_project(monitors=MONITORS, tables={"events": events})
+    command, *options = args
+    assert cli.main([command, "--project", str(project.root), *options]) == 3
+    assert capsys.readouterr() == ("", message + "\n")
+    assert driftline_tables(project.root) == []
 
 
 def test_help_exits_0(ran):
@@ -307,8 +330,10 @@ def test_an_unexpected_error_is_one_line_without_debug(make_project, capsys, mon
     assert cli.main(["validate", "--project", str(project.root)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["driftline validate: unexpected error: ZeroDivisionError: integer division or modulo by zero (rerun with --debug for the traceback)"]
-    with pytest.raises(ZeroDivisionError):
-        cli.main(["validate", "--project", str(project.root), "--debug"])
+    assert cli.main(["validate", "--project", str(project.root), "--debug"]) == 3  # the traceback, and the same exit code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "Traceback (most recent call last):"
+    assert err[-1] == "driftline validate: unexpected error: ZeroDivisionError: integer division or modulo by zero"
 
 
 def test_an_anomaly_breach_shows_its_band_not_a_missing_threshold():
@@ -316,3 +341,10 @@ def test_an_anomaly_breach_shows_its_band_not_a_missing_threshold():
            "value": 350.0, "warn_threshold": None, "fail_threshold": None,
            "details": json.dumps({"band": {"lower": 400.0, "upper": 400.0}, "anomalous": True})}
     assert cli._breaches([row]) == ["fail rows_anomaly = 350 (threshold anomaly band [400, 400])"]
+
+
+def test_a_breach_line_keeps_a_value_from_the_data_on_its_line():
+    row = {"status": "warn", "check_name": "drift_psi", "column_name": "x", "segment_key": "region",
+           "segment_value": "EU\nfail faked = 9 (threshold 1)", "value": 0.2, "warn_threshold": "0.1", "fail_threshold": "0.25",
+           "details": "{}"}
+    assert cli._breaches([row]) == ["warn drift_psi x [region=EU\\nfail faked = 9 (threshold 1)] = 0.2 (threshold 0.1)"]

@@ -28,7 +28,7 @@ from driftline.project import Project, load_project
 from driftline.runner import WindowEvaluator, WindowOutcome
 from driftline.spec.types import to_utc_naive
 from driftline.store import ResultStore
-from driftline.windows import Window, due_windows, last_due_end, windows_between
+from driftline.windows import Window, check_supported, due_windows, last_due_end, windows_between
 
 EXIT_OK, EXIT_WARN, EXIT_FAIL, EXIT_ERROR = 0, 1, 2, 3
 
@@ -78,10 +78,11 @@ class Workspace:
 
 
 def _moment(value: datetime | str, option: str) -> datetime:
-    """``--at``, ``--start`` or ``--end`` as naive UTC; a value that is not a time is a ConfigError."""
+    """``--at``, ``--start`` or ``--end`` as naive UTC; a value that is not a time, or one out of
+    range (``0001-01-01T00:00+01:00`` overflows), is a ConfigError."""
     try:
-        return to_utc_naive(value)
-    except ValueError as error:
+        return check_supported(to_utc_naive(value))
+    except (ValueError, OverflowError) as error:
         raise ConfigError(str(error), Location(f"--{option}")) from None
 
 

@@ -2,7 +2,7 @@
 
 Exit codes (SPEC §4): 0 every check ok, 1 some warn, 2 some fail, 3 driftline could not run
 (a usage error included). Errors print one line per problem, ``path:line:column: message``;
-``--debug`` shows tracebacks.
+``--debug`` adds the traceback above them and keeps the exit code.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,7 @@ from typing import Sequence
 from driftline import api
 from driftline.alerts import threshold_text
 from driftline.errors import DriftlineError
+from driftline.notify.messages import visible
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,18 +40,24 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return args.handler(args)
     except DriftlineError as error:
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(str(error), file=sys.stderr)
         return api.EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a bug or an unforeseen failure: still one line, no traceback (SPEC §4)
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"driftline {args.command}: unexpected error: {type(error).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        hint = "" if args.debug else " (rerun with --debug for the traceback)"
+        print(f"driftline {args.command}: unexpected error: {type(error).__name__}: {first}{hint}", file=sys.stderr)
         return api.EXIT_ERROR
+
+
+def _traceback_if(debug: bool) -> None:
+    """With --debug, the traceback of the error being handled, on stderr. It only adds to what
+    is printed: re-raising would make Python exit 1, which reads as "some check warns"."""
+    if debug:
+        traceback.print_exc(file=sys.stderr)
 
 
 class _Output:
@@ -275,8 +283,9 @@ def _breaches(results: list[dict]) -> list[str]:
     for r in sorted(results, key=lambda r: (r["status"] != "fail", r["check_name"], r["column_name"] or "")):
         if r["status"] not in ("warn", "fail"):
             continue
-        segment = f" [{r['segment_key']}={r['segment_value']}]" if r["segment_key"] else ""
-        column = f" {r['column_name']}" if r["column_name"] else ""
+        # values from the data on one line: a segment value holding "\n" cannot fake a breach line
+        segment = f" [{r['segment_key']}={visible(str(r['segment_value']))}]" if r["segment_key"] else ""
+        column = f" {visible(r['column_name'])}" if r["column_name"] else ""
         threshold = threshold_text(r, r["status"])  # as the alert says it: an anomaly band has no written one
         lines.append(f"{r['status']:<4} {r['check_name']}{column}{segment} = {r['value']:.4g} (threshold {threshold})")
     return lines

@@ -13,6 +13,12 @@ from driftline.spec.models import Reference, Schedule
 
 EPOCH = datetime(1970, 1, 1)
 
+EARLIEST, LATEST = EPOCH, datetime(2200, 1, 1)
+"""The range of "now" (``--at``, ``--start``, ``--end``) that driftline accepts. Outside it a
+moment is a typo, not a plan: ``--at 1900-01-01`` would record a window from 1899 that every later
+run then catches up from, 46,000 daily windows; near year 9999 the window arithmetic (the end of
+a window, plus a delay) overflows Python's datetime."""
+
 
 @dataclass(frozen=True, order=True)
 class Window:
@@ -21,6 +27,16 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def check_supported(moment: datetime) -> datetime:
+    """``moment``, or a ValueError when it lies outside [EARLIEST, LATEST)."""
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(
+            f"{moment.isoformat()} is outside the range driftline supports, "
+            f"from {EARLIEST:%Y-%m-%d} up to {LATEST:%Y-%m-%d}; check the date"
+        )
+    return moment
 
 
 def align(moment: datetime, every: timedelta) -> datetime:

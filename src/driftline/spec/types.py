@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_PATTERN = r"^\d+(s|m|h|d|w)$"
+MAX_DURATION = timedelta(days=3650)  # ten years; every: 9999999d made a run fail with OverflowError
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -20,7 +21,10 @@ def parse_duration(value: Any) -> timedelta:
     match = _DURATION.match(str(value)) if isinstance(value, (str, int)) else None
     if not match:
         raise ValueError(f"expected a duration like 15m, 1h, 1d or 7d, got {value!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():  # longer ones overflow the window arithmetic
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days}d, the longest duration driftline accepts")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -46,7 +50,10 @@ def to_utc_naive(value: Any) -> datetime:
     else:
         raise ValueError(f"expected an ISO-8601 date or timestamp, got {value!r}")
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment Python has
+            raise ValueError(f"{value!r} is out of the range of dates") from None
     return moment
 
 
