@@ -41,6 +41,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from driftline.errors import ConfigError, ConfigErrors, Location
+from driftline.spec.yaml_source import compose_file
 
 READ_DIALECT = ""
 """The sqlglot dialect user SQL is parsed in: "" is sqlglot's generic dialect."""
@@ -137,18 +138,9 @@ def _macros_in_mapping(node: yaml.Node, path: Path) -> list[Macro]:
 
 
 def _compose(path: Path) -> yaml.Node | None:
-    """Read a YAML file into its node tree, which keeps the line of every value."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read macro file: {error.strerror}", Location(str(path))) from None
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(f"invalid YAML: {problem}", Location(str(path), line, column)) from None
+    """Read a YAML file into its node tree, which keeps the line of every value (within the
+    limits every driftline YAML file has: size, encoding, depth, no aliases)."""
+    return compose_file(path)
 
 
 def _macro_from_nodes(name_node: yaml.Node, value: yaml.Node, path: Path) -> Macro:
