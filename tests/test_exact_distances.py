@@ -2,7 +2,8 @@
 
 Every scenario is one table with a ``period`` column; the reference and current windows are
 filters on it, as a monitor run builds them. The expected values come from scipy over the same
-values with nulls and NaN dropped (and, for Wasserstein and the std, infinities too).
+values with nulls and NaN dropped (and, for Wasserstein and the std, infinities too; the std
+also leaves out values beyond ±1e150 and reads those below 1e-100 as 0).
 """
 
 from __future__ import annotations
@@ -129,20 +130,23 @@ def _null_segment_value() -> Scenario:
 
 
 def _huge_and_tiny_values() -> Scenario:
-    # Around 1e200 in one region (with a tiny and an ordinary value among them), around 1e-200
-    # in another, ordinary values in the third: squared deviations overflow or underflow unless
-    # those regions are measured in scaled units (PostgreSQL failed the whole query, DuckDB gave
-    # NaN and 0).
+    # Around 1e200 in north (with a tiny, an ordinary value and ones at and just past the ±1e150
+    # limit among them) and in far, around 1e-200 in east, ordinary values in south, and in west a
+    # subnormal value between -1 and 1, whose sum can round to it. σ leaves out the values beyond
+    # ±1e150 and reads the tiny ones as 0 (SPEC §6); their squares, and the mean of west's values,
+    # made PostgreSQL fail the whole query. D and W1 are exact over all of them.
     rng = np.random.default_rng(17)
 
-    def window(n, loc):
+    def window(n, loc, west):
         north = [float(v) for v in rng.normal(loc * 1e200, 3e199, n)]
-        north[:2] = [1e-300, -5.0]
+        north[:5] = [1e-300, -5.0, 1e150, -1e150, 1.0000000000000002e150]
+        far = [float(v) for v in rng.normal(loc * 1e200, 3e199, n // 10)]
         east = [float(v) for v in rng.normal(loc * 1e-200, 3e-201, n)]
         south = [float(v) for v in rng.normal(loc, 1.0, n)]
-        return Window(north + east + south, ["north"] * n + ["east"] * n + ["south"] * n)
+        regions = ["north"] * n + ["far"] * len(far) + ["east"] * n + ["south"] * n + ["west"] * len(west)
+        return Window(north + far + east + south + west, regions)
 
-    return Scenario(window(300, 1.0), window(200, 1.2))
+    return Scenario(window(300, 1.0, [-1.0, 5e-324, 1.0]), window(200, 1.2, [-1.0, 0.5, 1.0]))
 
 
 SCENARIOS = {
@@ -191,9 +195,17 @@ def expected_statistics(reference_values, current_values) -> dict:
             if both_finite
             else None
         ),
-        # Exact (fractions): numpy's own squares overflow from about 1e154.
-        "reference_std": statistics.pstdev(reference_finite.tolist()) if len(reference_finite) else None,
+        "reference_std": expected_reference_std(reference_finite),
     }
+
+
+def expected_reference_std(reference_finite: np.ndarray) -> float | None:
+    """σ by SPEC §6's rule: over the values within ±1e150, those below 1e-100 read as 0.
+
+    (The rule reads deviations below 1e-100 as 0 too; none of these scenarios has one.)
+    Exact, in fractions (``statistics``): numpy's own squares overflow from about 1e154."""
+    kept = [0.0 if abs(v) < 1e-100 else v for v in reference_finite.tolist() if abs(v) <= 1e150]
+    return statistics.pstdev(kept) if kept else None
 
 
 def _asymp_pvalue(reference, current) -> float | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
 import uuid
 
 import duckdb
@@ -204,14 +203,17 @@ SENSOR_REGIONS = {
     "polar": (1, [INF, -INF]),  # one finite value: a mean, no stddev
     "void": (0, [INF, NAN, None]),  # no finite value: no mean either
 }
-HUGE_VALUES = [1e200, -1e250, 1.7e308]  # finite, but their squares (and PostgreSQL's sums) overflow
-TINY = 1e-250  # ``tiny`` is ``reading`` times this: the squares of its deviations underflow
+# Finite, but beyond ±1e150 (their squares, and PostgreSQL's sums, overflow): left out of mean and
+# stddev like infinities. 1e150 itself is the limit, still in.
+HUGE_VALUES = [1e200, -1e250, 1.7e308, 1.0000000000000002e150, 1e150]
+SUMMABLE_LIMIT = 1e150
+TINY = 1e-250  # ``tiny`` is ``reading`` times this: the squares of its deviations underflow to 0
 
 
 def sensor_rows(rng, day: int) -> pa.Table:
-    """Readings with ±inf, NaN and nulls per region; ``huge`` is the same times 1000, with three
-    of east's ordinary values made huge; ``tiny`` the same times ``TINY``. Arrow keeps NaN and
-    null apart."""
+    """Readings with ±inf, NaN and nulls per region; ``huge`` is the same times 1000, with some of
+    east's ordinary values replaced by ``HUGE_VALUES``; ``tiny`` the same times ``TINY``. Arrow
+    keeps NaN and null apart."""
     columns = {"ts": [], "region": [], "reading": [], "huge": [], "tiny": []}
     for region, (n, specials) in SENSOR_REGIONS.items():
         values = [float(v) for v in np.round(rng.normal(20, 40, n), 2)] + specials
@@ -247,18 +249,21 @@ def present(values: pd.Series) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
+def summable(values: np.ndarray) -> np.ndarray:
+    """What mean and stddev read (SPEC §6): the values within ±1e150, so neither ±inf nor huge ones."""
+    return values[np.abs(values) <= SUMMABLE_LIMIT]
+
+
 def expected_sensor(metric: str, column: str, values: pd.Series) -> float | None:
-    """numpy over the finite values for mean and stddev (ddof=1: the sample standard deviation);
-    for ``huge`` and ``tiny`` exact rational arithmetic (``statistics``), as numpy's own sums
-    overflow or underflow there."""
+    """numpy over the values within ±1e150 for mean and stddev (ddof=1: the sample standard
+    deviation). For ``tiny`` numpy's squares of the deviations underflow to 0 as the warehouse's
+    do, so its stddev is 0: the documented limit."""
     values = present(values)
-    finite = values[np.isfinite(values)]
+    kept = summable(values)
     if metric in ("mean", "stddev"):
-        if len(finite) < (1 if metric == "mean" else 2):
+        if len(kept) < (1 if metric == "mean" else 2):
             return None
-        if column in ("huge", "tiny"):
-            return float(statistics.mean(finite.tolist()) if metric == "mean" else statistics.stdev(finite.tolist()))
-        return float(np.mean(finite) if metric == "mean" else np.std(finite, ddof=1))
+        return float(np.mean(kept) if metric == "mean" else np.std(kept, ddof=1))
     if metric == "out_of_range_rate":
         return float(((values < -100) | (values > 100)).mean())
     return float(values.min() if metric == "min" else values.max())  # ±inf are the true extremes
@@ -274,20 +279,24 @@ def assert_sensor_results(frame: pd.DataFrame, data: pd.DataFrame) -> None:
         metric, values = row.metric, rows[row.column_name]
         expected = expected_sensor(metric, row.column_name, values)
         assert_value(row, expected)
-        if row.column_name == "tiny" and expected:  # relative only: 0 is within 1e-9 of 1e-248
+        if row.column_name == "tiny" and expected is not None:  # relative: 0 is within 1e-9 of 1e-248
             assert math.isclose(value_of(row), expected, rel_tol=1e-9), (row.check_name, row.segment_value)
         infinite = int(np.isinf(present(values)).sum())
         if metric in ("mean", "stddev"):
-            assert row.n_current == len(present(values)) - infinite  # the finite values
+            kept = len(summable(present(values)))
+            assert row.n_current == kept
             assert row.details["infinite_values"] == infinite and row.details["non_null"] == len(present(values))
+            assert row.details["huge_values"] == len(present(values)) - infinite - kept
         else:
             assert row.n_current == len(present(values)) and "infinite_values" not in row.details
         compared += 1
     assert compared == 11 * 5  # eleven checked columns, overall + four regions
     by_key = {(r.metric, r.column_name, r.segment_value): r for r in frame[frame.window_start == window].itertuples()}
-    assert by_key[("mean", "reading", "void")].details["reason"] == "no finite values"
-    assert by_key[("stddev", "reading", "polar")].details["reason"] == "fewer than two finite values"
+    assert by_key[("mean", "reading", "void")].details["reason"] == "no finite values within ±1e150"
+    assert by_key[("stddev", "reading", "polar")].details["reason"] == "fewer than two finite values within ±1e150"
     assert by_key[("mean", "reading", "polar")].details["infinite_values"] == 2
+    assert by_key[("stddev", "huge", "east")].details["huge_values"] == 4  # 1e150 itself is in
+    assert by_key[("stddev", "tiny", "east")].value == 0.0  # the squares underflow, without an error
     assert by_key[("min", "reading", "polar")].value == -INF and by_key[("max", "huge", "void")].value == INF
 
 

@@ -12,9 +12,9 @@ it with window functions; only one small row per segment comes back to Python:
 4. D = max |F_ref − F_cur|; W1 = Σ |F_ref(x_i) − F_cur(x_i)| · (x_{i+1} − x_i) over
    consecutive distinct finite values.
 
-The reference's standard deviation (which normalises W1) is taken in each segment's unit
-(``magnitudes``): its squared deviations would overflow where a value is huge and underflow where
-all are tiny, and on PostgreSQL fail the whole query.
+The reference's standard deviation σ (which normalises W1) leaves out values beyond ±1e150, like
+infinities, and reads values and deviations below 1e-100 as 0: their squares would overflow or
+underflow, which fails the whole query on PostgreSQL. D and W1 have no squares and stay exact.
 
 >>> import ibis
 >>> reference = ibis.memtable({"x": [1.0, 2.0, 3.0]})
@@ -32,8 +32,6 @@ from collections.abc import Sequence
 import ibis
 import ibis.expr.types as ir
 
-from driftline.plan import magnitudes
-
 REFERENCE, CURRENT = 0, 1
 
 # Bounds of the float64 range. `value BETWEEN -MAX AND MAX` is the portable finiteness test:
@@ -42,6 +40,14 @@ REFERENCE, CURRENT = 0, 1
 _LARGEST_DOUBLE = sys.float_info.max
 
 _SEGMENT = ("segment_key", "segment_value")
+
+# σ is measured on the reference values within ±SIGMA_LIMIT: their squared deviations (up to
+# 4e300) cannot overflow. Values and deviations below NEGLIGIBLE count as 0, so that no square,
+# product or quotient underflows (PostgreSQL raises "value out of range: underflow" where one
+# rounds to 0). That changes σ only where it is far below 1e-3, which W1 is divided by anyway
+# (max(σ, 1e-3)).
+SIGMA_LIMIT = 1e150
+NEGLIGIBLE = 1e-100
 
 
 def exact_distances(
@@ -63,12 +69,14 @@ def exact_distances(
       are excluded; ±inf take part, since they order like any other value;
     - ``wasserstein`` (float64): ``scipy.stats.wasserstein_distance(ref, cur)``, raw (not
       normalised), over the *finite* values only: W1 is undefined when a side holds an infinity;
-    - ``reference_std`` (float64): population standard deviation of the finite reference
-      values, for the caller to normalise ``wasserstein``.
+    - ``reference_std`` (float64): population standard deviation of the reference values within
+      ±``SIGMA_LIMIT``, values and deviations below ``NEGLIGIBLE`` read as 0, for the caller to
+      normalise ``wasserstein``.
 
-    When a side has no values the statistics are null (for ``wasserstein`` and
-    ``reference_std``: no finite values). A segment appears when either window has a row in it,
-    so when both windows are empty the result has no rows at all, not even the overall one.
+    When a side has no values the statistics are null (for ``wasserstein``: no finite values;
+    for ``reference_std``: no reference value within ±``SIGMA_LIMIT``). A segment appears when
+    either window has a row in it, so when both windows are empty the result has no rows at all,
+    not even the overall one.
     """
     _check_numeric(reference, column)
     rows = _tag_sides(reference, current, column, segment_columns)
@@ -148,11 +156,18 @@ def _count_distinct_values(stacked: ir.Table) -> ir.Table:
         current_count=stacked.value.count(where=stacked.side == CURRENT),
     )
     finite = counts.value.between(-_LARGEST_DOUBLE, _LARGEST_DOUBLE)
+    in_sigma = counts.value.between(-SIGMA_LIMIT, SIGMA_LIMIT)
     return counts.mutate(
         finite_value=ibis.ifelse(finite, counts.value, ibis.null("float64")),
         reference_finite_count=ibis.ifelse(finite, counts.reference_count, 0),
         current_finite_count=ibis.ifelse(finite, counts.current_count, 0),
+        sigma_value=ibis.ifelse(in_sigma, _negligible_as_zero(counts.value), ibis.null("float64")),
+        reference_sigma_count=ibis.ifelse(in_sigma, counts.reference_count, 0),
     )
+
+
+def _negligible_as_zero(value: ir.FloatingValue) -> ir.FloatingValue:
+    return ibis.ifelse(value.abs() < NEGLIGIBLE, 0.0, value)
 
 
 def _distribution_curves(counts: ir.Table) -> ir.Table:
@@ -165,9 +180,6 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
     in_order = ibis.window(group_by=list(_SEGMENT), order_by="value")
     up_to_here = ibis.cumulative_window(group_by=list(_SEGMENT), order_by="value")
 
-    counts = counts.mutate(scale=magnitudes.unit(counts.finite_value.abs().max().over(segment)))
-    in_unit = ibis.ifelse(counts.scale == magnitudes.SCALE, magnitudes.beside_huge(counts.finite_value), counts.finite_value)
-    counts = counts.mutate(scaled_value=in_unit / counts.scale)
     totals = counts.mutate(
         n_reference=counts.reference_count.sum().over(segment),
         n_current=counts.current_count.sum().over(segment),
@@ -179,7 +191,10 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
         current_finite_below=counts.current_finite_count.sum().over(up_to_here),
         # Null when either end is not finite: the infinite stretches drop out of the sum.
         gap_to_next=counts.finite_value.lead().over(in_order) - counts.finite_value,
-        reference_total=(counts.reference_finite_count * counts.scaled_value).sum().over(segment),
+        n_reference_sigma=counts.reference_sigma_count.sum().over(segment),
+        # Its values are 0 or at least NEGLIGIBLE, so the total is 0 or far above the smallest
+        # double: dividing it by the count cannot underflow.
+        reference_total=(counts.reference_sigma_count * counts.sigma_value).sum().over(segment),
     )
 
     ks_gap = (
@@ -191,14 +206,17 @@ def _distribution_curves(counts: ir.Table) -> ir.Table:
         - _share(totals.current_finite_below, totals.n_current_finite)
     ).abs()
     # Two-pass variance (mean first, then squared deviations) to avoid cancellation on large
-    # values, as numpy does; both in the segment's units (``scale``).
-    reference_mean = totals.reference_total / _float(totals.n_reference_finite).nullif(0)
-    squared_deviation = totals.reference_finite_count * (totals.scaled_value - reference_mean) ** 2
+    # values, as numpy does. Each squared deviation is weighted by its share of the values, not
+    # its count: the variance is then a weighted mean of squares, which cannot overflow however
+    # many rows there are.
+    reference_mean = totals.reference_total / _float(totals.n_reference_sigma).nullif(0)
+    deviation = _negligible_as_zero(totals.sigma_value - reference_mean)
+    variance_term = _share(totals.reference_sigma_count, totals.n_reference_sigma) * deviation**2
 
     return totals.mutate(
         ks_gap=ks_gap,
         wasserstein_term=finite_gap * totals.gap_to_next,
-        squared_deviation=squared_deviation,
+        variance_term=variance_term,
     )
 
 
@@ -211,8 +229,7 @@ def _summarise(curves: ir.Table) -> ir.Table:
         n_current_finite=curves.current_finite_count.sum(),
         ks_statistic=curves.ks_gap.max(),
         wasserstein=curves.wasserstein_term.sum(),
-        squared_deviation=curves.squared_deviation.sum(),
-        scale=curves.scale.max(),
+        variance=curves.variance_term.sum(),
     )
     both_sides = (sums.n_reference > 0) & (sums.n_current > 0)
     both_sides_finite = (sums.n_reference_finite > 0) & (sums.n_current_finite > 0)
@@ -224,10 +241,8 @@ def _summarise(curves: ir.Table) -> ir.Table:
         ks_statistic=_when(both_sides, sums.ks_statistic),
         # No consecutive finite values (a single distinct value) means no stretch: W1 is 0.
         wasserstein=_when(both_sides_finite, sums.wasserstein.coalesce(0.0)),
-        reference_std=(
-            _float(sums.squared_deviation) / _float(sums.n_reference_finite).nullif(0)
-        ).sqrt()
-        * sums.scale,
+        # Null without a value within ±SIGMA_LIMIT: every term is null then.
+        reference_std=_float(sums.variance).sqrt(),
     )
 
 

@@ -8,13 +8,16 @@ the non-null values (the others). ``out_of_range_rate`` counts values below ``mi
 ``max:`` (both bounds are in range).
 
 Infinities are values (they land in the outer bins for drift), with one exception: ``mean`` and
-``stddev`` are computed over the *finite* values only, as an average with an infinity in it says
-nothing (and DuckDB fails the whole query on ``STDDEV`` of one). Their ``n_current`` is the number
-of finite values and ``details["infinite_values"]`` how many ±inf were left out; ``mean`` is null
-without a finite value, ``stddev`` with fewer than two. ``min`` and ``max`` keep ±inf, the true
-extremes, and ``out_of_range_rate`` counts them as out of range. No data value makes the query
-fail: finite values too large for the running sums are aggregated in scaled units
-(:func:`_over_finite`).
+``stddev`` are computed over the finite values within ±1e150 only (``SUMMABLE_LIMIT``): an
+average with an infinity in it says nothing, and both an infinity and a larger finite value
+overflow the running sums of squares, which fails the whole query on DuckDB and PostgreSQL.
+Their ``n_current`` is the number of values kept, ``details["infinite_values"]`` how many ±inf
+and ``details["huge_values"]`` how many finite values beyond ±1e150 were left out; ``mean`` is
+null without a value kept, ``stddev`` with fewer than two. Tiny values need no rule: the
+aggregates read a square below the smallest double as 0 without an error, so the ``stddev`` of
+values that differ from their mean by less than about 1e-154 loses precision (0 below about
+1e-162). ``min`` and ``max`` keep ±inf, the true extremes, and ``out_of_range_rate`` counts them
+as out of range.
 
 ``new_category_rate`` compares with the reference's set of values, read once into the reference
 profile: the categories of a categorical drift column when they are complete (fewer than its
@@ -38,7 +41,6 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from driftline import reasons
-from driftline.plan import magnitudes
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.columns import selected_columns
@@ -57,29 +59,25 @@ def _number(t: ir.Table, column: str) -> ir.FloatingValue:
     return clean(t[column]).cast("float64")
 
 
-def _over_finite(t: ir.Table, column: str, aggregate: Callable[[ir.FloatingValue], ir.FloatingScalar]) -> ir.FloatingScalar:
-    """``aggregate`` (a mean or a standard deviation: it scales with its input) over the column's
-    finite values, which cannot fail however large or small they are (see ``magnitudes``).
+# The squared deviations of values within ±1e150 stay below 1e300, so the running sums of squares
+# (DuckDB's and PostgreSQL's STDDEV, and PostgreSQL's AVG, which keeps one too) cannot overflow
+# before some 10^8 values lie at the limit itself.
+SUMMABLE_LIMIT = 1e150
 
-    The unit is only known once every row is read, so the aggregate is computed in each unit, over
-    the values that fit it (SQL cannot skip an aggregate), and the one the largest value picks is
-    kept."""
-    x = finite(t[column]).cast("float64")
-    if not t[column].type().is_floating():
-        return aggregate(x)  # integers and decimals are never large enough to overflow
-    huge, tiny = x.abs() > magnitudes.HUGE, x.abs() < magnitudes.TINY
-    plain = aggregate(ibis.ifelse(huge, ibis.null("float64"), x))
-    scaled = aggregate(magnitudes.beside_huge(x) / magnitudes.SCALE) * magnitudes.SCALE
-    small = aggregate(ibis.ifelse(tiny, x, ibis.null("float64")) * magnitudes.SCALE) / magnitudes.SCALE
-    return ibis.cases((count_where(huge) > 0, scaled), (count_where(~tiny) == 0, small), else_=plain)
+
+def _summable(t: ir.Table, column: str) -> ir.FloatingValue:
+    """The column's values that ``mean`` and ``stddev`` read: finite and within ±``SUMMABLE_LIMIT``
+    (NaN, null and ±inf fail the test)."""
+    x = _number(t, column)
+    return ibis.ifelse(x.between(-SUMMABLE_LIMIT, SUMMABLE_LIMIT), x, ibis.null("float64"))
 
 
 def _mean(t: ir.Table, column: str, *_) -> ir.FloatingScalar:
-    return _over_finite(t, column, lambda x: x.mean())
+    return _summable(t, column).mean()
 
 
 def _stddev(t: ir.Table, column: str, *_) -> ir.FloatingScalar:
-    return _over_finite(t, column, lambda x: x.std(how="sample"))
+    return _summable(t, column).std(how="sample")
 
 
 def _outside(t: ir.Table, column: str, check: QualityCheck, known: list[str] | None) -> ir.Scalar:
@@ -99,7 +97,7 @@ class ColumnMetric:
     """A per-column metric: its own aggregate ``(table, column, check, reference categories)``
     (None: it needs none), and its value from that, the column's non-null values (``valid``) and
     the rows; ``sample`` names the count the value is measured on (``rows``, ``valid`` or
-    ``finite``: the non-null values that are not ±inf), which becomes ``n_current``;
+    ``summable``: the values :func:`_summable` keeps), which becomes ``n_current``;
     ``undefined`` says why the value is null in a window that has rows."""
 
     aggregate: Callable[[ir.Table, str, QualityCheck, list[str] | None], ir.Scalar] | None
@@ -117,8 +115,8 @@ COLUMN_METRICS = {
     # the rows and non-null values suffice; for a drift column the drift counts have both
     "null_rate": ColumnMetric(None, lambda own, valid, rows: ratio(rows - valid, rows), "rows"),
     "distinct_count": ColumnMetric(lambda t, c, *_: clean(t[c]).nunique(), _as_is),
-    "mean": ColumnMetric(_mean, _as_is, "finite", undefined=Reason(reasons.NO_VALUES, "no finite values")),
-    "stddev": ColumnMetric(_stddev, _as_is, "finite", undefined=Reason(reasons.NO_VALUES, "fewer than two finite values")),
+    "mean": ColumnMetric(_mean, _as_is, "summable", undefined=Reason(reasons.NO_VALUES, "no finite values within ±1e150")),
+    "stddev": ColumnMetric(_stddev, _as_is, "summable", undefined=Reason(reasons.NO_VALUES, "fewer than two finite values within ±1e150")),
     "min": ColumnMetric(lambda t, c, *_: _number(t, c).min(), _as_is),
     "max": ColumnMetric(lambda t, c, *_: _number(t, c).max(), _as_is),
     "out_of_range_rate": ColumnMetric(_outside, lambda own, valid, rows: ratio(own, valid), additive=True),
@@ -127,8 +125,13 @@ COLUMN_METRICS = {
 
 
 def _finite_key(column: str) -> str:
-    """The key of the count of ``column``'s finite values (``sample`` "finite")."""
+    """The key of the count of ``column``'s finite values."""
     return f"finite:{column}"
+
+
+def _summable_key(column: str) -> str:
+    """The key of the count of the values ``mean`` and ``stddev`` read (``sample`` "summable")."""
+    return f"summable:{column}"
 
 
 def _key(check: QualityCheck, column: str) -> str:
@@ -218,9 +221,9 @@ def _column_value(metric: ColumnMetric, own: float | None, f: Figures, column: s
     sample it is measured on as ``n`` and the counts in the details."""
     counts = {"rows": f.count(ROWS_KEY), "valid": f.count(valid_key(column))}
     details: dict[str, Any] = {"rows": counts["rows"], "non_null": counts["valid"]}
-    if metric.sample == "finite":
-        counts["finite"] = f.count(_finite_key(column))
-        details["infinite_values"] = counts["valid"] - counts["finite"]
+    if metric.sample == "summable":
+        n_finite, counts["summable"] = f.count(_finite_key(column)), f.count(_summable_key(column))
+        details.update(infinite_values=counts["valid"] - n_finite, huge_values=n_finite - counts["summable"])
     value = metric.value(own, counts["valid"], counts["rows"])
     if value is None:
         details.update((metric.undefined if counts["rows"] else NOTHING_TO_MEASURE).details)
@@ -256,8 +259,9 @@ class Quality(CheckKind):
             if check.metric == "new_category_rate" and not known:
                 continue  # nothing to compare with: measured as insufficient_data
             query.add_sum(valid_key(column), lambda t, c=column: clean(t[c]).count())
-            if metric.sample == "finite":
+            if metric.sample == "summable":
                 query.add_sum(_finite_key(column), lambda t, c=column: finite(t[c]).count())
+                query.add_sum(_summable_key(column), lambda t, c=column: _summable(t, c).count())
             if metric.aggregate is not None:
                 add = query.add_sum if metric.additive else query.add
                 add(_key(check, column), lambda t, c=column, k=known: metric.aggregate(t, c, check, k))
