@@ -19,7 +19,7 @@ import pytest
 
 from driftline import api
 from driftline.anomaly import apply_anomaly_bands, baseline_query, combined_status
-from driftline.backends import to_sql
+from driftline.dialects import to_sql
 from driftline.result_schema import RESULTS
 from driftline.spec.models import Anomaly, Monitor
 from driftline.store import ResultStore, WindowRecord
@@ -358,10 +358,3 @@ def test_a_backfill_judges_drift_values_against_their_history(make_project):
     assert rows.status.iloc[11] == "fail"  # the shifted day, 2026-01-23
     assert (rows.status.iloc[:5] == "insufficient_data").all()
 
-
-def test_docstring_examples():
-    import doctest
-
-    from driftline import anomaly
-
-    assert doctest.testmod(anomaly).failed == 0

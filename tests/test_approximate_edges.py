@@ -52,7 +52,7 @@ def test_a_reference_smaller_than_the_sample_gets_numpys_bins(frame):
     """DuckDB's approximate edges are exact quantiles of a sample of SAMPLE_ROWS rows; a smaller
     reference is the sample, so its edges are numpy's: to the last bit where numpy's quantile is
     a data value (inside a run of ties, which DuckDB's own interpolation misses by an ulp, see
-    backends._tie_exact), within rounding elsewhere, and cutting the data in the same places."""
+    dialects._tie_exact), within rounding elsewhere, and cutting the data in the same places."""
     assert len(frame) <= SAMPLE_ROWS
     con = ibis.duckdb.connect()
     quantiles = quantile_values(con.create_table("t", frame), "duckdb")

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import sqlglot
 
-from driftline import api, backends
+from driftline import api, dialects
 
 DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "snowflake": "snowflake", "bigquery": "bigquery",
             "trino": "trino", "databricks": "databricks", "clickhouse": "clickhouse", "pyspark": "spark"}
@@ -136,7 +136,7 @@ def test_a_run_executes_exactly_the_queries_compile_prints(project, monkeypatch)
     execute = WindowMeasurer.execute
 
     def recording(measurer, expr):
-        executed.append(backends.to_sql(expr, "duckdb").strip())
+        executed.append(dialects.to_sql(expr, "duckdb").strip())
         return execute(measurer, expr)
 
     monkeypatch.setattr(WindowMeasurer, "execute", recording)

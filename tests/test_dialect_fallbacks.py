@@ -1,4 +1,4 @@
-"""The portable fallbacks ``backends`` picks for dialects whose ibis compiler lacks an operation,
+"""The portable fallbacks ``dialects`` picks for dialects whose ibis compiler lacks an operation,
 executed on DuckDB (which runs them as well as its own native form) and compared with numpy and
 pandas: exact quantiles from the sorted array of values, CUME_DIST from a RANGE-framed count."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import backends
+from driftline import dialects
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def table():
 def test_quantiles_equal_numpy(table, dialect):
     t, frame = table
     probabilities = [0.0, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0]
-    expr = t.aggregate(**{f"q{i}": q for i, q in enumerate(backends.quantiles(t.score, probabilities, dialect))})
+    expr = t.aggregate(**{f"q{i}": q for i, q in enumerate(dialects.quantiles(t.score, probabilities, dialect))})
     got = expr.execute().iloc[0].tolist()
     expected = np.quantile(frame.score.dropna(), probabilities)
     assert got == pytest.approx(expected, abs=1e-12)
@@ -37,7 +37,7 @@ def test_quantiles_equal_numpy(table, dialect):
 def test_cume_dist_equals_pandas_rank(table, dialect):
     t, frame = table
     scored = t.filter(t.score.notnull())
-    expr = scored.mutate(overall=backends.cume_dist(scored.score, None, dialect), by_region=backends.cume_dist(scored.score, scored.region, dialect))
+    expr = scored.mutate(overall=dialects.cume_dist(scored.score, None, dialect), by_region=dialects.cume_dist(scored.score, scored.region, dialect))
     got = expr.execute().sort_values(["region", "score"]).reset_index(drop=True)
     known = frame.dropna().sort_values(["region", "score"]).reset_index(drop=True)
     # CUME_DIST: the rank of the row's last tie over the partition's rows
@@ -50,5 +50,5 @@ def test_cume_dist_equals_pandas_rank(table, dialect):
 def test_clickhouse_sql_uses_no_sampling_quantile(table):
     """ClickHouse's ``quantile`` and ``quantiles`` sample (8,192 values); driftline's edges are exact."""
     t, _ = table
-    sql = backends.to_sql(t.aggregate(q=backends.quantiles(t.score, [0.5], "clickhouse")[0]), "clickhouse")
+    sql = dialects.to_sql(t.aggregate(q=dialects.quantiles(t.score, [0.5], "clickhouse")[0]), "clickhouse")
     assert "quantile" not in sql.lower() and "arraySort" in sql

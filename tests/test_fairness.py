@@ -195,7 +195,7 @@ def test_label_dependent_fairness_waits_for_labels(tmp_path):
     api.run(root, at=START + 3 * DAY)
     frame = results(root)
     waiting = result(frame[frame.check_name == "fairness_equal_opportunity_difference"], START + 2 * DAY)
-    assert waiting.status == "insufficient_data" and waiting.details["reason"] == "labels not mature"
+    assert waiting.status == "insufficient_data" and waiting.reason == "labels_not_mature"
     parity = result(frame[frame.check_name == "fairness_demographic_parity_difference"], START + 2 * DAY)
     assert_value(parity, expected(rows_of(data, START + 2 * DAY, None), "demographic_parity_difference"))
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import backends
+from driftline import connect, dialects
 from driftline.plan.aggregates import count_where
 
 
@@ -25,13 +25,13 @@ def values() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def table(values):
-    con = backends.connect("duckdb://:memory:")
+    con = connect.connect("duckdb://:memory:")
     return con.create_table("floats", pd.DataFrame({"x": values}))
 
 
 @pytest.fixture
 def postgres_table(postgres_url, values):
-    con = backends.connect(postgres_url)
+    con = connect.connect(postgres_url)
     yield con.create_table("driftline_test_floats", pd.DataFrame({"x": values}), overwrite=True)
     con.drop_table("driftline_test_floats")
 
@@ -52,12 +52,19 @@ def _assert_counts_at_or_above_every_value(table, values) -> None:
 
 def test_an_array_of_float_literals_is_exact(table, values):
     boundaries = sorted(float(v) for v in values[::5])
-    got = dict(table.aggregate(h=backends.bounded_histogram(table.x, boundaries)).execute().h.iloc[0])
+    got = dict(table.aggregate(h=dialects.bounded_histogram(table.x, boundaries)).execute().h.iloc[0])
     lower = [-np.inf, *boundaries[:-1]]  # histogram() counts (previous boundary, boundary]
     expected = [int(((values > low) & (values <= high)).sum()) for low, high in zip(lower, boundaries)]
     assert [got.get(b, 0) for b in boundaries] == expected
 
 
 def test_the_sql_spells_every_float_as_a_double():
-    sql = ibis.to_sql(ibis.literal([62.79495413313312, -0.5, 1e300, -2.5e-12], "array<float64>").name("x"), dialect="duckdb")
+    sql = dialects.to_sql(ibis.literal([62.79495413313312, -0.5, 1e300, -2.5e-12], "array<float64>").name("x"), "duckdb")
     assert "[62.79495413313312e0, -0.5e0, 1e+300, -2.5e-12]" in sql
+
+
+def test_only_driftlines_own_connections_compile_so():
+    """The compiler is set on driftline's connections, not patched into ibis for everyone."""
+    assert "62.79495413313312e0" not in ibis.to_sql(ibis.literal(62.79495413313312, "float64").name("x"), dialect="duckdb")
+    plain, ours = ibis.duckdb.connect(), connect.connect("duckdb://:memory:")
+    assert type(plain.compiler) is not type(ours.compiler) and isinstance(ours.compiler, dialects.DuckDBCompiler)

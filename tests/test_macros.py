@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import textwrap
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pandas as pd
 import pytest
 from sqlglot import exp
 
-import driftline.macros
 from driftline.errors import ConfigError, ConfigErrors, Location
 from driftline.macros import Macro, contains_aggregate, load_macros, parse_expression, parse_macro, referenced_columns
 from driftline.sql_to_ibis import to_ibis
@@ -379,6 +377,3 @@ def test_referenced_columns_after_expansion(kpi):
 def test_contains_aggregate(kpi, sql, aggregates):
     assert contains_aggregate(parse(sql, kpi)) is aggregates
 
-
-def test_docstring_examples():
-    assert doctest.testmod(driftline.macros).failed == 0

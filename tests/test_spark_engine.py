@@ -23,7 +23,7 @@ import yaml
 from edge_ranks import COLUMNS as EDGE_COLUMNS, TOLERANCE, edge_frame, quantile_values, rank_errors
 from drift_model import DAY, DRIFTED, EMPTY, MAIN, ONE_ROW, arrow_table, compare, generate_rows, model_results
 
-from driftline import api, backends
+from driftline import api, connect, writers
 from driftline.errors import WarehouseError
 from driftline.result_schema import HISTOGRAMS
 
@@ -91,7 +91,7 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
     (root / "monitors" / "main.yml").write_text(monitor_yaml(), encoding="utf-8")
 
     started_here = SparkSession.getActiveSession() is None
-    spark = backends.connect(SPARK_URL, root)
+    spark = connect.connect(SPARK_URL, root)
     data = generate_rows()
     SparkSession.getActiveSession().createDataFrame(arrow_table(data)).write.saveAsTable("events")
     duckdb = ibis.duckdb.connect(str(root / "warehouse.duckdb"))
@@ -173,7 +173,7 @@ def test_results_live_in_their_own_spark_database(engines):
 @pytest.mark.spark
 def test_a_rerun_failing_between_two_tables_is_recorded_and_leaves_none_of_its_rows(engines, monkeypatch):
     """Spark swaps one table at a time: make the second one fail, once."""
-    apply = backends.SparkWriter._apply
+    apply = writers.SparkWriter._apply
     failures = []
 
     def fail_once_on_histograms(writer, table, change):
@@ -182,7 +182,7 @@ def test_a_rerun_failing_between_two_tables_is_recorded_and_leaves_none_of_its_r
             raise RuntimeError("executor lost")
         apply(writer, table, change)
 
-    monkeypatch.setattr(backends.SparkWriter, "_apply", fail_once_on_histograms)
+    monkeypatch.setattr(writers.SparkWriter, "_apply", fail_once_on_histograms)
     (outcome,) = api.backfill(DRIFTED, DRIFTED + DAY, engines.root, at=NOW).outcomes
 
     assert outcome.status == "error" and "executor lost" in outcome.error
@@ -228,7 +228,7 @@ def test_a_swap_cut_short_is_finished_by_the_next_run(engines, left_behind):
     if left_behind == "old table only":
         con.drop_table("t__driftline_new", database=schema)
 
-    backends.finish_interrupted_writes(con, schema, ["t"])
+    writers.finish_interrupted_writes(con, schema, ["t"])
 
     expected = [1, 2, 3] if left_behind == "staging and old table" else [1, 2]
     assert sorted(con.table("t", database=schema).execute().v) == expected
@@ -254,8 +254,8 @@ def _keyed(results: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.spark
 def test_connections_share_the_running_session(engines):
-    again = backends.connect(SPARK_URL, engines.root)
-    attached = backends.connect("pyspark://")
+    again = connect.connect(SPARK_URL, engines.root)
+    attached = connect.connect("pyspark://")
     assert again._session is engines.spark._session is attached._session
     assert again._session.conf.get("spark.sql.session.timeZone") == "UTC"
 
@@ -263,7 +263,7 @@ def test_connections_share_the_running_session(engines):
 @pytest.mark.spark
 def test_another_warehouse_in_the_same_process_is_one_clear_error(engines, tmp_path):
     with pytest.raises(WarehouseError, match="already running in this process"):
-        backends.connect(f"{SPARK_URL}?warehouse=elsewhere", tmp_path)
+        connect.connect(f"{SPARK_URL}?warehouse=elsewhere", tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -275,4 +275,4 @@ def test_another_warehouse_in_the_same_process_is_one_clear_error(engines, tmp_p
 )
 def test_a_wrong_spark_url_is_one_clear_error(url, message):
     with pytest.raises(WarehouseError, match=message):
-        backends.connect(url, Path("."))
+        connect.connect(url, Path("."))

@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-import pandas as pd
-
 from driftline import outbox
+from driftline.episode import Episode, plain_value
 from driftline.judge import FAIL, OK, SEVERITY, WARN
 from driftline.notify.messages import Breach
 from driftline.spec.models import Monitor
@@ -74,48 +72,6 @@ def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bo
 
 
 # -- episodes -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Episode:
-    """One row of ``driftline_alerts``: a breach episode and the state of its notifications."""
-
-    alert_id: str
-    fingerprint: str
-    monitor: str
-    check_name: str
-    column_name: str | None
-    segment_key: str | None
-    segment_value: str | None
-    severity: str
-    state: str
-    opened_at: datetime
-    last_seen_at: datetime
-    resolved_at: datetime | None
-    last_run_id: str | None
-    value: float | None
-    message: str | None
-    notify_status: str
-    notify_attempts: int
-    channel: str | None
-    slack_ts: str | None
-    notified_at: datetime | None
-    payload: str | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Episode:
-        """An episode from a row read back from the table (pandas types, NaN/NaT for null)."""
-        values = {name: _plain(row.get(name)) for name in cls.__dataclass_fields__}
-        values["notify_attempts"] = int(values["notify_attempts"] or 0)
-        return cls(**values)
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def horizon(self) -> datetime:
-        """The latest window time this episode accounts for."""
-        return max(t for t in (self.last_seen_at, self.resolved_at) if t is not None)
 
 
 @dataclass(frozen=True)
@@ -224,7 +180,7 @@ def breach_of(result: Mapping[str, Any], severity: str, kind: str, episode: Epis
     return Breach(
         check_name=result["check_name"], check_type=result["check_type"], metric=result["metric"],
         column_name=result["column_name"], segment_key=result["segment_key"],
-        segment_value=result["segment_value"], severity=severity, value=_plain(result["value"]),
+        segment_value=result["segment_value"], severity=severity, value=plain_value(result["value"]),
         threshold=threshold_text(result, severity), reference_value=_details(result).get("reference_value"),
         kind=kind, opened_at=episode.opened_at, anchor=f"{episode.monitor}-{result['check_name']}",
     )
@@ -248,7 +204,7 @@ def describe(result: Mapping[str, Any], severity: str) -> str:
         subject += f" on {result['column_name']}"
     if result["segment_key"]:
         subject += f" ({result['segment_key']}={result['segment_value']})"
-    value = _plain(result["value"])
+    value = plain_value(result["value"])
     shown = "n/a" if value is None else f"{value:.4g}"
     threshold = threshold_text(result, severity)
     return f"{severity} {subject}: {result['metric']} {shown}" + (f" (threshold {threshold})" if threshold else "")
@@ -260,16 +216,3 @@ def _details(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()[:32]
-
-
-def _plain(value: Any) -> Any:
-    """A value read from a frame as a plain Python value: None for NaN/NaT/NA, datetimes."""
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value

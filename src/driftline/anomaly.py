@@ -46,7 +46,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline import backends, reasons
+from driftline import dialects, reasons
 from driftline.judge import FAIL, INSUFFICIENT, OK, SEVERITY, WARN, Bounds, bound_columns
 from driftline.result_schema import RESULTS
 from driftline.spec.models import Anomaly, Monitor, check_name
@@ -133,11 +133,11 @@ def baseline_query(results: ir.Table, monitor: str, checks: Mapping[str, Anomaly
     ranked = earlier.mutate(_recency=newest_first, _history=history, _series=series_id)
     baseline = ranked.filter(ranked._recency < ranked._history)
 
-    (median,) = backends.quantiles(baseline.value, [0.5], dialect)
+    (median,) = dialects.quantiles(baseline.value, [0.5], dialect)
     centers = baseline.group_by("_series").aggregate(_median=median)
     joined = baseline.join(centers, "_series")
     joined = joined.mutate(_deviation=(joined.value - joined._median).abs())
-    (mad,) = backends.quantiles(joined._deviation, [0.5], dialect)
+    (mad,) = dialects.quantiles(joined._deviation, [0.5], dialect)
     return joined.group_by(["_series", *SERIES]).aggregate(
         points=joined.count(),
         mean=joined.value.mean(),

@@ -15,19 +15,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-import ibis
-
-from driftline import backends
 from driftline.alerts import process_alerts
-from driftline.bind import BoundMonitor, bind_monitor
-from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
+from driftline.bind import BoundMonitor
+from driftline.compile import compile_monitors
+from driftline.errors import ConfigError, Location
 from driftline.judge import FAIL, SEVERITY, WARN
 from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
 from driftline.plan.profile import now_utc
-from driftline.project import Project, load_project
-from driftline.runner import WindowEvaluator, WindowOutcome
+from driftline.runner import WindowOutcome
 from driftline.spec.types import to_utc_naive
 from driftline.store import ResultStore
+from driftline.workspace import Workspace
 from driftline.windows import Window, check_supported, due_windows, last_due_end, windows_between
 
 EXIT_OK, EXIT_WARN, EXIT_FAIL, EXIT_ERROR = 0, 1, 2, 3
@@ -46,35 +44,6 @@ class RunSummary:
             return EXIT_ERROR
         worst = max((SEVERITY.get(o.worst, 0) for o in self.outcomes), default=0)
         return {SEVERITY[FAIL]: EXIT_FAIL, SEVERITY[WARN]: EXIT_WARN}.get(worst, EXIT_OK)
-
-
-@dataclass
-class Workspace:
-    """A loaded project connected to its warehouse, with its result store ready."""
-
-    project: Project
-    con: ibis.BaseBackend
-    store: ResultStore
-
-    @classmethod
-    def open(cls, project: str | Path = ".", connection: str | None = None) -> Workspace:
-        loaded = load_project(project, connection)
-        con = backends.connect(loaded.connection, loaded.root)
-        return cls(loaded, con, ResultStore(con, loaded.results_schema))
-
-    def bind(self, names: Sequence[str] | None = None, dialect: str | None = None) -> list[BoundMonitor]:
-        bound, problems = [], []
-        for loaded in self.project.select(list(names or [])):
-            try:
-                bound.append(bind_monitor(loaded, self.con, self.project.macros, dialect))
-            except ConfigError as error:
-                problems.extend(problems_of(error))
-        if problems:
-            raise ConfigErrors(problems)
-        return bound
-
-    def evaluator(self, monitor: BoundMonitor) -> WindowEvaluator:
-        return WindowEvaluator(monitor.plan, self.store, monitor.source_fingerprint)
 
 
 def _moment(value: datetime | str, option: str) -> datetime:
@@ -178,8 +147,6 @@ def compile(
     at: datetime | str | None = None,
 ) -> str:
     """The SQL a run executes for the latest due window of each monitor, in ``dialect``."""
-    from driftline.compile import compile_monitors
-
     now = _moment(at, "at") if at is not None else now_utc()
     workspace = Workspace.open(project, connection)
     return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)

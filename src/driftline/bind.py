@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from driftline import backends
+from driftline import connect
 from driftline.errors import ConfigError, ConfigErrors
 from driftline.macros import check_source_query
 from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
@@ -77,7 +77,7 @@ def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
         except Exception as error:
             raise ConfigError(f"source.sql: the warehouse rejected it: {_first_line(error)}", loaded.positions.locate(("source", "sql"))) from None
     try:
-        return backends.find_table(con, source.table)
+        return connect.find_table(con, source.table)
     except LookupError as error:
         raise ConfigError(f"source.table: {error}", loaded.positions.locate(("source", "table"))) from None
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import ibis
 
-from driftline import backends
+from driftline import connect, dialects
 from driftline.bind import BoundMonitor
 from driftline.errors import ConfigError, Location
 from driftline.measure import WindowMeasurer
@@ -29,14 +29,12 @@ from driftline.plan.window_query import ROWS_KEY, valid_key
 from driftline.result_schema import RESULTS, TABLES
 from driftline.spec.errors import did_you_mean
 from driftline.windows import Window, last_due_end, reference_window
-
-if TYPE_CHECKING:
-    from driftline.api import Workspace
+from driftline.workspace import Workspace
 
 
 def compile_monitors(workspace: Workspace, names: Sequence[str] | None, dialect: str, now: datetime) -> str:
-    if dialect not in backends.DIALECTS:
-        raise ConfigError(f"unknown dialect {dialect!r}{did_you_mean(dialect, backends.DIALECTS)}; supported: {', '.join(backends.DIALECTS)}", Location("--dialect"))
+    if dialect not in dialects.DIALECTS:
+        raise ConfigError(f"unknown dialect {dialect!r}{did_you_mean(dialect, dialects.DIALECTS)}; supported: {', '.join(dialects.DIALECTS)}", Location("--dialect"))
     sections = []
     for monitor in workspace.bind(names, dialect):
         sections.append(_compile_monitor(workspace, monitor, dialect, now))
@@ -69,7 +67,7 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     body = []
     for number, step in enumerate(steps, 1):
         note = f"\n-- {step.note}" if step.note else ""
-        body.append(f"-- [{number}/{len(steps)}] {step.title}{note}\n{backends.to_sql(step.expr, dialect).strip()};")
+        body.append(f"-- [{number}/{len(steps)}] {step.title}{note}\n{dialects.to_sql(step.expr, dialect).strip()};")
     return "\n\n".join([header, *body])
 
 
@@ -115,7 +113,7 @@ def _unbound(bound: BoundMonitor) -> ibis.Table:
     source = bound.loaded.spec.source
     if source.sql is not None:
         return bound.table
-    name, database = backends.table_reference(source.table)
+    name, database = connect.table_reference(source.table)
     catalog = database[0] if isinstance(database, tuple) else None
     schema = database[-1] if isinstance(database, tuple) else database
     return ibis.table(bound.table.schema(), name=name, database=schema, catalog=catalog)
@@ -126,7 +124,7 @@ def _unbound_labels(bound: BoundMonitor) -> ibis.Table | None:
     labels = bound.plan.inputs.labels if bound.plan.inputs is not None else None
     if labels is None:
         return None
-    name, database = backends.table_reference(bound.loaded.spec.model.labels.table)
+    name, database = connect.table_reference(bound.loaded.spec.model.labels.table)
     catalog = database[0] if isinstance(database, tuple) else None
     schema = database[-1] if isinstance(database, tuple) else database
     return ibis.table(labels.schema(), name=name, database=schema, catalog=catalog)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -37,9 +37,6 @@ from driftline.plan.window_query import ROWS_KEY, Known, WindowFigures, valid_ke
 from driftline.spec.models import CheckBase, check_name
 from driftline.store import ResultStore
 from driftline.windows import Window, reference_window
-
-Execute = Callable[[Any], pd.DataFrame]
-
 
 @dataclass
 class Measured:

@@ -52,13 +52,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from driftline.episode import Episode
 from driftline.notify.messages import Breach, MonitorRun, SlackMessage, render_resolution, render_run_message, render_text
 from driftline.notify.slack import DeliveryResult, SlackNotifier, SlackSettings
 from driftline.spec.models import Monitor
 from driftline.windows import Window
 
 if TYPE_CHECKING:
-    from driftline.alerts import Episode
     from driftline.project import Project
     from driftline.store import ResultStore
 

@@ -11,7 +11,7 @@ from typing import Any, ContextManager, Iterable
 import ibis
 import pandas as pd
 
-from driftline import backends
+from driftline import writers
 from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, HISTOGRAMS, PROFILES, RESULTS, RUNS, TABLES
 from driftline.windows import Window
@@ -29,7 +29,7 @@ class WindowRecord:
 class ResultStore:
     """The result tables of one connection, in ``schema`` (None: the connection's default).
 
-    Every write goes through :func:`driftline.backends.writer`: one transaction on DuckDB and
+    Every write goes through :func:`driftline.writers.writer`: one transaction on DuckDB and
     PostgreSQL; on Spark, one atomic swap per table, in the order the tables are touched here.
     """
 
@@ -44,7 +44,7 @@ class ResultStore:
         if self.schema and self.schema not in self.con.list_databases():
             self.con.create_database(self.schema, force=True)
         # Before looking for missing tables: a table caught mid-swap must not be recreated empty.
-        backends.finish_interrupted_writes(self.con, self.schema, TABLES)
+        writers.finish_interrupted_writes(self.con, self.schema, TABLES)
         existing = set(self.con.list_tables(database=self.schema))
         for name, schema in TABLES.items():
             if name not in existing:
@@ -53,7 +53,7 @@ class ResultStore:
             present = set(self.con.table(name, database=self.schema).columns)
             for column, dtype in schema.items():
                 if column not in present:
-                    backends.add_column(self.con, name, self.schema, column, dtype)
+                    writers.add_column(self.con, name, self.schema, column, dtype)
             if name == RESULTS and "reason" not in present:
                 self._backfill_labels_not_mature()
         self._create_views()
@@ -84,9 +84,9 @@ class ResultStore:
     def table(self, name: str) -> ibis.Table:
         return self.con.table(name, database=self.schema)
 
-    def writer(self) -> ContextManager[backends.TableWriter]:
+    def writer(self) -> ContextManager[writers.TableWriter]:
         """Deletes and inserts on these tables, applied together when the block ends."""
-        return backends.writer(self.con, self.schema)
+        return writers.writer(self.con, self.schema)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -207,9 +207,6 @@ def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         elif dtype.is_string():
             frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
     return frame
-
-
-ALL_TABLES = (RUNS, RESULTS, HISTOGRAMS, ALERTS, PROFILES)
 
 
 def _legacy_reason(details: Any) -> Any:

@@ -43,7 +43,7 @@ import ibis
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
 
-from driftline import backends
+from driftline import dialects, writers
 from driftline.judge import SEVERITY_RANK
 from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, RESULTS
@@ -60,7 +60,7 @@ BACKENDS_WITH_COMMENTS = ("duckdb", "postgres")  # Spark's views take comments o
 def create_views(con: ibis.BaseBackend, database: str | None = None) -> None:
     """Create (or replace) the driftline views next to the result tables in ``database``."""
     for name, build in _BUILDERS.items():
-        backends.create_view(con, name, build(con, database), database)
+        writers.create_view(con, name, build(con, database), database)
         if con.name in BACKENDS_WITH_COMMENTS:
             _comment(con, name, database)
 
@@ -115,8 +115,8 @@ def check_history(con: ibis.BaseBackend, database: str | None = None) -> ir.Tabl
         "fail_threshold",
         warn_threshold_value=_one_sided(results.warn_lower, results.warn_upper),
         fail_threshold_value=_one_sided(results.fail_lower, results.fail_upper),
-        band_lower=backends.json_number(band["lower"], con.name),
-        band_upper=backends.json_number(band["upper"], con.name),
+        band_lower=dialects.json_number(band["lower"], con.name),
+        band_upper=dialects.json_number(band["upper"], con.name),
         reference_value=results.reference_value,
         n_current=results.n_current,
         n_reference=results.n_reference,

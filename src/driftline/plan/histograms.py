@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from driftline import backends
+from driftline import dialects
 from driftline.plan.aggregates import add_up_per_segment, count_where
 from driftline.plan.columns import DriftColumn
 from driftline.plan.profile import ColumnBins, distinct_edges, uniform_edges
@@ -70,7 +70,7 @@ SAMPLE_ROWS = 150_000
 def edges_query(reference: ir.Table, columns: Sequence[DriftColumn], dialect: str) -> ir.Table | None:
     """One aggregate row with the quantiles (or min and max) that become numeric edges."""
     numeric = [(i, c) for i, c in enumerate(c for c in columns if c.binning.kind == "numeric")]
-    sampled = [(i, c) for i, c in numeric if backends.samples_for_approximate_quantiles(dialect) and _approximate(c)]
+    sampled = [(i, c) for i, c in numeric if dialects.samples_for_approximate_quantiles(dialect) and _approximate(c)]
     whole = [(i, c) for i, c in numeric if (i, c) not in sampled]
     parts = []
     if whole:
@@ -106,7 +106,7 @@ def _edge_metrics(rows: ir.Table, columns: Sequence[tuple[int, DriftColumn]], di
         if column.binning.method == "uniform":
             metrics |= {f"e{i}_min": values.min(), f"e{i}_max": values.max()}
             continue
-        quantiles = backends.quantiles if exact or column.binning.exact else backends.approximate_quantiles
+        quantiles = dialects.quantiles if exact or column.binning.exact else dialects.approximate_quantiles
         metrics |= {f"e{i}_q{k}": q for k, q in enumerate(quantiles(values, quantile_probabilities(column), dialect))}
     return metrics
 
@@ -185,7 +185,7 @@ class CountLayout:
 
 def native_histogram_columns(bins: Sequence[ColumnBins], dialect: str) -> tuple[bool, ...]:
     """Which columns the backend's histogram aggregate counts: those with at least two bins."""
-    if not backends.has_native_histogram(dialect):
+    if not dialects.has_native_histogram(dialect):
         return ()
     return tuple(b.size > 1 for b in bins)
 
@@ -216,8 +216,8 @@ def _native_histogram(value: ir.Column, column_bins: ColumnBins) -> ir.Scalar:
     """One map aggregate for all bins of a column. Numeric: the histogram counts values in
     (b_prev, b], the bins are [e_prev, e): so it counts -x against the boundaries -e."""
     if column_bins.kind == "categorical":
-        return backends.position_histogram(value, column_bins.categories)
-    return backends.bounded_histogram(-value.cast("float64"), sorted(-edge for edge in column_bins.edges))
+        return dialects.position_histogram(value, column_bins.categories)
+    return dialects.bounded_histogram(-value.cast("float64"), sorted(-edge for edge in column_bins.edges))
 
 
 def expand_histograms(frame: pd.DataFrame, layout: CountLayout) -> pd.DataFrame:

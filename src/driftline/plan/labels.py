@@ -68,9 +68,9 @@ def one_label_per_key(labels: ir.Table, key: str, column: str) -> ir.Table:
 
 def labels_table(con: ibis.BaseBackend, name: str) -> ir.Table:
     """The labels table by its ``[catalog.][schema.]table`` name; LookupError when missing."""
-    from driftline import backends
+    from driftline import connect
 
-    return backends.find_table(con, name)
+    return connect.find_table(con, name)
 
 
 def has_labels(model: Model | None) -> bool:

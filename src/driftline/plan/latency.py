@@ -1,9 +1,9 @@
 """Latency (SPEC §6): a quantile of a numeric column, linear-interpolated as numpy's default and
-``percentile_cont``; ``backends.quantiles`` picks the form each warehouse can compute."""
+``percentile_cont``; ``dialects.quantiles`` picks the form each warehouse can compute."""
 
 from __future__ import annotations
 
-from driftline import backends, reasons
+from driftline import dialects, reasons
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.histograms import clean
 from driftline.plan.window_query import SegmentFigures, WindowQuery, valid_key
@@ -27,7 +27,7 @@ class Latency(CheckKind):
     def register(self, check: LatencyCheck, query: WindowQuery, context: Context) -> None:
         def quantile(t):
             values = clean(t[check.column]).cast("float64")
-            return backends.quantiles(values, [check.quantile], context.dialect)[0]
+            return dialects.quantiles(values, [check.quantile], context.dialect)[0]
 
         query.add_sum(valid_key(check.column), lambda t: clean(t[check.column]).count())
         query.add(_key(check), quantile)

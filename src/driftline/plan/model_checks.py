@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from driftline.plan.drift import Measurement
 
 from driftline.plan import quality
-from driftline.plan.check_kind import CheckKind, Context, Value
+from driftline.plan.check_kind import CheckKind, Context
 from driftline.plan.check_validation import Validator
 from driftline.plan.columns import Binning, DriftColumn
 from driftline.plan.custom_metrics import CustomMetric

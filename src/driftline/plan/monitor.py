@@ -16,7 +16,7 @@ from driftline.plan.columns import DriftColumn, drift_columns, selected_columns
 from driftline.plan.exact import exact_distances
 from driftline.plan.histograms import CountLayout
 from driftline.plan.profile import ColumnBins
-from driftline.plan.source import CURRENT, REFERENCE, Source, prepare_source
+from driftline.plan.source import Source, prepare_source
 from driftline.spec.models import DriftCheck, FairnessCheck, LatencyCheck, Monitor, QualityCheck, check_name
 from driftline.windows import Window
 

@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline import backends, metrics, reasons
+from driftline import dialects, metrics, reasons
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
@@ -124,7 +124,7 @@ def auc_branch(query: WindowQuery) -> ir.Table:
     partitions = [None, *(scored[s] for s in query.segments)]
     ranked = scored.mutate(
         **{f"__first_rank{g}": ibis.rank().over(ibis.window(group_by=p, order_by=SCORE)) + 1 for g, p in enumerate(partitions)},
-        **{f"__cume_dist{g}": backends.cume_dist(scored[SCORE], p, query.dialect) for g, p in enumerate(partitions)},
+        **{f"__cume_dist{g}": dialects.cume_dist(scored[SCORE], p, query.dialect) for g, p in enumerate(partitions)},
     )
     t = by_segment(ranked, query.segments)
     first_rank = _for_grouping(t, "__first_rank", len(partitions)).cast("float64")

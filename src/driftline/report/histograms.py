@@ -65,12 +65,6 @@ class ColumnHistograms:
             label=f"reference vs current histogram, {window_label(self.window_starts[window])}",
         )
 
-    def window_of(self, start: pd.Timestamp) -> int | None:
-        try:
-            return self.window_starts.index(start)
-        except ValueError:
-            return None
-
 
 def collect(histograms: pd.DataFrame) -> dict[tuple[str, str], ColumnHistograms]:
     """Per (monitor, column), every window's bins, in window order."""

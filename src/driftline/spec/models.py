@@ -18,9 +18,6 @@ NAME_PATTERN = r"^[a-z0-9_]+$"
 
 # The metric names come from the one registry of metric facts (driftline.metrics).
 DRIFT_METHODS = metrics.names("drift")
-BINARY_METRICS = metrics.names("performance", metrics.BINARY)
-REGRESSION_METRICS = metrics.names("performance", metrics.REGRESSION)
-MULTICLASS_METRICS = metrics.names("performance", metrics.MULTICLASS)
 PERFORMANCE_METRICS = metrics.names("performance")
 FAIRNESS_METRICS = metrics.names("fairness")
 QUALITY_METRICS = metrics.names("quality")
