@@ -77,8 +77,13 @@ def load_project(
     directory: str | Path = ".",
     connection: str | None = None,
     env: Mapping[str, str] | None = None,
+    notify: bool = True,
 ) -> Project:
-    """Read and validate a whole project; every problem found is reported at once."""
+    """Read and validate a whole project; every problem found is reported at once.
+
+    ``notify=False`` leaves the ``notify`` section unread, for commands that send nothing
+    (``driftline report``): its ``${SLACK_BOT_TOKEN}`` need not be set where they run.
+    """
     from driftline.macros import load_macros
 
     env = os.environ if env is None else env
@@ -89,7 +94,7 @@ def load_project(
             f"no {PROJECT_FILE} here; run `driftline init {directory}` or pass --project DIR",
             Location(str(project_file)),
         )
-    data, positions = load_yaml(project_file, env)
+    data, positions = load_yaml(project_file, env, leave_out=() if notify else ("notify",))
     settings = validate_model(ProjectFile, data or {}, positions)
     problems: list[ConfigError] = []
     monitors = _load_monitors(root, env, problems)
