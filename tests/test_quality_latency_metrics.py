@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from driftline import api, backends
+from driftline import api, dialects
 from driftline.errors import ConfigErrors
 from model_projects import DAY, START, assert_value, make_project, result, results, sql, value_of
 
@@ -170,7 +170,7 @@ def test_freshness_is_measured_on_the_whole_source(case):
 def test_schema_change_lists_what_changed_since_the_previous_run(case):
     frame, _ = case
     first = result(frame[frame.check_name == "quality_schema_change"], START + 2 * DAY)
-    assert first.status == "insufficient_data" and first.details["reason"] == "no previous run to compare with"
+    assert first.status == "insufficient_data" and first.reason == "no_previous_run"
     second = result(frame[frame.check_name == "quality_schema_change"], START + 3 * DAY)
     assert value_of(second) == 3.0 and second.status == "fail"
     assert second.details["added"] == ["channel"]
@@ -292,8 +292,9 @@ def assert_sensor_results(frame: pd.DataFrame, data: pd.DataFrame) -> None:
         compared += 1
     assert compared == 11 * 5  # eleven checked columns, overall + four regions
     by_key = {(r.metric, r.column_name, r.segment_value): r for r in frame[frame.window_start == window].itertuples()}
-    assert by_key[("mean", "reading", "void")].details["reason"] == "no finite values within ±1e150"
-    assert by_key[("stddev", "reading", "polar")].details["reason"] == "fewer than two finite values within ±1e150"
+    assert by_key[("mean", "reading", "void")].reason == "no_values"
+    assert by_key[("mean", "reading", "void")].details["explanation"] == "no finite values within ±1e150"
+    assert by_key[("stddev", "reading", "polar")].details["explanation"] == "fewer than two finite values within ±1e150"
     assert by_key[("mean", "reading", "polar")].details["infinite_values"] == 2
     assert by_key[("stddev", "huge", "east")].details["huge_values"] == 4  # 1e150 itself is in
     assert by_key[("stddev", "tiny", "east")].value == 0.0  # the squares underflow, without an error
@@ -572,7 +573,7 @@ def compile_project(tmp_path_factory):
     return make_project(tmp_path_factory.mktemp("compile"), EVERYTHING, {"events": events, "outcomes": outcomes}, kpi_macros=True)
 
 
-@pytest.mark.parametrize("dialect", backends.DIALECTS)
+@pytest.mark.parametrize("dialect", dialects.DIALECTS)
 def test_every_model_and_data_check_compiles(compile_project, dialect):
     text = api.compile(compile_project, dialect=dialect, at=START + 10 * DAY)
     sections = re.split(r"\n\n(?=-- )", text)
