@@ -71,7 +71,7 @@ def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[s
 def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
     source = loaded.spec.source
     if source.sql is not None:
-        check_source_query(source.sql, location=loaded.positions.locate(("source", "sql")))
+        check_source_query(source.sql, location=loaded.positions.locate(("source", "sql")), backend=con.name)
         try:
             return con.sql(source.sql)
         except Exception as error:

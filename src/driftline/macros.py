@@ -320,26 +320,38 @@ _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, 
 _WRITE_KEYWORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "DROP", "ALTER", "TRUNCATE", "GRANT", "REVOKE", "COPY", "CALL", "EXECUTE", "ATTACH", "DETACH"}
 
 
-def check_source_query(sql: str, *, location: Location, what: str = "source.sql") -> None:
-    """``sql`` must be one query that only reads (SELECT, WITH … SELECT, UNION …).
+# The sqlglot dialect a warehouse's own SQL is read in, by ibis backend name.
+_SQLGLOT_DIALECTS = {"pyspark": "spark", "mssql": "tsql"}
 
-    Checked before the warehouse sees it: the warehouse would run a second statement after a
-    ``;``, and PostgreSQL runs a DELETE hidden in a WITH clause. SQL sqlglot cannot parse (a
-    warehouse's own syntax) is still checked token by token for a ``;`` and writing keywords.
+
+def check_source_query(sql: str, *, location: Location, what: str = "source.sql", backend: str | None = None) -> None:
+    """``sql`` must be one query that only reads tables (SELECT, WITH … SELECT, UNION …).
+
+    Checked before the warehouse sees it, parsed in the warehouse's own dialect (``backend``, an
+    ibis backend name): the warehouse would run a second statement after a ``;``, PostgreSQL runs
+    a DELETE hidden in a WITH clause, and a SELECT can call functions that read files or change
+    settings (see :mod:`driftline.read_only_sql`). SQL that cannot be parsed cannot be checked,
+    so it is refused.
     """
+    from driftline.read_only_sql import check_reads_tables_only
+
     if not sql.strip():
         raise ConfigError(f"{what}: expected a SELECT query, found an empty string", location)
     _reject_semicolon(sql, location, what, kind="query")
+    dialect = _SQLGLOT_DIALECTS.get(backend or "", backend or READ_DIALECT)
     try:
-        statement = sqlglot.parse_one(sql, read=READ_DIALECT)
-    except ParseError:
+        statement = sqlglot.parse_one(sql, read=dialect)
+    except (ParseError, TokenError) as error:
         _reject_write_keywords(sql, location, what)
-        return
+        detail = _describe_parse_error(error) if isinstance(error, ParseError) else str(error).splitlines()[0]
+        message = f"{what}: cannot read this query to check it only reads tables ({detail}); write it as a plain SELECT"
+        raise ConfigError(message, location) from None
     if not isinstance(statement, exp.Query):
         raise ConfigError(f"{what}: expected a SELECT query, found {_article(statement.key)} {statement.key.upper()} statement", location)
     writes = next((node for node in statement.walk() if isinstance(node, _WRITES)), None)
     if writes is not None:
         raise ConfigError(f"{what}: a source query may only read, found {writes.key.upper()} in it — remove it", location)
+    check_reads_tables_only(statement, location=location, what=what)
 
 
 def _reject_write_keywords(sql: str, location: Location, what: str) -> None:
