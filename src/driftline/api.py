@@ -15,13 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
 from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor
-from driftline.compile import compile_monitors
+from driftline.compilation import compile_monitors
 from driftline.errors import ConfigError, Location
 from driftline.judge import FAIL, SEVERITY, WARN
 from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
 from driftline.plan.profile import now_utc
+from driftline.result_schema import RESULTS, TABLES
 from driftline.runner import WindowOutcome
 from driftline.spec.types import to_utc_naive
 from driftline.store import ResultStore
@@ -37,6 +40,12 @@ class RunSummary:
 
     outcomes: list[WindowOutcome] = field(default_factory=list)
     notifications: list = field(default_factory=list)  # driftline.outbox.Notification per message
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Every check result of every evaluated window, one row each, as stored in
+        ``driftline_results`` (a failed window has none)."""
+        rows = [result for outcome in self.outcomes for result in outcome.results]
+        return pd.DataFrame(rows, columns=list(TABLES[RESULTS].names))
 
     @property
     def exit_code(self) -> int:
@@ -150,3 +159,10 @@ def compile(
     now = _moment(at, "at") if at is not None else now_utc()
     workspace = Workspace.open(project, connection)
     return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)
+
+
+def report(project: str | Path = ".", out: str | Path = "report.html", connection: str | None = None) -> Path:
+    """Write the HTML report of the project's result tables to ``out``; only reads the warehouse."""
+    from driftline.report_command import write_report
+
+    return write_report(project, Path(out), connection)
