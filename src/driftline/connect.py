@@ -18,8 +18,14 @@ A DuckDB connection compiles with driftline's DuckDB compiler (see ``dialects``)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -39,7 +45,12 @@ def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis
     try:
         if url.startswith("duckdb:"):
             path = _duckdb_path(url, root)
-            return use_driftline_compiler(ibis.duckdb.connect(path, read_only=read_only and path != ":memory:"))
+            con = ibis.duckdb.connect(path, read_only=read_only and path != ":memory:")
+            # driftline reads tables only; a query that reaches for a file or URL (read_text,
+            # read_csv, 'x.csv' in FROM) fails in DuckDB itself, beyond source.sql's allowlist.
+            # The setting cannot be turned back on in this connection.
+            con.raw_sql("SET enable_external_access = false")
+            return use_driftline_compiler(con)
         if url.startswith("pyspark:"):
             return _connect_spark(url, root)
         return ibis.connect(url)
@@ -206,3 +217,91 @@ def table_reference(name: str) -> tuple[str, tuple[str, ...] | str | None]:
     if len(parts) == 2:
         return parts[1], parts[0]
     return parts[-1], tuple(parts[:-1])
+
+
+# -- bounded queries --------------------------------------------------------------------------------
+
+
+@dataclass
+class QueryWatch:
+    """What :func:`bounded_query` saw: whether the timeout stopped the query."""
+
+    timeout: timedelta | None
+    expired: bool = False
+    _done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop_with(self, cancel) -> None:
+        """Called by the timer: cancel the query unless it has finished meanwhile."""
+        with self._lock:
+            if not self._done:
+                self.expired = True
+                cancel()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+
+
+@contextlib.contextmanager
+def bounded_query(con: ibis.BaseBackend, timeout: timedelta | None) -> Iterator[QueryWatch]:
+    """Run the query of the ``with`` block read-only where the backend allows, stopped after ``timeout``.
+
+    - PostgreSQL: in a READ ONLY transaction with ``SET LOCAL statement_timeout``; the server
+      cancels the query. Only this transaction is read-only: results are written on the same
+      connection afterwards.
+    - DuckDB: a timer calls the connection's ``interrupt()``. DuckDB has no read-only
+      transaction on a connection that also writes; the allowlist and ``enable_external_access =
+      false`` (see :func:`connect`) keep the query to the database's tables.
+    - Spark: the query's jobs run in a job group of their own, which a timer cancels.
+    - Other backends: the query runs unbounded.
+    """
+    watch = QueryWatch(timeout)
+    if con.name == "postgres":
+        with _postgres_read_only(con, timeout):
+            yield watch
+        return
+    cancel = _canceller(con)
+    timer = None
+    if timeout is not None and cancel is not None:
+        timer = threading.Timer(timeout.total_seconds(), watch.stop_with, args=(cancel,))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield watch
+    finally:
+        watch.finish()
+        if timer is not None:
+            timer.cancel()
+
+
+@contextlib.contextmanager
+def _postgres_read_only(con: ibis.BaseBackend, timeout: timedelta | None) -> Iterator[None]:
+    pg = con.con
+    # ibis runs the query in a nested transaction (a savepoint) of this one.
+    with pg.transaction():
+        with pg.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            if timeout is not None:
+                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout.total_seconds() * 1000))}")
+        yield
+
+
+def _canceller(con: ibis.BaseBackend):
+    """A function that stops the query running on ``con`` from another thread, or None."""
+    if con.name == "duckdb":
+        return con.con.interrupt
+    if con.name == "pyspark":
+        context = con._session.sparkContext
+        group = f"driftline-{uuid.uuid4().hex}"
+        context.setJobGroup(group, "driftline query", interruptOnCancel=True)
+        return lambda: context.cancelJobGroup(group)
+    return None
+
+
+def is_timeout(error: BaseException, watch: QueryWatch) -> bool:
+    """Whether ``error`` is the query being stopped by its timeout."""
+    if watch.expired:
+        return True
+    # PostgreSQL cancels on its own: 'canceling statement due to statement timeout'
+    return type(error).__name__ == "QueryCanceled" and "statement timeout" in str(error)

@@ -18,11 +18,12 @@ builds SQL. Per window:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 import pandas as pd
 
+from driftline import connect
 from driftline.errors import DriftlineError, WarehouseError
 from driftline.plan import model_checks
 from driftline.plan.check_kind import CheckKind, Context, Value
@@ -35,6 +36,7 @@ from driftline.plan.quality import categories_key, read_previous_schema
 from driftline.plan.source import CURRENT, REFERENCE
 from driftline.plan.window_query import ROWS_KEY, Known, WindowFigures, valid_key
 from driftline.spec.models import CheckBase, check_name
+from driftline.spec.types import format_duration
 from driftline.store import ResultStore
 from driftline.windows import Window, reference_window
 
@@ -51,10 +53,11 @@ class Measured:
 class WindowMeasurer:
     """Runs a monitor's queries for one window at a time; counts the queries it runs."""
 
-    def __init__(self, plan: MonitorPlan, store: ResultStore, source_fingerprint: str = ""):
+    def __init__(self, plan: MonitorPlan, store: ResultStore, source_fingerprint: str = "", query_timeout: timedelta | None = None):
         self.plan = plan
         self.store = store
         self.source_fingerprint = source_fingerprint
+        self.query_timeout = query_timeout  # the project's query_timeout; None: unbounded
         self.queries = 0
 
     @property
@@ -84,13 +87,21 @@ class WindowMeasurer:
         return measured
 
     def execute(self, expr) -> pd.DataFrame:
+        """Run one query: the one place a window's queries run, read-only and within ``query_timeout``
+        where the backend allows (see :func:`driftline.connect.bounded_query`)."""
         self.queries += 1
+        watch = None
         try:
-            return expr.execute()
+            with connect.bounded_query(self.store.con, self.query_timeout) as watch:
+                return expr.execute()
         except DriftlineError:
             raise
         except Exception as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if watch is not None and connect.is_timeout(error, watch):
+                limit = format_duration(self.query_timeout)
+                message = f"{self.monitor.name}: query exceeded query_timeout {limit}: {first} (raise query_timeout in driftline_project.yml, or narrow the source)"
+                raise WarehouseError(message) from error
             raise WarehouseError(f"{self.monitor.name}: query failed: {first}") from error
 
     # -- the reference profile ------------------------------------------------------------------

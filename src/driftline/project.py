@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
 from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
 from driftline.spec.models import Strict
+from driftline.spec.types import Duration
+from driftline.spec.types import Duration
 from driftline.spec.yaml_source import load_yaml
 
 PROJECT_FILE = "driftline_project.yml"
@@ -39,6 +42,19 @@ class ProjectFile(Strict):
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     report_url: str | None = None
+    # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
+    # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
+    lease_ttl: Duration = Field("10m", validate_default=True)
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _lease_ttl_is_positive(cls, ttl: timedelta) -> timedelta:
+        if ttl <= timedelta(0):
+            raise ValueError("lease_ttl must be longer than 0s")
+        return ttl
+    # Every query of a window stops after this long and the window is an error: a runaway
+    # source query (a cross join, a sleep) must not hold the run, or the warehouse, forever.
+    query_timeout: Duration = Field("10m", validate_default=True)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,10 @@ class Project:
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def query_timeout(self):
+        return self.settings.query_timeout
 
     @property
     def results_schema(self) -> str | None:

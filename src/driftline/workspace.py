@@ -43,4 +43,6 @@ class Workspace:
         return bound
 
     def evaluator(self, monitor: BoundMonitor) -> WindowEvaluator:
-        return WindowEvaluator(monitor.plan, self.store, monitor.source_fingerprint)
+        evaluator = WindowEvaluator(monitor.plan, self.store, monitor.source_fingerprint)
+        evaluator.measurer.query_timeout = self.project.query_timeout
+        return evaluator
