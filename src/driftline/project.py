@@ -14,7 +14,6 @@ from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
 from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
 from driftline.spec.models import Strict
 from driftline.spec.types import Duration
-from driftline.spec.types import Duration
 from driftline.spec.yaml_source import load_yaml
 
 PROJECT_FILE = "driftline_project.yml"
@@ -52,9 +51,17 @@ class ProjectFile(Strict):
         if ttl <= timedelta(0):
             raise ValueError("lease_ttl must be longer than 0s")
         return ttl
+
     # Every query of a window stops after this long and the window is an error: a runaway
     # source query (a cross join, a sleep) must not hold the run, or the warehouse, forever.
     query_timeout: Duration = Field("10m", validate_default=True)
+
+    @field_validator("query_timeout")
+    @classmethod
+    def _query_timeout_is_positive(cls, timeout: timedelta) -> timedelta:
+        if timeout <= timedelta(0):
+            raise ValueError("query_timeout must be longer than 0s")
+        return timeout
 
 
 @dataclass(frozen=True)
