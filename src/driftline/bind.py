@@ -20,9 +20,11 @@ from driftline.plan.columns import PREDICTION_COLUMN, selected_columns
 from driftline.plan.frame import resolve_labels
 from driftline.plan.model_checks import validate_model_checks
 from driftline.plan.monitor import EXACT_METHODS, MonitorPlan, build_plan
+from driftline.plan.profile import now_utc
 from driftline.spec.errors import did_you_mean
 from driftline.spec.loader import LoadedMonitor
 from driftline.spec.models import Bound, DriftCheck
+from driftline.windows import Window, last_due_end, reference_window
 
 P_VALUE_METHODS = ("chi2", "ks")
 
@@ -63,6 +65,7 @@ def bind_monitor(loaded: LoadedMonitor, con: ibis.BaseBackend, macros: Mapping[s
     validate_model_checks(loaded, table, macros, problems)
     if problems:
         raise ConfigErrors(problems)
+    _check_segment_values(loaded, table, where, con)
     labels = resolve_labels(con, loaded.spec)
     plan = build_plan(loaded.spec, table, where, dialect or con.name, labels=labels, macros=macros)
     return BoundMonitor(loaded, table, where, plan, macros)
@@ -114,6 +117,41 @@ def _check_columns(loaded: LoadedMonitor, schema: Mapping[str, dt.DataType], pro
         if isinstance(item, DriftCheck) and isinstance(item.columns, list):
             for j, column in enumerate(item.columns):
                 check(column, ("checks", i, "drift", "columns", j))
+
+
+def _check_segment_values(loaded: LoadedMonitor, table: ir.Table, where: ir.BooleanValue | None, con: ibis.BaseBackend) -> None:
+    """Each segment column may have at most ``max_segment_values`` distinct values in the
+    reference window: one ``count(distinct)`` query over it for all segment columns.
+
+    A decimal or id column as a segment turns one window into tens of thousands of result rows.
+    For a trailing reference, the reference of the latest due window is counted.
+    """
+    spec = loaded.spec
+    if not spec.segments:
+        return
+    reference = reference_window(spec.reference, _latest_window(spec.schedule))
+    rows = table.filter(where) if where is not None else table
+    stamp = rows[spec.source.timestamp]
+    rows = rows.filter(stamp >= ibis.literal(reference.start), stamp < ibis.literal(reference.end))
+    counts = rows.aggregate(**{f"n{i}": rows[column].nunique() for i, column in enumerate(spec.segments)})
+    with connect.bounded_query(con, None):
+        found = counts.execute().iloc[0]
+    problems = []
+    for i, column in enumerate(spec.segments):
+        count = int(found[f"n{i}"])
+        if count > spec.max_segment_values:
+            message = (
+                f"segment column {column!r} has {count:,} distinct values in the reference window {reference}, more than "
+                f"max_segment_values ({spec.max_segment_values}); bucket it in `source.sql`, or raise max_segment_values"
+            )
+            problems.append(ConfigError(message, loaded.positions.locate(("segments", i))))
+    if problems:
+        raise ConfigErrors(problems)
+
+
+def _latest_window(schedule) -> Window:
+    end = last_due_end(now_utc(), schedule)
+    return Window(end - schedule.every, end)
 
 
 def _check_drift_options(loaded: LoadedMonitor, schema: Mapping[str, dt.DataType], problems: list[ConfigError]) -> None:

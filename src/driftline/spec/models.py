@@ -265,6 +265,9 @@ class Monitor(Strict):
     schedule: Schedule
     reference: Reference
     segments: list[str] = []
+    # A segment column with more distinct values in the reference is refused at validate: every
+    # value would be a segment, thousands of result rows per check and window.
+    max_segment_values: int = Field(100, ge=1)
     min_rows: int = Field(100, ge=1)
     features: Features = Field(default_factory=Features)
     checks: list[Check] = Field(min_length=1)
