@@ -109,7 +109,7 @@ def test_an_episode_opens_reminds_escalates_and_resolves_in_its_thread(make_proj
     assert [e["url"] for e in actions["elements"]] == [RUNBOOK, f"{REPORT}#leads-drift_psi"]
     rows = episodes(project)
     assert list(rows.state) == ["open", "open"]
-    assert list(rows.opened_at) == [pd.Timestamp(START + 6 * DAY)] * 2  # the drift day's window end
+    assert list(rows.opened_at) == [pd.Timestamp(START + 5 * DAY)] * 2  # the drift day's window start
     assert list(rows.notify_status) == ["sent", "sent"] and list(rows.notify_attempts) == [1, 1]
     assert list(rows.slack_ts) == [message.ts] * 2
 
@@ -119,7 +119,7 @@ def test_an_episode_opens_reminds_escalates_and_resolves_in_its_thread(make_proj
 
     run_day(project, 8)  # three days after the first message: one reminder
     reminder = slack.delivered[-1]
-    assert len(slack.delivered) == 2 and "still warning since 2026-03-07" in reminder.text
+    assert len(slack.delivered) == 2 and "still warning since 2026-03-06" in reminder.text  # day 5
     assert reminder.thread_ts is None
 
     run_day(project, 9)  # warn → fail: at once, cooldown or not
@@ -137,7 +137,7 @@ def test_an_episode_opens_reminds_escalates_and_resolves_in_its_thread(make_proj
     assert [n.status for n in resolved.notifications] == ["sent", "sent"]
     rows = episodes(project)
     assert list(rows.state) == ["resolved", "resolved"]
-    assert list(rows.resolved_at) == [pd.Timestamp(START + 12 * DAY)] * 2
+    assert list(rows.resolved_at) == [pd.Timestamp(START + 11 * DAY)] * 2  # the recovered day's start
     assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
 
     run_day(project, 12)
@@ -152,8 +152,8 @@ def test_a_backfill_gives_the_same_episodes_every_time(make_project):
 
     rows = episodes(project)
     assert len(rows) == 2  # overall and region=eu; no duplicates from the second pass
-    assert list(rows.opened_at) == [pd.Timestamp(START + 2 * DAY)] * 2
-    assert list(rows.resolved_at) == [pd.Timestamp(START + 4 * DAY)] * 2
+    assert list(rows.opened_at) == [pd.Timestamp(START + 1 * DAY)] * 2  # the WARN day
+    assert list(rows.resolved_at) == [pd.Timestamp(START + 3 * DAY)] * 2  # the OK day after FAIL
     assert list(rows.severity) == ["fail", "fail"]
     assert list(rows.notify_status) == ["suppressed", "suppressed"]
     assert rows.fingerprint.nunique() == 2 and rows.alert_id.nunique() == 2
@@ -429,8 +429,8 @@ def test_a_demo_backfill_opens_episodes_on_the_incident_day(tmp_path):
     con = api.Workspace.open(directory).con
     alerts = con.table("driftline_alerts").to_pandas()
     visits = alerts[(alerts.column_name == "visits_7d") & alerts.segment_key.isna()]
-    assert list(visits.opened_at) == [pd.Timestamp(INCIDENT_AT + DAY)]  # the end of the incident day
-    assert (alerts.opened_at > pd.Timestamp(INCIDENT_AT)).all()  # nothing before it
+    assert list(visits.opened_at) == [pd.Timestamp(INCIDENT_AT)]  # the incident day's window start
+    assert (alerts.opened_at >= pd.Timestamp(INCIDENT_AT)).all()  # nothing before it
     assert "visits_7d" in summary.notifications[0].text
 
 

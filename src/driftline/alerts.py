@@ -2,8 +2,11 @@
 another message, and when it is over.
 
 A **fingerprint** names one series of results: monitor, check, column and segment. Its episodes
-follow each other and never overlap. Each result of a fingerprint moves its latest episode on,
-window by window, in window order:
+follow each other and never overlap, and they follow the **window timeline**, not the order in
+which windows were evaluated: an episode opens at the ``window_start`` of its first breaching
+window and resolves at the ``window_start`` of the first window after it that no longer
+breaches. Each result of a fingerprint moves its latest episode on, window by window, in window
+order:
 
 =============================  ===================  ==========================================
 result                         no open episode      open episode
@@ -21,10 +24,22 @@ hovers around the fail line does not send a message every window. The cooldown r
 last announcement (new, escalated or reminder), so an episode that stays open is recalled once
 per cooldown.
 
-Every time is a window time (the ``window_end`` of the result), never the wall clock, so a
-backfill over history opens and resolves the same episodes every time it runs. A window already
-accounted for by a fingerprint's latest episode (at or before its last breach or its
-resolution) is not looked at again when it is re-run: recorded episodes are not rewritten.
+Every time is a window time (the ``window_start`` of the result), never the wall clock, so a
+backfill over history opens and resolves the same episodes every time it runs, in any order.
+
+**Windows at the end of the timeline, and the others.** The *frontier* is the latest window the
+monitor's episodes already account for: the latest window evaluated before this call, or the
+latest window an episode recorded. A window after it moves the episodes on by the table above,
+and that is the only way to a message. Evaluating a window at or before the frontier (a backfill
+of earlier days, in any order; a re-run) rebuilds the monitor's episodes from the stored results
+up to the frontier, silently: the table is replayed over that timeline, and each rebuilt episode,
+newest first, takes over the row (id, Slack thread, notification state, cooldown clock) of the
+newest stored episode of its fingerprint whose breaching windows overlap its own. So an episode
+extends backwards when the windows before it breach too; two episodes that a re-run joins
+become one (the newer row stays, the other is deleted); an episode that a re-run splits keeps
+its row for the newer part, the older part becomes a new row; and a stored episode that no
+longer matches any breach is deleted. Rebuilt episodes that take over no row are ``suppressed``:
+history is not announced.
 
 What the episodes' changes have to tell people is queued in the outbox (``driftline.outbox``)
 and committed together with them, before anything is sent.
@@ -60,15 +75,34 @@ def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bo
     spec: Monitor = monitor.loaded.spec
     project, store = workspace.project, workspace.store
     mode = outbox.mode_for(project, notify, dry_run)
+    evaluated = sorted((o for o in outcomes if o.status == "success"), key=lambda o: o.window.start)
     book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_state(spec.name).to_dict("records")])
+    frontier = _frontier(store, spec.name, book, {o.window.start for o in evaluated})
+    if frontier is not None and any(o.window.start <= frontier for o in evaluated):
+        book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_episodes(spec.name).to_dict("records")])
+        book.rebuild(_timeline(store.result_timeline(spec.name, frontier)))
     channel = outbox.channel_for(spec, project)
-    for outcome in outcomes:
-        if outcome.status != "success":
-            continue
+    for outcome in evaluated:
+        if frontier is not None and outcome.window.start <= frontier:
+            continue  # accounted for by the rebuild
         for event in book.observe_window(outcome.results, outcome.window, outcome.run_id):
             outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, channel)
-    store.save_alerts([episode.row() for episode in book.changed])
+    store.save_alerts([episode.row() for episode in book.changed], removed=book.removed)
     return outbox.deliver(store, book.with_pending(), spec, project, mode)
+
+
+def _frontier(store: Any, monitor: str, book: EpisodeBook, evaluated: set[datetime]) -> datetime | None:
+    """The latest window the episodes already account for (see the module's docstring): the
+    latest evaluated before this call (the windows evaluated now are stored already, so they
+    are left out), or the latest an episode recorded, whichever is later."""
+    before = [start for start in store.evaluated_window_starts(monitor) if start not in evaluated]
+    recorded = [episode.horizon for episode in book.latest.values()]
+    return max(before + recorded, default=None)
+
+
+def _timeline(results: Any) -> list[dict[str, Any]]:
+    """Stored result rows as the plain dicts a run's results are (None, not NaN or NaT)."""
+    return [{key: plain_value(value) for key, value in row.items()} for row in results.to_dict("records")]
 
 
 # -- episodes -----------------------------------------------------------------------------------
@@ -92,11 +126,51 @@ class EpisodeBook:
         for episode in sorted(self.episodes.values(), key=lambda e: e.opened_at):
             self.latest[episode.fingerprint] = episode
         self._changed: dict[str, Episode] = {}
+        self.removed: list[str] = []
 
     @property
     def changed(self) -> list[Episode]:
         """Episodes opened or updated since the book was loaded."""
         return list(self._changed.values())
+
+    def rebuild(self, timeline: list[dict[str, Any]]) -> None:
+        """Replace the episodes of every fingerprint in ``timeline`` (stored results, in window
+        order) with those the timeline gives, keeping the rows they overlap (module docstring)."""
+        replay = EpisodeBook(self.monitor, [])
+        for result in timeline:
+            replay.observe(result, Window(result["window_start"], result["window_end"]), result["run_id"])
+        for key in {fingerprint(result) for result in timeline}:
+            rebuilt = sorted((e for e in replay.episodes.values() if e.fingerprint == key), key=lambda e: e.opened_at)
+            self._take_over(key, rebuilt)
+
+    def _take_over(self, key: str, rebuilt: list[Episode]) -> None:
+        """Give each rebuilt episode of ``key``, newest first, the row of the newest stored
+        episode it overlaps; a new row when there is none; delete the stored rows left over."""
+        stored = sorted((e for e in self.episodes.values() if e.fingerprint == key), key=lambda e: e.opened_at)
+        for episode in stored:
+            del self.episodes[episode.alert_id]
+        self.latest.pop(key, None)
+        for new in reversed(rebuilt):
+            row = next((old for old in reversed(stored) if _overlap(old, new)), None)
+            if row is None:
+                new.alert_id = self._free_id(key, new.opened_at, stored)
+            else:
+                stored.remove(row)
+                _copy_timeline(new, row)
+                new = row
+            self.episodes[new.alert_id] = new
+            self.latest.setdefault(key, new)
+            self._touch(new)
+        self.removed += [old.alert_id for old in stored]
+
+    def _free_id(self, key: str, when: datetime, stored: list[Episode]) -> str:
+        """The usual id of an episode opened at ``when``, unless a stored row has it already."""
+        taken = set(self.episodes) | {e.alert_id for e in stored}
+        alert_id, n = _digest(key, when.isoformat()), 0
+        while alert_id in taken:
+            n += 1
+            alert_id = _digest(key, when.isoformat(), n)
+        return alert_id
 
     def with_pending(self) -> list[Episode]:
         """Every known episode with a notification waiting in the outbox, oldest first."""
@@ -112,7 +186,7 @@ class EpisodeBook:
         """Apply one result to its fingerprint's latest episode (see the module's table)."""
         key = fingerprint(result)
         latest = self.latest.get(key)
-        when = window.end
+        when = window.start
         if latest is not None and when <= latest.horizon:
             return None  # a re-run of a window this episode already accounts for
         current = latest if latest is not None and latest.state == OPEN else None
@@ -165,6 +239,18 @@ class EpisodeBook:
 
     def _touch(self, episode: Episode) -> None:
         self._changed[episode.alert_id] = episode
+
+
+def _overlap(a: Episode, b: Episode) -> bool:
+    """Whether the breaching windows of two episodes of one fingerprint overlap."""
+    return a.opened_at <= b.last_seen_at and b.opened_at <= a.last_seen_at
+
+
+def _copy_timeline(source: Episode, target: Episode) -> None:
+    """What the window timeline says about an episode, from ``source`` onto the stored ``target``;
+    the notification state of ``target`` (status, thread, cooldown clock, payload) stays."""
+    for name in ("severity", "state", "opened_at", "last_seen_at", "resolved_at", "last_run_id", "value", "message"):
+        setattr(target, name, getattr(source, name))
 
 
 # -- what a result says -------------------------------------------------------------------------

@@ -16,6 +16,12 @@ from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, HISTOGRAMS, PROFILES, RESULTS, RUNS, TABLES
 from driftline.windows import Window
 
+# One row per one-time data migration applied (driftline's own; not part of the BI contract).
+MIGRATIONS = "driftline_migrations"
+_MIGRATIONS_SCHEMA = ibis.schema({"name": "string", "applied_at": "timestamp"})
+# Episode times became window starts instead of window ends.
+ALERTS_AT_WINDOW_START = "alerts_at_window_start"
+
 
 @dataclass
 class WindowRecord:
@@ -56,6 +62,7 @@ class ResultStore:
                     writers.add_column(self.con, name, self.schema, column, dtype)
             if name == RESULTS and "reason" not in present:
                 self._backfill_labels_not_mature()
+        self._migrate_alerts_to_window_starts()
         self._create_views()
 
     def _backfill_labels_not_mature(self) -> None:
@@ -73,6 +80,31 @@ class ResultStore:
         with self.writer() as write:
             write.delete(RESULTS, "run_id", runs)
             write.insert(RESULTS, _frame(RESULTS, rows.to_dict("records")))
+
+    def _migrate_alerts_to_window_starts(self) -> None:
+        """Move the window times of episodes written before they were window starts (SPEC §5).
+
+        Those rows held the ``window_end`` of the windows they name (``opened_at``,
+        ``last_seen_at``, ``resolved_at`` and the cooldown clock ``notified_at``). Each such time
+        was the end of a run of the episode's monitor, so ``driftline_runs`` says which window
+        it was; a time no run ends at (its runs are gone) moves back by the monitor's usual
+        window length, and a monitor without any run keeps its times. Applied once, recorded in
+        ``driftline_migrations``: a second pass would move the times again.
+        """
+        if MIGRATIONS not in self.con.list_tables(database=self.schema):
+            self.con.create_table(MIGRATIONS, schema=_MIGRATIONS_SCHEMA, database=self.schema)
+        done = self.table(MIGRATIONS)
+        if done.filter(done.name == ALERTS_AT_WINDOW_START).count().execute():
+            return
+        alerts = self.table(ALERTS).execute()
+        runs = self.table(RUNS).select("monitor", "window_start", "window_end").distinct().execute()
+        moved = _alerts_at_window_starts(alerts, runs)
+        marker = pd.DataFrame({"name": [ALERTS_AT_WINDOW_START], "applied_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)]})
+        with self.writer() as write:
+            if not moved.empty:
+                write.delete(ALERTS, "alert_id", list(moved.alert_id))
+                write.insert(ALERTS, _frame(ALERTS, moved.to_dict("records")))
+            write.insert(MIGRATIONS, marker)
 
     def _create_views(self) -> None:
         try:
@@ -176,12 +208,31 @@ class ResultStore:
         wanted = ranked.filter((ranked._rank == 0) | (ranked.notify_status == "pending"))
         return wanted.drop("_rank").execute()
 
-    def save_alerts(self, rows: list[dict[str, Any]]) -> None:
-        """Insert episodes, replacing those with the same ``alert_id``, as one unit."""
-        if not rows:
+    def alert_episodes(self, monitor: str) -> pd.DataFrame:
+        """Every episode of ``monitor``: what rebuilding them from the window timeline starts from."""
+        alerts = self.table(ALERTS)
+        return alerts.filter(alerts.monitor == monitor).execute()
+
+    def result_timeline(self, monitor: str, until: datetime) -> pd.DataFrame:
+        """The stored results of ``monitor`` in windows starting at or before ``until``, in window order."""
+        results = self.table(RESULTS)
+        mine = results.filter((results.monitor == monitor) & (results.window_start <= ibis.literal(until, "timestamp")))
+        return mine.order_by("window_start").execute()
+
+    def evaluated_window_starts(self, monitor: str) -> list[datetime]:
+        """The starts of the windows of ``monitor`` evaluated successfully, in order."""
+        runs = self.table(RUNS)
+        done = runs.filter((runs.monitor == monitor) & (runs.status == "success")).window_start
+        return sorted(pd.Timestamp(t).to_pydatetime() for t in done.execute().unique())
+
+    def save_alerts(self, rows: list[dict[str, Any]], removed: Iterable[str] = ()) -> None:
+        """Insert episodes, replacing those with the same ``alert_id``, and delete the episodes
+        ``removed`` (merged into another one by a rebuild), as one unit."""
+        removed = list(removed)
+        if not rows and not removed:
             return
         with self.writer() as write:
-            write.delete(ALERTS, "alert_id", [row["alert_id"] for row in rows])
+            write.delete(ALERTS, "alert_id", [row["alert_id"] for row in rows] + removed)
             write.insert(ALERTS, _frame(ALERTS, rows))
 
     # -------------------------------------------------------------------------------------------
@@ -207,6 +258,22 @@ def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         elif dtype.is_string():
             frame[name] = frame[name].astype("object").where(frame[name].notna(), None)
     return frame
+
+
+def _alerts_at_window_starts(alerts: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The episodes of ``alerts`` whose times move from window ends to window starts, moved."""
+    moved = []
+    for monitor, episodes in alerts.groupby("monitor"):
+        windows = runs[runs.monitor == monitor]
+        if windows.empty:
+            continue  # nothing says how long its windows were
+        start_of = dict(zip(pd.to_datetime(windows.window_end), pd.to_datetime(windows.window_start)))
+        usual = (pd.to_datetime(windows.window_end) - pd.to_datetime(windows.window_start)).mode().iloc[0]
+        episodes = episodes.copy()
+        for column in ("opened_at", "last_seen_at", "resolved_at", "notified_at"):
+            episodes[column] = [t if pd.isna(t) else start_of.get(pd.Timestamp(t), pd.Timestamp(t) - usual) for t in episodes[column]]
+        moved.append(episodes)
+    return pd.concat(moved, ignore_index=True) if moved else alerts.iloc[0:0]
 
 
 def _legacy_reason(details: Any) -> Any:

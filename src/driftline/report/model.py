@@ -342,7 +342,8 @@ def _pick_lines(series: list[_Series]) -> list[_Series]:
 
 
 def _alert_markers(alerts: pd.DataFrame, drawn: list[_Series]) -> tuple[svg.Marker, ...]:
-    """Where alerts of the drawn series opened and resolved, placed on the window judged then."""
+    """Where alerts of the drawn series opened and resolved: on their first breaching window and
+    on the first window that no longer breached."""
     by_key = {s.key: s for s in drawn}
     markers = []
     for alert in alerts.itertuples(index=False):
@@ -359,9 +360,10 @@ def _alert_markers(alerts: pd.DataFrame, drawn: list[_Series]) -> tuple[svg.Mark
 
 
 def _window_of(series: _Series, moment: pd.Timestamp) -> float:
-    """The start of the latest window that had ended by ``moment``: the window being judged."""
-    ends = series.rows.window_end.to_numpy()
-    i = int(np.searchsorted(ends, np.datetime64(moment), side="right")) - 1
+    """The x of the window an alert time names: episode times are window starts (SPEC §5), so
+    the latest window starting at or before ``moment`` (the window itself when it is drawn)."""
+    starts = series.rows.window_start.to_numpy()
+    i = int(np.searchsorted(starts, np.datetime64(moment), side="right")) - 1
     return float(series.x[max(i, 0)])
 
 
