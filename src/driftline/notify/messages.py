@@ -71,6 +71,8 @@ class Breach:
     threshold: str | None  # as written, e.g. "0.25", "{below: 0.7}", "anomaly band [0.1, 0.3]"
     reference_value: float | None  # the same metric on the reference window, if known
     kind: str  # new|escalated|reminder|resolved
+    # The window_start of the episode's first breaching window (SPEC §5): "since" is the day the
+    # breach began, also when earlier windows were backfilled after it opened.
     opened_at: datetime | None
     anchor: str  # the breach's anchor in the report, e.g. "lead_scoring-drift_psi"
 
