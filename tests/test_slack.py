@@ -11,10 +11,11 @@ import json
 import re
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import slack_server
+from slack_sdk import WebClient
 from slack_server import (
     FakeSlack,
     block_kit_problem,
@@ -35,7 +36,8 @@ from driftline.notify.messages import (
     render_run_message,
     render_text,
 )
-from driftline.notify.slack import DeliveryResult, SlackNotifier, SlackSettings
+from driftline.notify import slack as slack_notify
+from driftline.notify.slack import DeliveryResult, Lookup, SlackNotifier, SlackSettings
 
 RUNBOOK = "https://wiki.example.com/runbooks/lead-scoring"
 REPORT = "https://reports.example.com/growth/report.html"
@@ -274,6 +276,103 @@ def test_settings_never_show_their_secrets():
     url = "https://hooks.slack.com/services/T/B/secret"
     shown = repr(SlackSettings(token="xoxb-secret", webhook_url=url))
     assert "secret" not in shown
+
+
+# --------------------------------------------------------------------------------------------
+# Finding a message again (after a crash), by the id in its metadata
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_message_carries_its_id_in_slack_metadata(slack):
+    bot(slack).send(a_message(), message_id="m-1")
+
+    [posted] = slack.delivered
+    assert posted.metadata == {"event_type": "driftline_alert", "event_payload": {"message_id": "m-1"}}
+
+
+def test_a_posted_message_is_found_by_its_id_in_the_channel(slack):
+    claimed = datetime.now(timezone.utc)
+    bot(slack).send(a_message(), message_id="m-1")
+    bot(slack).send(a_message(), message_id="m-2")
+
+    found = bot(slack).find("#growth-ml", "m-1", claimed)  # a new client: the id of #growth-ml is looked up
+
+    assert found == Lookup("found", ts=slack.delivered[0].ts)
+    methods = [r.endpoint for r in slack.received[2:]]
+    assert methods == ["conversations.list", "conversations.history"]
+
+
+def test_a_reply_is_found_in_its_thread(slack):
+    claimed = datetime.now(timezone.utc)
+    notifier = bot(slack)
+    opened = notifier.send(a_message(), message_id="m-1")
+    resolution = render_resolution(a_run(), a_breach(kind="resolved"), "#growth-ml", opened.ts)
+    notifier.send(resolution, message_id="m-2")
+
+    assert notifier.find("#growth-ml", "m-2", claimed, thread_ts=opened.ts) == Lookup("found", ts=slack.delivered[1].ts)
+    assert notifier.find("#growth-ml", "m-2", claimed).status == "absent"  # not in the channel's history
+    assert slack.received[-2].endpoint == "conversations.replies"
+    assert "conversations.list" not in [r.endpoint for r in slack.received]  # the post answered the id
+
+
+def test_a_message_that_never_arrived_is_absent(slack):
+    notifier = bot(slack)
+    notifier.send(a_message(), message_id="m-1")
+
+    assert notifier.find("#growth-ml", "m-9", datetime.now(timezone.utc)).status == "absent"
+
+
+def test_messages_before_the_claim_are_not_read(slack):
+    bot(slack).send(a_message(), message_id="m-1")
+
+    later = datetime.now(timezone.utc) + timedelta(seconds=slack_notify.CLOCK_SKEW + 60)
+    assert bot(slack).find("#growth-ml", "m-1", later).status == "absent"
+
+
+def test_the_history_is_read_page_by_page(slack):
+    claimed = datetime.now(timezone.utc)
+    notifier = bot(slack)
+    notifier.send(a_message(), message_id="first")
+    for i in range(250):  # newer messages push it to the second page of 200
+        notifier.send(replace(a_message(), blocks=[]), message_id=f"m-{i}")
+
+    assert notifier.find("#growth-ml", "first", claimed) == Lookup("found", ts=slack.delivered[0].ts)
+    assert [r.endpoint for r in slack.received[251:]] == ["conversations.history"] * 2
+
+
+def test_slack_shows_metadata_only_when_asked(slack):
+    bot(slack).send(a_message(), message_id="m-1")
+    channel = slack.delivered[0].channel_id
+    history = WebClient(token=slack.token, base_url=slack.base_url).conversations_history
+
+    assert "metadata" not in history(channel=channel)["messages"][0]
+    assert history(channel=channel, include_all_metadata=True)["messages"][0]["metadata"]["event_type"] == "driftline_alert"
+
+
+def test_a_lookup_in_an_unknown_channel_or_without_scope_cannot_know(slack):
+    claimed = datetime.now(timezone.utc)
+    assert bot(slack).find("#nowhere", "m-1", claimed).status == "unknown"  # never named: no id
+
+    bot(slack).send(a_message(), message_id="m-1")
+    slack.script(slack_error("missing_scope"))
+    found = bot(slack).find("#growth-ml", "m-1", claimed)
+    assert found.status == "unknown" and "missing_scope" in found.error
+
+
+def test_a_lookup_while_slack_is_down_is_a_retry(slack):
+    bot(slack).send(a_message(), message_id="m-1")
+    slack.script(server_error(503))
+
+    found = bot(slack).find("#growth-ml", "m-1", datetime.now(timezone.utc))
+
+    assert found.status == "retry" and "HTTP 503" in found.error
+
+
+def test_a_webhook_cannot_look_messages_up(slack):
+    notifier = webhook(slack)
+
+    assert not notifier.can_look_up
+    assert notifier.find("#growth-ml", "m-1", datetime.now(timezone.utc)).status == "unknown"
 
 
 # --------------------------------------------------------------------------------------------

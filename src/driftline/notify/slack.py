@@ -16,6 +16,16 @@ outcomes, which the caller writes back to that row:
     A permanent problem that another attempt will not fix (revoked token, unknown channel, bot
     not invited...). ``error`` says in one line what to do about it.
 
+**Finding a message again.** With a bot token every message carries Slack message metadata
+(``event_type`` :data:`METADATA_EVENT`, ``event_payload`` ``{"message_id": ...}``), so that the
+outbox, after a crash that left it not knowing whether a post reached Slack, can ask
+(:meth:`SlackNotifier.find`): ``conversations.history`` of the channel, or ``conversations.replies``
+of the thread, from the time the post was claimed, with ``include_all_metadata``. Both need the
+channel's id: a name such as ``#ml-alerts`` is resolved with ``conversations.list`` (ids that
+chat.postMessage answered are remembered for the rest of the run). Reading needs the scopes
+``channels:history`` and ``channels:read`` (``groups:`` for private channels) besides
+``chat:write``. An incoming webhook cannot be asked: it posts, and that is all.
+
 Only rate limits are retried here, by slack-sdk's own handler honouring ``Retry-After``: a 429
 means Slack did not post the message, so posting again cannot duplicate it. A 5xx, a timeout or
 a dropped connection may come *after* Slack posted the message, so those are left to the outbox,
@@ -32,6 +42,7 @@ import http.client
 import logging
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -90,6 +101,12 @@ _RESTRICTED_ERRORS = {
     "posting_to_general_channel_denied",
 }
 _OUR_BUG = "a driftline bug, please report it"
+# The message metadata every post with a bot token carries, to be found again after a crash.
+METADATA_EVENT = "driftline_alert"
+# Slack's clock and ours may differ: a lookup reads from this many seconds before the claim.
+CLOCK_SKEW = 300
+# A channel id (public, private, direct message), as opposed to a name such as #ml-alerts.
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 _GONE_WEBHOOK_ERRORS = {
     "no_service",
     "no_service_id",
@@ -134,6 +151,17 @@ class DeliveryResult:
     rate_limited: bool = False
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Whether Slack has a message: ``found`` (with its ``ts``), ``absent``, ``retry`` (Slack
+    could not be asked now) or ``unknown`` (it cannot be asked at all: no channel id, a missing
+    scope, a webhook); ``error`` says why for the last two."""
+
+    status: str  # found | absent | retry | unknown
+    ts: str | None = None
+    error: str | None = None
+
+
 class SlackNotifier:
     """Posts :class:`SlackMessage` objects with a bot token (preferred) or an incoming webhook.
 
@@ -168,27 +196,60 @@ class SlackNotifier:
                 retry_handlers=retry_handlers,
             )
 
-    def send(self, message: SlackMessage) -> DeliveryResult:
-        """Post one message; never raises for anything Slack or the network does."""
+        self._channel_ids: dict[str, str] = {}  # channel name -> id, as Slack answered
+
+    @property
+    def can_look_up(self) -> bool:
+        """Whether a posted message can be found again (a bot token; not a webhook)."""
+        return self._web is not None
+
+    def send(self, message: SlackMessage, message_id: str | None = None) -> DeliveryResult:
+        """Post one message; never raises for anything Slack or the network does.
+
+        ``message_id`` goes into the message's metadata (bot token only), for :meth:`find`.
+        """
         if self._web is not None:
-            result = self._post_with_token(message)
+            result = self._post_with_token(message, message_id)
         else:
             result = self._post_to_webhook(message)
         return replace(result, error=self._redact(result.error))
 
+    def find(self, channel: str | None, message_id: str, since: datetime, thread_ts: str | None = None) -> Lookup:
+        """Look for the message posted with ``message_id`` at ``since`` or later, in ``channel``
+        or, given ``thread_ts``, in that thread; never raises for anything Slack does."""
+        if self._web is None:
+            return Lookup("unknown", error="an incoming webhook cannot look messages up")
+        channel = channel or self.settings.channel
+        try:
+            channel_id = self._channel_id(channel) if channel else None
+            if channel_id is None:
+                return Lookup("unknown", error=f"Slack channel {channel} not found (conversations.list)")
+            ts = self._search(channel_id, message_id, since, thread_ts)
+        except SlackApiError as error:
+            result = self._api_failure(error.response, channel)
+            status = "retry" if result.status == "retry" else "unknown"
+            return Lookup(status, error=self._redact(result.error))
+        except (*_NETWORK_ERRORS, ValueError) as error:
+            return Lookup("retry", error=self._redact(f"could not reach Slack ({self._network_reason(error)})"))
+        except SlackClientError as error:
+            return Lookup("unknown", error=self._redact(f"could not read Slack: {_one_line(str(error))}"))
+        return Lookup("found", ts=ts) if ts else Lookup("absent")
+
     # ----------------------------------------------------------------------------------------
 
-    def _post_with_token(self, message: SlackMessage) -> DeliveryResult:
+    def _post_with_token(self, message: SlackMessage, message_id: str | None) -> DeliveryResult:
         """chat.postMessage; its ts is what a later resolution threads under."""
         channel = message.channel or self.settings.channel
         if not channel:
             return _failed("no Slack channel: set alerts.channel or notify.slack.channel")
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"message_id": message_id}} if message_id else None
         try:
             response = self._web.chat_postMessage(
                 channel=channel,
                 text=message.text,
                 blocks=message.blocks,
                 thread_ts=message.thread_ts,
+                metadata=metadata,
             )
         except SlackApiError as error:
             return self._api_failure(error.response, channel)
@@ -199,7 +260,38 @@ class SlackNotifier:
             return _retry("Slack sent an answer that could not be read")
         except SlackClientError as error:
             return _failed(f"could not post to Slack: {_one_line(str(error))}")
+        if isinstance(response.get("channel"), str):
+            self._channel_ids[channel.lstrip("#")] = response["channel"]
         return DeliveryResult("sent", ts=response.get("ts"))
+
+    def _channel_id(self, channel: str) -> str | None:
+        """The id of ``channel`` (an id already, or a name, with or without ``#``)."""
+        if _CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.lstrip("#")
+        if name not in self._channel_ids:
+            pages = self._web.conversations_list(types="public_channel,private_channel", exclude_archived=True, limit=200)
+            for page in pages:  # slack-sdk follows response_metadata.next_cursor
+                for found in page.get("channels") or []:
+                    self._channel_ids.setdefault(found.get("name"), found.get("id"))
+        return self._channel_ids.get(name)
+
+    def _search(self, channel_id: str, message_id: str, since: datetime, thread_ts: str | None) -> str | None:
+        """The ts of the message carrying ``message_id``, reading the channel (or thread) from
+        ``since`` on, page by page; None when it is not there."""
+        oldest = f"{since.timestamp() - CLOCK_SKEW:.6f}"
+        options = {"channel": channel_id, "oldest": oldest, "include_all_metadata": True, "limit": 200}
+        if thread_ts:
+            pages = self._web.conversations_replies(ts=thread_ts, **options)
+        else:
+            pages = self._web.conversations_history(**options)
+        for page in pages:
+            for posted in page.get("messages") or []:
+                metadata = posted.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_EVENT and payload.get("message_id") == message_id:
+                    return posted.get("ts")
+        return None
 
     def _post_to_webhook(self, message: SlackMessage) -> DeliveryResult:
         """An incoming webhook answers ``ok`` or an HTTP error whose body is the error code."""
