@@ -1,19 +1,23 @@
-"""Drift benchmark (issue 2): PSI drift on every feature, a fixed 30-day reference against a
-7-day current window, on DuckDB.
+"""Drift benchmark (issues 2 and 13): PSI drift on every feature, a fixed 30-day reference
+against a 7-day current window, on DuckDB.
 
 Measured in one session, medians of ``--repeat`` runs:
 
 - the floor: one DuckDB query reading the monitored columns once (``count(*)`` + ``sum``/``max``
   per column) over the reference + current rows, and over the current rows alone;
-- the first run: builds the reference profile (edges in three queries on DuckDB, categories) and
-  counts both windows;
-  the cached profile is deleted before every repetition;
-- the steady-state run: the profile is cached, only the current window is read;
-- how queries and time grow with 5, 25 and 100 monitored columns (a wider table);
+- the first run with the default ``edges: approximate``: the reference's edges (on DuckDB the
+  exact quantiles of a sample of about 150,000 rows), its categories, and one counting query
+  over both windows; the cached profile is deleted before every repetition;
+- the steady-state run: the profile is cached, one query reads the current window;
+- a first run of the same monitor with ``edges: exact`` (one ``quantile_cont`` query);
 - a breakdown of one first and one steady run: time inside the warehouse queries vs the rest;
-- peak RSS of a fresh driftline process doing a first run, a steady-state run, and nothing.
+- the counting query in three forms, and the edges query in three: the sample (default), exact
+  ``quantile_cont``, and DuckDB's t-digest ``approx_quantile``, each with the rank error of
+  its edges against numpy;
+- peak RSS of a fresh driftline process doing a first run, a steady-state run, and nothing;
+- how queries and time grow with 5, 25 and 100 monitored columns (a wider table).
 
-    python benchmarks/bench_drift.py [--repeat 5] [--no-scaling]
+    python benchmarks/bench_drift.py [--repeat 5] [--no-scaling] [--edges-only]
 """
 
 from __future__ import annotations
@@ -22,41 +26,55 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # edge_ranks: SPEC §6's rank error, as the tests measure it
 
 from common import (  # noqa: E402
-    DATA, Bench, timed, categorical_features, load_average, machine, measure_monitor, monitor_spec, numeric_features,
-    peak_rss_mb, require_data, run_child, save, write_project,
+    DATA, REFERENCE_END, REFERENCE_START, TABLE, Bench, between, categorical_features, load_average, machine,
+    measure_monitor, monitor_spec, numeric_features, peak_rss_mb, require_data, run_child, save, timed, write_project,
 )
 from make_data import DEFAULT_DB  # noqa: E402
 
 WIDE_DB = DATA / "bench_wide.duckdb"
 PROJECTS = DATA / "projects"
 MAIN = ("drift_25", 20, 5, ())
+EXACT = "drift_25_exact"  # drift_25 with `edges: exact`, in the same project
 MAIN_SEGMENTED = ("drift_25_segmented", 20, 5, ("segment",))
 SCALING = (("drift_wide_5", 4, 1), ("drift_wide_25", 20, 5), ("drift_wide_100", 80, 20))
+EDGE_FORMS = ("approximate", "exact", "tdigest")
+# The columns whose edges are checked against numpy: one of each shape make_data draws (a normal
+# with nulls, a log-normal, a uniform, integer counts with long tie blocks, a normal with NaN).
+RANK_COLUMNS = ("f0", "f1", "f2", "f3", "f4")
 
 
 def project_for(name: str, database: Path, numeric: int, categorical: int, segments=()) -> Path:
     return write_project(PROJECTS / name, database, [monitor_spec(name, numeric, categorical, segments)])
 
 
-def measure(project: Path, monitor: str, numeric: int, categorical: int, segments, repeat: int) -> dict:
-    """Floors, first run and steady-state run of one drift monitor, in one workspace."""
+def main_project() -> Path:
+    """``drift_25`` and, beside it, the same monitor with ``edges: exact``."""
+    name, numeric, categorical, segments = MAIN
+    monitors = [monitor_spec(name, numeric, categorical, segments), monitor_spec(EXACT, numeric, categorical, segments, drift_options={"edges": "exact"})]
+    return write_project(PROJECTS / name, DEFAULT_DB, monitors)
+
+
+def measure(project: Path, monitor: str, numeric: int, categorical: int, segments, repeat: int, steady: bool = True) -> dict:
+    """Floors, first run and (unless ``steady`` is false) steady-state run of one drift monitor, in one workspace."""
     floor_columns = (numeric_features(numeric), [*categorical_features(categorical), *segments])
-    return {"numeric": numeric, "categorical": categorical, **measure_monitor(project, monitor, *floor_columns, repeat)}
+    return {"numeric": numeric, "categorical": categorical, **measure_monitor(project, monitor, *floor_columns, repeat, steady=steady)}
 
 
 def breakdown(project: Path, monitor: str) -> dict:
     """One first and one steady run with every warehouse query timed (compile + execute + fetch)."""
     bench = Bench(project, monitor)
-    evaluator = bench.evaluator
-    original = evaluator._execute
+    measurer = bench.evaluator.measurer
+    original = measurer.execute
     log: list[float] = []
 
     def execute(expr):
@@ -66,7 +84,7 @@ def breakdown(project: Path, monitor: str) -> dict:
         finally:
             log.append(time.perf_counter() - started)
 
-    evaluator._execute = execute
+    measurer.execute = execute  # every query of a run goes through it
     bench.run()  # warm
     figures = {}
     for label, setup in (("first_run", bench.forget_profile), ("steady_run", None)):
@@ -88,8 +106,7 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     ``COUNT(*) FILTER (WHERE step)``, which ``count(where=)`` compiles to."""
     import re
 
-    import ibis
-
+    from driftline import dialects
     from driftline.plan import histograms
     from driftline.plan.source import CURRENT, REFERENCE
     from driftline.windows import reference_window
@@ -98,20 +115,20 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     bench.run()  # stores the profile
     evaluator = bench.evaluator
     reference = reference_window(evaluator.monitor.reference, bench.window)
-    profile, cached, _ = evaluator._profile(reference)
-    assert cached
+    profile = evaluator.measurer.cached_profile(reference)
+    assert profile is not None, "the run above stores the profile"
     figures = {}
     for label, windows, runs in (
         ("current window", {CURRENT: bench.window}, repeat),
         ("both windows (first run)", {CURRENT: bench.window, REFERENCE: reference}, max(1, repeat - 1)),
     ):
         expr, layout = evaluator.plan.counts_query(windows, profile.bins)
-        native = str(ibis.to_sql(expr, dialect="duckdb"))
+        native = dialects.to_sql(expr, "duckdb")
         portable_layout = histograms.CountLayout(layout.bins, layout.segments)  # no native histograms
         portable_expr = histograms.counts_query(evaluator.plan.source.tagged(windows), portable_layout)
-        portable = str(ibis.to_sql(portable_expr, dialect="duckdb"))
+        portable = dialects.to_sql(portable_expr, "duckdb")
         filtered = re.sub(r"COALESCE\(SUM\(CAST\((.*?) AS INT\)\), 0\)", r"COUNT(*) FILTER(WHERE \1)", portable, flags=re.DOTALL)
-        assert "HISTOGRAM" in native and "HISTOGRAM" not in portable and "SUM(CAST" not in filtered
+        assert "HISTOGRAM" in native.upper() and "HISTOGRAM" not in portable.upper() and "SUM(CAST" not in filtered
         native_t = timed(lambda q=native: bench.sql(q), runs, warmup=1)
         sum_t = timed(lambda q=portable: bench.sql(q), runs, warmup=0)
         filter_t = timed(lambda q=filtered: bench.sql(q), runs, warmup=0)
@@ -124,43 +141,67 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
 
 
 def edge_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
-    """The reference's exact quantile edges two ways, on the same connection: what driftline
-    runs on DuckDB (a sample's brackets, three queries) and the one ``quantile_cont`` query the
-    other backends run; then each in fresh processes for the peak memory."""
+    """The reference's edges query in three forms, timed on the same connection: the default
+    (``edges: approximate``: on DuckDB the exact quantiles of a Bernoulli sample), ``edges:
+    exact`` (``quantile_cont``), and DuckDB's t-digest ``approx_quantile``, which driftline does
+    not run (slower than the sample). For each, the largest rank error of its edges against
+    numpy on ``RANK_COLUMNS`` over every run, the warm-up included (the sample differs from run
+    to run); then each form in fresh processes for the peak memory."""
+    from edge_ranks import BINS, rank_errors
+
     bench = Bench(project, monitor)
-    bracketed, quantile_cont = _edge_computations(bench)
-    figures = {"bracketed_s": timed(bracketed, repeat).median, "quantile_cont_s": timed(quantile_cont, repeat).median}
-    mine, theirs = bracketed(), quantile_cont()
-    pairs = [(float(mine[k]), float(theirs[k])) for k in theirs.index if pd.notna(theirs[k])]
-    figures |= {
-        "edges": len(pairs),
-        "bit_identical": sum(a == b for a, b in pairs),
-        "max_relative_difference": max(abs(a - b) / max(abs(b), 1e-300) for a, b in pairs),
-    }
+    assert bench.evaluator.monitor.checks[0].bins == BINS, "rank_errors measures against k/BINS"
+    queries, numeric = edge_queries(bench)
+    values = reference_values(bench)
+    figures: dict = {"columns": len(numeric), "quantiles": BINS - 1, "rank_columns": list(RANK_COLUMNS)}
+    for form, expr in queries.items():
+        results = []
+        timing = timed(lambda e=expr: results.append(e.execute().iloc[0]), repeat)
+        errors = {c: max(max(rank_errors(values[c], quantiles_of(row, numeric.index(c), BINS))) for row in results) for c in RANK_COLUMNS}
+        figures[form] = {"seconds": timing.median, "runs_s": timing.times, "max_rank_error": max(errors.values()), "max_rank_error_by_column": errors}
     bench.close()
-    for form in ("bracketed", "quantile_cont"):
+    for form in EDGE_FORMS:
         runs = [run_child(sys.executable, Path(__file__), ["--child", f"edges-{form}", str(project), monitor]) for _ in range(repeat)]
-        figures[f"{form}_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    print(
-        f"  bracketed {figures['bracketed_s']:.2f}s / {figures['bracketed_peak_rss_mb']:.0f} MB, quantile_cont "
-        f"{figures['quantile_cont_s']:.2f}s / {figures['quantile_cont_peak_rss_mb']:.0f} MB; {figures['bit_identical']} of "
-        f"{figures['edges']} edges bit-identical, max relative difference {figures['max_relative_difference']:.1e}",
-        flush=True,
-    )
+        figures[form]["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        f = figures[form]
+        print(f"  {form}: {f['seconds']:.2f}s, {f['peak_rss_mb']:.0f} MB, max rank error {100 * f['max_rank_error']:.2f} points", flush=True)
     return figures
 
 
-def _edge_computations(bench: Bench):
-    from driftline.plan import bracketed_quantiles, histograms
+def edge_queries(bench: Bench):
+    """The edges query of ``bench``'s monitor over its reference in each of ``EDGE_FORMS``, and
+    its numeric columns (the i-th column's quantiles are ``e{i}_q{k}``)."""
+    from driftline import dialects
+    from driftline.plan import histograms
     from driftline.windows import reference_window
 
     plan = bench.evaluator.plan
-    reference = reference_window(plan.monitor.reference, bench.window)
-    execute = lambda expr: expr.execute()  # noqa: E731
-    rows = plan.source.between(reference)
-    bracketed = lambda: bracketed_quantiles.bracketed_edges(rows, plan.binned_columns, execute).figures  # noqa: E731
-    single = histograms.edges_query(plan.source.between(reference), plan.binned_columns, plan.dialect)
-    return bracketed, lambda: execute(single).iloc[0]
+    rows = plan.source.between(reference_window(plan.monitor.reference, bench.window))
+    numeric = [c for c in plan.binned_columns if c.binning.kind == "numeric"]
+    exact = [replace(c, binning=replace(c.binning, edges="exact")) for c in numeric]
+    tdigest = {}  # the edges query's shape with the backend's own approximate quantiles
+    for i, column in enumerate(numeric):
+        finite = histograms.finite(rows[column.name]).cast("float64")
+        approximate = dialects.approximate_quantiles(finite, histograms.quantile_probabilities(column), "duckdb")
+        tdigest |= {f"e{i}_q{k}": q for k, q in enumerate(approximate)}
+    queries = {
+        "approximate": histograms.edges_query(rows, numeric, plan.dialect),
+        "exact": histograms.edges_query(rows, exact, plan.dialect),
+        "tdigest": rows.aggregate(**tdigest),
+    }
+    return queries, [c.name for c in numeric]
+
+
+def quantiles_of(row, i: int, bins: int) -> list[float]:
+    """The i-th numeric column's quantiles at k/bins in a row of the edges query."""
+    return [float(row[f"e{i}_q{k}"]) for k in range(bins - 1)]
+
+
+def reference_values(bench: Bench) -> dict[str, np.ndarray]:
+    """The finite reference values of each of ``RANK_COLUMNS``, what numpy measures the edges
+    against; sorted once here, so that ``rank_errors``'s own sort finds them in order."""
+    reference = between(REFERENCE_START, REFERENCE_END)
+    return {c: np.sort(bench.duck.execute(f"SELECT {c} FROM {TABLE} WHERE {reference} AND isfinite({c})").fetchnumpy()[c]) for c in RANK_COLUMNS}
 
 
 def child(mode: str, project: str, monitor: str) -> None:
@@ -175,9 +216,10 @@ def child(mode: str, project: str, monitor: str) -> None:
     elif mode == "steady":
         queries = bench.run().queries
     elif mode.startswith("edges-"):
-        bracketed, quantile_cont = _edge_computations(bench)
+        expr = edge_queries(bench)[0][mode.removeprefix("edges-")]
         started = time.perf_counter()
-        (bracketed if mode == "edges-bracketed" else quantile_cont)()
+        expr.execute()
+        queries = 1
     bench.close()
     print(json.dumps({"mode": mode, "seconds": time.perf_counter() - started, "queries": queries, "peak_rss_mb": peak_rss_mb()}))
 
@@ -209,15 +251,19 @@ def main() -> None:
 
     payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat}
     name, numeric, categorical, segments = MAIN
-    main_project = project_for(name, DEFAULT_DB, numeric, categorical, segments)
+    project = main_project()
     if args.edges_only:
         saved = json.loads((DATA / "results" / "drift.json").read_text())
-        saved["edge_forms"] = edge_forms(main_project, name, args.repeat)
+        saved["edge_forms"] = edge_forms(project, name, args.repeat)
         print(f"[drift] results: {save('drift', saved)}")
         return
     print(f"[drift] {name}: floors, first and steady runs ({args.repeat} repetitions) ...", flush=True)
-    payload["main"] = measure(main_project, name, numeric, categorical, segments, args.repeat)
+    payload["main"] = measure(project, name, numeric, categorical, segments, args.repeat)
     _report(payload["main"])
+
+    print(f"[drift] {EXACT}: the first run with `edges: exact` ...", flush=True)
+    payload["exact_edges"] = measure(project, EXACT, numeric, categorical, segments, args.repeat, steady=False)
+    _report(payload["exact_edges"])
 
     name_s, numeric_s, categorical_s, segments_s = MAIN_SEGMENTED
     segmented_project = project_for(name_s, DEFAULT_DB, numeric_s, categorical_s, segments_s)
@@ -226,13 +272,13 @@ def main() -> None:
     _report(payload["segmented"])
 
     print("[drift] breakdown of one first and one steady run ...", flush=True)
-    payload["breakdown"] = breakdown(main_project, name)
+    payload["breakdown"] = breakdown(project, name)
     print("[drift] the counting query: HISTOGRAM vs SUM(CAST) vs COUNT(*) FILTER ...", flush=True)
-    payload["counting_forms"] = counting_forms(main_project, name)
-    print("[drift] exact quantile edges: bracketed vs quantile_cont ...", flush=True)
-    payload["edge_forms"] = edge_forms(main_project, name)
+    payload["counting_forms"] = counting_forms(project, name, args.repeat)
+    print("[drift] the edges query: sample (default) vs quantile_cont (exact) vs t-digest ...", flush=True)
+    payload["edge_forms"] = edge_forms(project, name, args.repeat)
     print("[drift] peak RSS in fresh processes ...", flush=True)
-    payload["memory"] = memory(main_project, name)
+    payload["memory"] = memory(project, name)
     print(json.dumps(payload["memory"], indent=1), flush=True)
 
     if not args.no_scaling:
@@ -244,21 +290,23 @@ def main() -> None:
         payload["scaling"] = []
         for name_w, numeric_w, categorical_w in SCALING:
             print(f"[drift] scaling: {name_w} ...", flush=True)
-            project = project_for(name_w, WIDE_DB, numeric_w, categorical_w)
-            payload["scaling"].append(measure(project, name_w, numeric_w, categorical_w, (), args.repeat))
+            scaling_project = project_for(name_w, WIDE_DB, numeric_w, categorical_w)
+            payload["scaling"].append(measure(scaling_project, name_w, numeric_w, categorical_w, (), args.repeat))
             _report(payload["scaling"][-1])
     print(f"[drift] results: {save('drift', payload)}")
 
 
 def _report(m: dict) -> None:
-    print(
+    line = (
         f"  floor both {m['floor_both']['median_s']:.3f}s, floor current {m['floor_current']['median_s']:.3f}s, "
-        f"first {m['first_run']['median_s']:.3f}s ({m['first_run']['queries']} queries, {m['first_over_floor_both']:.1f}x floor), "
-        f"steady {m['steady_run']['median_s']:.3f}s ({m['steady_run']['queries']} queries, "
-        f"{m['steady_over_floor_current']:.1f}x current floor, {m['steady_over_floor_both']:.1f}x both-window floor), "
-        f"load {m['load_average'][0]:.1f}",
-        flush=True,
+        f"first {m['first_run']['median_s']:.3f}s ({m['first_run']['queries']} queries, {m['first_over_floor_both']:.1f}x floor)"
     )
+    if "steady_run" in m:
+        line += (
+            f", steady {m['steady_run']['median_s']:.3f}s ({m['steady_run']['queries']} queries, "
+            f"{m['steady_over_floor_current']:.1f}x current floor, {m['steady_over_floor_both']:.1f}x both-window floor)"
+        )
+    print(f"{line}, load {m['load_average'][0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,14 @@ def categorical_features(n: int) -> list[str]:
 # -- projects -------------------------------------------------------------------------------------
 
 
-def monitor_spec(name: str, numeric: int, categorical: int, segments: Sequence[str] = (), checks: list | None = None, model: dict | None = None) -> dict:
+def monitor_spec(
+    name: str, numeric: int, categorical: int, segments: Sequence[str] = (), checks: list | None = None, model: dict | None = None,
+    drift_options: dict | None = None,
+) -> dict:
     """A monitor on ``predictions``: PSI drift of the features, 7-day windows, a fixed 30-day
-    reference just before the benchmark's current week."""
+    reference just before the benchmark's current week. ``drift_options`` are added to the
+    drift check (``{"edges": "exact"}``)."""
+    drift = {"columns": "features", "method": "psi", "warn": 0.1, "fail": 0.25, **(drift_options or {})}
     spec: dict[str, Any] = {
         "name": name,
         "owner": "@bench",
@@ -54,7 +59,7 @@ def monitor_spec(name: str, numeric: int, categorical: int, segments: Sequence[s
         "reference": {"start": REFERENCE_START.isoformat(), "end": REFERENCE_END.isoformat()},
         "min_rows": 100,
         "features": {"numeric": numeric_features(numeric), "categorical": categorical_features(categorical)},
-        "checks": [{"drift": {"columns": "features", "method": "psi", "warn": 0.1, "fail": 0.25}}, *(checks or [])],
+        "checks": [{"drift": drift}, *(checks or [])],
     }
     if segments:
         spec["segments"] = list(segments)
@@ -124,10 +129,10 @@ def between(start: datetime, end: datetime) -> str:
     return f"{TIMESTAMP} >= TIMESTAMP '{start}' AND {TIMESTAMP} < TIMESTAMP '{end}'"
 
 
-def measure_monitor(project: Path, monitor: str, numeric: Sequence[str], other: Sequence[str], repeat: int) -> dict:
+def measure_monitor(project: Path, monitor: str, numeric: Sequence[str], other: Sequence[str], repeat: int, steady: bool = True) -> dict:
     """Floors (both windows, current window), first run and steady-state run of ``monitor``,
     medians of ``repeat`` runs in one workspace. ``numeric`` and ``other`` are the columns the
-    monitor reads, for the floor query."""
+    monitor reads, for the floor query. ``steady=False``: the first run only."""
     bench = Bench(project, monitor)
     both = floor_query(numeric, other, REFERENCE_START, CURRENT_END)
     current = floor_query(numeric, other, CURRENT_START, CURRENT_END)
@@ -139,22 +144,24 @@ def measure_monitor(project: Path, monitor: str, numeric: Sequence[str], other: 
         return {"queries": outcome.queries, "results": len(outcome.results)}
 
     first = timed(run, repeat, setup=bench.forget_profile)
-    steady = timed(run, repeat)  # the last first run left its profile behind
-    bench.close()
-    return {
+    figures = {
         "monitor": monitor,
         "columns": len(numeric) + len(other),
         "segments": list(bench.bound.loaded.spec.segments),
         "floor_both": floor_both.as_dict(),
         "floor_current": floor_current.as_dict(),
         "first_run": first.as_dict(),
-        "steady_run": steady.as_dict(),
         "first_over_floor_both": first.median / floor_both.median,
-        "steady_over_floor_current": steady.median / floor_current.median,
-        "steady_over_floor_both": steady.median / floor_both.median,
-        "load_average": load_average(),
-        "floor_sql_both": both,
     }
+    if steady:
+        steady_run = timed(run, repeat)  # the last first run left its profile behind
+        figures |= {
+            "steady_run": steady_run.as_dict(),
+            "steady_over_floor_current": steady_run.median / floor_current.median,
+            "steady_over_floor_both": steady_run.median / floor_both.median,
+        }
+    bench.close()
+    return figures | {"load_average": load_average(), "floor_sql_both": both}
 
 
 def require_data(database: Path = DEFAULT_DB) -> None:
