@@ -1,10 +1,11 @@
-"""Run every benchmark in one session and write ``benchmarks/RESULTS.md``.
+"""Run every benchmark in one session and render their tables.
 
-    python benchmarks/run_all.py [--repeat 5] [--regenerate] [--skip evidently,metrics]
+    python benchmarks/run_all.py [--repeat 5] [--evidently-repeat 3] [--regenerate] [--skip evidently,metrics]
 
 Steps: generate the data when missing (or with ``--regenerate``), then ``bench_drift.py``,
-``bench_metrics.py``, ``bench_evidently.py`` and ``bench_bounds.py``, each in its own process, one after the other,
-and finally ``report.py`` renders the JSON results into RESULTS.md.
+``bench_trailing.py``, ``bench_metrics.py`` and ``bench_evidently.py``, each in its own process,
+one after the other, and finally ``report.py`` renders the JSON results as tables in
+``benchmarks/data/results/tables.md``, which RESULTS.md quotes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--evidently-repeat", type=int, default=3)
     parser.add_argument("--regenerate", action="store_true", help="generate the data again even if present")
-    parser.add_argument("--skip", default="", help="comma-separated: drift, scaling, metrics, evidently, bounds")
+    parser.add_argument("--skip", default="", help="comma-separated: drift, scaling, trailing, metrics, evidently")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -52,12 +53,12 @@ def main() -> None:
     bench = lambda name: str(HERE / name)  # noqa: E731
     if "drift" not in skip:
         step(bench("bench_drift.py"), "--repeat", str(args.repeat), *(["--no-scaling"] if "scaling" in skip else []))
+    if "trailing" not in skip:
+        step(bench("bench_trailing.py"), "--repeat", str(args.repeat))
     if "metrics" not in skip:
         step(bench("bench_metrics.py"), "--repeat", str(args.repeat))
     if "evidently" not in skip:
         step(bench("bench_evidently.py"), "--repeat", str(args.evidently_repeat))
-    if "bounds" not in skip:
-        step(bench("bench_bounds.py"), "--repeat", str(args.repeat))
     step(bench("report.py"))
 
 
