@@ -36,7 +36,7 @@ _FUNCTION_CLASSES = """
     DateSub TimestampAdd TimestampSub TimestampDiff TsOrDsToDate TimeStrToTime TimeToUnix UnixToTime
     CurrentDate CurrentTimestamp CurrentTime Date Datetime DateStrToDate DateFromParts Year Month Day
     DayOfWeek DayOfMonth DayOfYear WeekOfYear Quarter LastDay
-    If Coalesce Nullif Cast TryCast JSONExtract JSONExtractScalar
+    Case If Coalesce Nullif Cast TryCast Collate Exists Array JSONExtract JSONExtractScalar
 """.split()
 FUNCTIONS: frozenset[type[exp.Func]] = frozenset(getattr(exp, name) for name in _FUNCTION_CLASSES if hasattr(exp, name))
 """The functions sqlglot knows by meaning that a source query may call."""
