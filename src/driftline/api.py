@@ -24,6 +24,7 @@ from driftline.errors import ConfigError, Location
 from driftline.judge import FAIL, SEVERITY, WARN
 from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
 from driftline.plan.profile import now_utc
+from driftline.project import load_project
 from driftline.result_schema import RESULTS, TABLES
 from driftline.runner import WindowOutcome
 from driftline.spec.types import to_utc_naive
@@ -122,20 +123,49 @@ def backfill(
     notify: bool = False,
     at: datetime | str | None = None,
     dry_run: bool = False,
+    max_windows: int | None = None,
 ) -> RunSummary:
-    """(Re-)evaluate every whole window in [start, end) that is due; alerts as in :func:`run`."""
+    """(Re-)evaluate every whole window in [start, end) that is due; alerts as in :func:`run`.
+
+    More than ``max_windows`` windows in all (default :data:`MAX_BACKFILL_WINDOWS`) are refused
+    before anything is opened or written: ``every: 1m`` over a year is 525,600 windows.
+    """
     now = _moment(at, "at") if at is not None else now_utc()
     first, last = _moment(start, "start"), _moment(end, "end")
     if last <= first:  # checked before anything is opened: an empty range is a typo, not a no-op
         raise ConfigError(f"{end} is not after --start {start}: backfill evaluates the whole windows in [start, end)", Location("--end"))
+    specs = [loaded.spec for loaded in load_project(project, connection).select(list(monitors or []))]
+    _check_window_count({spec.name: _backfill_windows(spec, first, last, now) for spec in specs}, max_windows)
     workspace = Workspace.open(project, connection)
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
-    plans = {}
-    for monitor in bound:
-        schedule = monitor.loaded.spec.schedule
-        plans[monitor.loaded.name] = windows_between(first, min(last, last_due_end(now, schedule)), schedule.every)
+    plans = {monitor.loaded.name: _backfill_windows(monitor.loaded.spec, first, last, now) for monitor in bound}
     return _evaluate(workspace, bound, plans, notify, now, dry_run)
+
+
+MAX_BACKFILL_WINDOWS = 1_000
+"""The most windows a backfill evaluates unless it is given a higher ``max_windows``."""
+
+
+def _backfill_windows(spec, first: datetime, last: datetime, now: datetime) -> list[Window]:
+    schedule = spec.schedule
+    return windows_between(first, min(last, last_due_end(now, schedule)), schedule.every)
+
+
+def _check_window_count(plans: dict[str, list[Window]], max_windows: int | None) -> None:
+    """Refuse a backfill of more windows than ``max_windows`` (default MAX_BACKFILL_WINDOWS)."""
+    if max_windows is not None and max_windows < 1:
+        raise ConfigError(f"expected a number of windows of at least 1, got {max_windows}", Location("--max-windows"))
+    limit = MAX_BACKFILL_WINDOWS if max_windows is None else max_windows
+    count = sum(len(windows) for windows in plans.values())
+    if count <= limit:
+        return
+    largest = max(plans, key=lambda name: len(plans[name]))
+    raise ConfigError(
+        f"this backfill covers {count:,} windows ({len(plans[largest]):,} of monitor {largest!r}), more than {limit:,}; "
+        f"pass --max-windows {count} to evaluate them all, or narrow --start/--end",
+        Location("--max-windows"),
+    )
 
 
 def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, list[Window]], notify: bool, now: datetime, dry_run: bool = False) -> RunSummary:

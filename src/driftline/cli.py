@@ -151,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--no-notify", dest="notify", action="store_false", help="store alerts but send nothing (the default)")
     backfill.set_defaults(notify=False)
     backfill.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
+    backfill.add_argument("--max-windows", type=int, metavar="N", help="evaluate up to N windows in all (default 1000); more is refused before anything is written")
 
     report = command("report", _report, "write a static HTML report from the result tables")
     _project_options(report)
@@ -204,7 +205,8 @@ def _run(args) -> int:
 
 def _backfill(args) -> int:
     summary = api.backfill(
-        args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at, dry_run=args.dry_run
+        args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at, dry_run=args.dry_run,
+        max_windows=args.max_windows,
     )
     # backfill evaluates windows again, so "already evaluated" is never why it has nothing to do
     nothing = f"nothing to evaluate: no whole window that is due lies between --start {args.start} and --end {args.end}"
