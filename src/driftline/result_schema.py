@@ -14,6 +14,7 @@ RESULTS = "driftline_results"
 HISTOGRAMS = "driftline_histograms"
 ALERTS = "driftline_alerts"
 PROFILES = "driftline_profiles"
+LEASES = "driftline_leases"
 
 TABLES: dict[str, ibis.Schema] = {
     RUNS: ibis.schema(
@@ -125,3 +126,17 @@ TABLES: dict[str, ibis.Schema] = {
         }
     ),
 }
+
+
+# Not part of TABLES: created with a primary key on ``monitor`` where the backend has keys (see
+# driftline.leases). One row per monitor being evaluated: who evaluates it, and until when.
+LEASE_SCHEMA = ibis.schema(
+    {
+        "monitor": "string",
+        "holder": "string",
+        "host": "string",
+        "pid": "int64",
+        "acquired_at": "timestamp",
+        "expires_at": "timestamp",
+    }
+)

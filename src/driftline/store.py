@@ -3,15 +3,16 @@ time as one unit (re-running a window replaces its rows; nothing half-written)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ContextManager, Iterable
+from datetime import datetime, timedelta
+from typing import Any, ContextManager, Iterable, Iterator
 
 import ibis
 import pandas as pd
 
-from driftline import writers
+from driftline import leases, writers
 from driftline.reasons import LABELS_NOT_MATURE
 from driftline.result_schema import ALERTS, HISTOGRAMS, PROFILES, RESULTS, RUNS, TABLES
 from driftline.windows import Window
@@ -42,11 +43,35 @@ class ResultStore:
     def __init__(self, con: ibis.BaseBackend, schema: str | None = None):
         self.con = con
         self.schema = schema
+        # The leases this process holds, by monitor, with their ttl: every window written
+        # checks and renews its monitor's lease first (see :meth:`replace_window`).
+        # None once the lease was lost.
+        self.held: dict[str, tuple[leases.Lease, timedelta] | None] = {}
 
     # -- tables ---------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
         """Create missing tables and add missing columns (never drop or rename)."""
+        with self._one_migration_at_a_time():
+            self._ensure_tables()
+            leases.ensure_table(self.con, self.schema)
+
+    @contextlib.contextmanager
+    def _one_migration_at_a_time(self) -> Iterator[None]:
+        """On PostgreSQL, processes starting together would race to create the same tables
+        (one of them failing on the catalog's unique index): they take turns, by a session
+        advisory lock. DuckDB admits one writing process per file; Spark's local metastore one."""
+        if self.con.name != "postgres":
+            yield
+            return
+        with self.con.con.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_MIGRATION_LOCK])
+            try:
+                yield
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_MIGRATION_LOCK])
+
+    def _ensure_tables(self) -> None:
         if self.schema and self.schema not in self.con.list_databases():
             self.con.create_database(self.schema, force=True)
         # Before looking for missing tables: a table caught mid-swap must not be recreated empty.
@@ -176,6 +201,7 @@ class ResultStore:
         """
         run = record.run
         with self.writer() as write:
+            self._fence(write, run["monitor"])  # first: on PostgreSQL, also waits for a racing writer
             previous = self._run_ids(run["monitor"], run["window_start"])
             write.delete(RESULTS, "run_id", previous)
             write.delete(HISTOGRAMS, "run_id", previous)
@@ -195,6 +221,24 @@ class ResultStore:
             write.delete(HISTOGRAMS, "run_id", [run["run_id"]])
             write.delete(RUNS, "run_id", [run["run_id"]])
             write.insert(RUNS, _frame(RUNS, [run]))
+
+    def _fence(self, write: writers.TableWriter, monitor: str) -> None:
+        """Renew this process's lease on ``monitor`` as part of the write, or raise LeaseLost
+        so that nothing is written: only the holder of a monitor's lease writes its windows."""
+        if monitor not in self.held:
+            return  # written outside a lease (a test writing a store directly)
+        if self.held[monitor] is None:
+            raise leases.LeaseLost(f"monitor {monitor!r}: its lease was taken over by another driftline")
+        lease, ttl = self.held[monitor]
+        try:
+            if isinstance(write, writers.TransactionWriter):
+                lease = leases.fence(self.con, write.cursor, self.schema, lease, ttl)
+            else:  # Spark: checked and renewed just before, not atomically (see driftline.leases)
+                lease = leases.renew(self.con, self.schema, lease, ttl)
+        except leases.LeaseLost:
+            self.held[monitor] = None  # the evaluation stops; the new holder releases the lease
+            raise
+        self.held[monitor] = (lease, ttl)
 
     # -- alert episodes (read and written by driftline.alerts and driftline.outbox) -------------
 
@@ -242,6 +286,9 @@ class ResultStore:
         runs = self.table(RUNS)
         found = runs.filter((runs.monitor == monitor) & (runs.window_start == ibis.literal(window_start, "timestamp")))
         return sorted(set(found.run_id.execute()))
+
+
+_MIGRATION_LOCK = 0x64726966746C696E  # "driftlin": the advisory lock key of ensure_tables
 
 
 def _frame(table: str, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
