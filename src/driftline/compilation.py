@@ -33,12 +33,16 @@ from driftline.workspace import Workspace
 
 
 def compile_monitors(workspace: Workspace, names: Sequence[str] | None, dialect: str, now: datetime) -> str:
+    """The text ``driftline compile`` prints: each monitor's queries, numbered, as SQL comments
+    and statements."""
+    return "\n\n".join(monitor.text() for monitor in compiled_monitors(workspace, names, dialect, now)) + "\n"
+
+
+def compiled_monitors(workspace: Workspace, names: Sequence[str] | None, dialect: str, now: datetime) -> list[CompiledMonitor]:
+    """The same queries as :func:`compile_monitors`, as data (``compile --json``)."""
     if dialect not in dialects.DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}{did_you_mean(dialect, dialects.DIALECTS)}; supported: {', '.join(dialects.DIALECTS)}", Location("--dialect"))
-    sections = []
-    for monitor in workspace.bind(names, dialect):
-        sections.append(_compile_monitor(workspace, monitor, dialect, now))
-    return "\n\n".join(sections) + "\n"
+    return [_compile_monitor(workspace, monitor, dialect, now) for monitor in workspace.bind(names, dialect)]
 
 
 @dataclass
@@ -50,7 +54,37 @@ class Step:
     note: str = ""
 
 
-def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, now: datetime) -> str:
+@dataclass
+class CompiledQuery:
+    title: str
+    sql: str  # without the final ";"
+    note: str = ""  # what the query waits for, or why it may be skipped
+
+
+@dataclass
+class CompiledMonitor:
+    """The queries a run of one window of one monitor executes, in order."""
+
+    monitor: str
+    dialect: str
+    window: Window
+    reference: Window
+    queries: list[CompiledQuery]
+    profile_stored: bool
+
+    def text(self) -> str:
+        count = len(self.queries)
+        header = f"-- monitor {self.monitor}: window {self.window}, reference {self.reference}, dialect {self.dialect}, {count} queries"
+        if not self.profile_stored:
+            header += "\n-- no reference profile is stored yet: a run builds it first (queries 1-2)"
+        body = []
+        for number, query in enumerate(self.queries, 1):
+            note = f"\n-- {query.note}" if query.note else ""
+            body.append(f"-- [{number}/{count}] {query.title}{note}\n{query.sql};")
+        return "\n\n".join([header, *body])
+
+
+def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, now: datetime) -> CompiledMonitor:
     spec = bound.loaded.spec
     end = last_due_end(now, spec.schedule)
     window = Window(end - spec.schedule.every, end)
@@ -61,14 +95,8 @@ def _compile_monitor(workspace: Workspace, bound: BoundMonitor, dialect: str, no
     plan.inputs.history = ibis.table(TABLES[RESULTS], name=RESULTS, database=workspace.store.schema)
     stored = _stored_profile(workspace, plan, reference, bound.source_fingerprint)
     steps = [s for s in run_steps(plan, window, reference, stored, now) if s.expr is not None]
-    header = f"-- monitor {spec.name}: window {window}, reference {reference}, dialect {dialect}, {len(steps)} queries"
-    if stored is None:
-        header += "\n-- no reference profile is stored yet: a run builds it first (queries 1-2)"
-    body = []
-    for number, step in enumerate(steps, 1):
-        note = f"\n-- {step.note}" if step.note else ""
-        body.append(f"-- [{number}/{len(steps)}] {step.title}{note}\n{dialects.to_sql(step.expr, dialect).strip()};")
-    return "\n\n".join([header, *body])
+    queries = [CompiledQuery(step.title, dialects.to_sql(step.expr, dialect).strip(), step.note) for step in steps]
+    return CompiledMonitor(spec.name, dialect, window, reference, queries, profile_stored=stored is not None)
 
 
 def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: ReferenceProfile | None, now: datetime) -> list[Step]:
