@@ -174,7 +174,7 @@ class EpisodeBook:
 
     def with_pending(self) -> list[Episode]:
         """Every known episode with a notification waiting in the outbox, oldest first."""
-        waiting = [e for e in self.episodes.values() if e.notify_status == outbox.PENDING]
+        waiting = [e for e in self.episodes.values() if e.notify_status in outbox.WAITING]
         return sorted(waiting, key=lambda e: (e.opened_at, e.alert_id))
 
     def observe_window(self, results: Iterable[Mapping[str, Any]], window: Window, run_id: str) -> list[Event]:

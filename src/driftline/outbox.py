@@ -6,7 +6,8 @@ Nothing is sent twice, and nothing is dropped without a word:
    ``payload``) and commits that together with the episodes, in one transaction, before anything
    is sent.
 2. Then it delivers every pending notice of the monitor — its own and those earlier runs could
-   not deliver — and records each outcome, message by message: ``sent`` with Slack's ``ts``;
+   not deliver — claiming each message before it is posted (``sending``, see *Crashes*), and
+   records each outcome, message by message: ``sent`` with Slack's ``ts``;
    ``retry`` (Slack down, timed out, answered 5xx) keeps the notice pending for the next run;
    ``failed`` (a refused token, an unknown channel) is reported once and not tried again.
 
@@ -20,8 +21,21 @@ towards giving up, and the run tries nothing more on Slack. The last delivery er
 ``notify_attempts`` counts every call to Slack about the episode (its opening, reminders,
 escalation and resolution, retries included), so a stuck notification shows as a growing count;
 the failed tries of each notice still waiting are counted in ``payload`` (``failures``).
-A crash between Slack's answer and the write of its outcome would send that message again on the
-next run: delivery is at least once, and exactly once whenever the run finishes.
+
+**Crashes.** With a bot token delivery is exactly once, also when a run is killed mid-delivery.
+Before posting, the run *claims* the message: its episodes' notices move into a claim (a message id
+of its own, a uuid, since one message groups several episodes; the wall-clock time; the channel
+and thread) and the episodes are committed as ``sending``. The message is posted with Slack message
+metadata carrying that id, and its outcome written as above. A run that finds a claim (the run
+that made it was killed) asks Slack before anything else (:meth:`SlackNotifier.find
+<driftline.notify.slack.SlackNotifier.find>`: the channel's history, or the thread's replies for a
+resolution, from the claim time): found, the message is recorded as sent with its ``ts``; absent,
+the post never reached Slack and the notices are pending again, to be posted (a notice queued
+meanwhile merges into the one that came back). When Slack cannot be asked now, the claim waits for
+the next run; when it cannot be asked at all (a missing scope, an unknown channel), the message is
+posted again rather than lost. An incoming webhook cannot be asked: its messages are not claimed,
+and a crash between its POST and the write of the outcome sends that message again on the next
+run: webhook delivery is at least once.
 
 **Payload.** One row per episode holds at most two notices: an *announcement* (the episode's line
 in the monitor's run message: new, escalated or reminder) and a *resolution* (a reply in the
@@ -48,13 +62,14 @@ an episode that resolves in silence drops an announcement nobody has seen yet.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable
 
 from driftline.episode import Episode
 from driftline.notify.messages import Breach, MonitorRun, SlackMessage, render_resolution, render_run_message, render_text
-from driftline.notify.slack import DeliveryResult, SlackNotifier, SlackSettings
+from driftline.notify.slack import DeliveryResult, Lookup, SlackNotifier, SlackSettings
 from driftline.spec.models import Monitor
 from driftline.windows import Window
 
@@ -63,6 +78,9 @@ if TYPE_CHECKING:
     from driftline.store import ResultStore
 
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
+SENDING = "sending"  # a message is (or was, when a run crashed) on its way to Slack
+# The statuses of an episode with something left to do in the outbox.
+WAITING = (PENDING, SENDING)
 RETRY, PREVIEW_STATUS = "retry", "preview"
 SEND, PRINT, PREVIEW, SILENT = "send", "print", "preview", "silent"
 
@@ -84,28 +102,46 @@ class Notice:
     failures: int = 0
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A notice on its way to Slack, in the message ``message_id`` (one message may group the
+    notices of several episodes). It is committed before the post, so that a run finding it
+    knows the post may have reached Slack, and looks before posting again."""
+
+    message_id: str  # in the message's Slack metadata, to find it again
+    at: datetime  # the wall clock (UTC) just before the post: Slack's ts are wall-clock times
+    part: str  # announce | resolution
+    notice: Notice  # out of the pending notices while it is on its way
+    channel: str | None  # as posted; None for the default channel
+    thread_ts: str | None  # the thread a resolution was posted in
+
+
 @dataclass
 class Pending:
     """An episode's notices waiting in the outbox: at most one announcement and one resolution;
-    and why the last delivery about the episode failed, if it did."""
+    the notice on its way to Slack, if any; and why the last delivery about the episode failed,
+    if it did."""
 
     announce: Notice | None = None
     resolution: Notice | None = None
     error: str | None = None
+    claim: Claim | None = None
 
     def __bool__(self) -> bool:
+        """Whether notices wait to be sent (one on its way is not waiting)."""
         return self.announce is not None or self.resolution is not None
 
     def to_json(self) -> str | None:
-        if not self and self.error is None:
+        if not self and self.error is None and self.claim is None:
             return None
         notices = {"announce": _notice_json(self.announce), "resolution": _notice_json(self.resolution)}
-        return json.dumps({**notices, "error": self.error})
+        return json.dumps({**notices, "error": self.error, "claim": _claim_json(self.claim)})
 
     @classmethod
     def from_json(cls, text: str | None) -> Pending:
         data = json.loads(text) if text else {}
-        return cls(_notice_of(data.get("announce")), _notice_of(data.get("resolution")), data.get("error"))
+        notices = _notice_of(data.get("announce")), _notice_of(data.get("resolution"))
+        return cls(*notices, data.get("error"), _claim_of(data.get("claim")))
 
 
 @dataclass(frozen=True)
@@ -174,7 +210,14 @@ def queue(episode: Episode, notice: Notice, mode: str, channel: str | None) -> N
         pending = _merged(pending, notice)
         episode.channel = channel
     episode.payload = pending.to_json()
-    episode.notify_status = PENDING if pending else SUPPRESSED
+    episode.notify_status = _status(pending, SUPPRESSED)
+
+
+def _status(pending: Pending, otherwise: str) -> str:
+    """``sending`` while a message is on its way, ``pending`` while notices wait, else ``otherwise``."""
+    if pending.claim is not None:
+        return SENDING
+    return PENDING if pending else otherwise
 
 
 def _merged(pending: Pending, notice: Notice) -> Pending:
@@ -192,35 +235,38 @@ def _merged(pending: Pending, notice: Notice) -> Pending:
 
 
 def deliver(store: ResultStore, episodes: Iterable[Episode], monitor: Monitor, project: Project, mode: str) -> list[Notification]:
-    """Send (print, or preview) every pending notice of ``episodes``; record each outcome."""
+    """Send (print, or preview) every pending notice of ``episodes``; record each outcome.
+
+    Messages a crashed run left on their way (``sending``) are settled first: found in Slack,
+    they are recorded as sent; not found, their notices are pending again and go out below.
+    """
     if mode == SILENT:
         return []
-    send = _transport(project, mode)
     waiting = list(episodes)
-    courier = _Courier(store, monitor, project, send)
+    courier = _Courier(store, monitor, project, mode)
+    courier.recover(waiting)
     for channel, group in _by_channel(e for e in waiting if _pending(e).announce):
         courier.announce(group, channel)
     for episode in waiting:
         pending = _pending(episode)
-        if pending.resolution and (pending.announce is None or mode == PREVIEW):
+        announced = pending.announce is None and pending.claim is None
+        if pending.resolution and (announced or mode == PREVIEW):
             courier.resolve(episode)
     return courier.records
 
 
-def _transport(project: Project, mode: str) -> Callable[[SlackMessage], DeliveryResult] | None:
-    """How messages leave: Slack, the caller's printout, or not at all (preview)."""
-    if mode == SEND:
-        return SlackNotifier(slack_settings(project)).send
-    if mode == PRINT:
-        return lambda message: DeliveryResult(SUPPRESSED)
-    return None
-
-
 class _Courier:
-    """Renders pending notices into messages, sends them and writes each outcome back."""
+    """Renders pending notices into messages, sends them and writes each outcome back.
 
-    def __init__(self, store: ResultStore, monitor: Monitor, project: Project, send: Callable[[SlackMessage], DeliveryResult] | None):
-        self.store, self.monitor, self.project, self.send = store, monitor, project, send
+    With a bot token each message is claimed before it is posted (see :meth:`_claim`); a webhook
+    cannot be asked afterwards whether a post arrived, so its messages are not claimed: a crash
+    between its POST and the write of the outcome sends that message again (at least once).
+    """
+
+    def __init__(self, store: ResultStore, monitor: Monitor, project: Project, mode: str):
+        self.store, self.monitor, self.project, self.mode = store, monitor, project, mode
+        self.notifier = SlackNotifier(slack_settings(project)) if mode == SEND else None
+        self.claims = self.notifier is not None and self.notifier.can_look_up
         self.records: list[Notification] = []
         # After a transient failure (or a rate limit) Slack is left alone for the rest of this run:
         # the other messages stay pending too, instead of each waiting out its own timeout.
@@ -229,55 +275,129 @@ class _Courier:
     def announce(self, episodes: list[Episode], channel: str | None) -> None:
         """One message with the announcements of ``episodes``."""
         notices = [_pending(e).announce for e in episodes]
-        run = self._run(Window(min(n.window.start for n in notices), max(n.window.end for n in notices)))
-        message = render_run_message(run, [n.breach for n in notices], channel or "")
-        self._dispatch(message, episodes, "announce")
+        self._dispatch(self._announcement(notices, channel), episodes, "announce")
 
     def resolve(self, episode: Episode) -> None:
         """The resolution, in the thread of the episode's first delivered message if any."""
         notice = _pending(episode).resolution
-        message = render_resolution(self._run(notice.window), notice.breach, episode.channel or "", episode.slack_ts)
-        self._dispatch(message, [episode], "resolution")
+        self._dispatch(self._resolution(notice, episode.channel, episode.slack_ts), [episode], "resolution")
+
+    def recover(self, episodes: list[Episode]) -> None:
+        """Settle the messages a crashed run claimed but did not record: look each up in Slack
+        by its id; found, it is sent (with its ts); absent, its notices are pending again."""
+        if self.mode == PREVIEW:
+            return  # a dry run asks Slack nothing; the claims wait for a run that sends
+        for group in _by_claim(episodes):
+            claim = _pending(group[0]).claim
+            message = self._claimed_message(group, claim)
+            found = self._look_up(claim)
+            if found.status == "found":
+                self._record(message, group, DeliveryResult(SENT, ts=found.ts))
+            elif found.status == "retry":
+                error = f"could not check whether Slack has a message a crashed run posted: {found.error}"
+                self.records.append(Notification(self.monitor.name, message, RETRY, _ids(group), error))
+                self.slack_down = True
+                return
+            else:  # absent: the post never reached Slack; unknown: post again rather than lose it
+                for episode in group:
+                    _release(episode)
+                self.store.save_alerts([e.row() for e in group])
+
+    def _look_up(self, claim: Claim) -> Lookup:
+        if not self.claims:  # a webhook, or no Slack configured any more: nothing to ask
+            return Lookup("unknown", error="no bot token to look messages up with")
+        return self.notifier.find(claim.channel, claim.message_id, claim.at, claim.thread_ts)
+
+    def _announcement(self, notices: list[Notice], channel: str | None) -> SlackMessage:
+        run = self._run(Window(min(n.window.start for n in notices), max(n.window.end for n in notices)))
+        return render_run_message(run, [n.breach for n in notices], channel or "")
+
+    def _resolution(self, notice: Notice, channel: str | None, thread_ts: str | None) -> SlackMessage:
+        return render_resolution(self._run(notice.window), notice.breach, channel or "", thread_ts)
+
+    def _claimed_message(self, episodes: list[Episode], claim: Claim) -> SlackMessage:
+        """The message of a claim, rendered again (for the record of what was sent)."""
+        if claim.part == "announce":
+            return self._announcement([_pending(e).claim.notice for e in episodes], claim.channel)
+        return self._resolution(claim.notice, claim.channel, claim.thread_ts)
 
     def _run(self, window: Window) -> MonitorRun:
         m = self.monitor
         return MonitorRun(m.name, m.description, m.owner, m.runbook, window.start, window.end, self.project.settings.report_url)
 
     def _dispatch(self, message: SlackMessage, episodes: list[Episode], part: str) -> None:
-        ids = tuple(e.alert_id for e in episodes)
-        if self.send is None:
-            self.records.append(Notification(self.monitor.name, message, PREVIEW_STATUS, ids))
+        if self.mode == PREVIEW:
+            self.records.append(Notification(self.monitor.name, message, PREVIEW_STATUS, _ids(episodes)))
             return
         if self.slack_down:
             return
-        result = self.send(message)
+        message_id = self._claim(message, episodes, part)
+        result = self.notifier.send(message, message_id) if self.notifier else DeliveryResult(SUPPRESSED)
         self.slack_down = result.status == RETRY
+        self._record(message, episodes, result)
+
+    def _claim(self, message: SlackMessage, episodes: list[Episode], part: str) -> str:
+        """Move each episode's notice into a claim on one new message id; with a bot token,
+        commit the claims (``sending``) before the post, so that a crash during it leaves a
+        trace the next run looks up instead of posting blindly again."""
+        message_id = uuid.uuid4().hex
+        now = datetime.now(timezone.utc)
+        for episode in episodes:
+            pending = _pending(episode)
+            notice = getattr(pending, part)
+            setattr(pending, part, None)
+            pending.claim = Claim(message_id, now, part, notice, message.channel or None, message.thread_ts)
+            episode.payload = pending.to_json()
+            episode.notify_status = _status(pending, PENDING)
+        if self.claims:
+            self.store.save_alerts([e.row() for e in episodes])
+        return message_id
+
+    def _record(self, message: SlackMessage, episodes: list[Episode], result: DeliveryResult) -> None:
+        """Write the outcome of the claimed message to its episodes, and report it."""
         outcomes: dict[tuple[str, str | None], list[str]] = {}
         for episode in episodes:
-            outcomes.setdefault(_settle(episode, part, result), []).append(episode.alert_id)
+            outcomes.setdefault(_settle(episode, result), []).append(episode.alert_id)
         self.store.save_alerts([e.row() for e in episodes])
         for (status, error), alert_ids in outcomes.items():
             self.records.append(Notification(self.monitor.name, message, status, tuple(alert_ids), error))
 
 
-def _settle(episode: Episode, part: str, result: DeliveryResult) -> tuple[str, str | None]:
-    """Write one delivery outcome to the episode; returns its status and the error to report."""
+def _settle(episode: Episode, result: DeliveryResult) -> tuple[str, str | None]:
+    """Write the outcome of the episode's claimed notice; returns its status and the error to report."""
     if result.status != SUPPRESSED:
         episode.notify_attempts += 1
     pending = _pending(episode)
-    notice = getattr(pending, part)
+    claim, pending.claim = pending.claim, None
+    notice = claim.notice
     if result.status == RETRY and not result.rate_limited:
         notice = replace(notice, failures=notice.failures + 1)
     status, pending.error, report = _verdict(result, notice.failures)
     if status == RETRY:
-        setattr(pending, part, notice)
-    else:
-        setattr(pending, part, None)
-        if part == "announce" and result.ts and not episode.slack_ts:
-            episode.slack_ts = result.ts  # the first message people saw: resolutions thread under it
+        _restore(pending, claim.part, notice)
+    elif claim.part == "announce" and result.ts and not episode.slack_ts:
+        episode.slack_ts = result.ts  # the first message people saw: resolutions thread under it
     episode.payload = pending.to_json()
-    episode.notify_status = PENDING if pending else status
+    episode.notify_status = _status(pending, status)
     return status, report
+
+
+def _release(episode: Episode) -> None:
+    """Give up a claim whose message never reached Slack: its notice is pending again."""
+    pending = _pending(episode)
+    claim, pending.claim = pending.claim, None
+    _restore(pending, claim.part, claim.notice)
+    episode.payload = pending.to_json()
+    episode.notify_status = _status(pending, PENDING)
+
+
+def _restore(pending: Pending, part: str, notice: Notice) -> None:
+    """Put a notice that did not get through back among the pending ones. A newer notice queued
+    meanwhile merges into it, as if the first had never left: an unsent *new* stays *new*."""
+    newer = getattr(pending, part)
+    setattr(pending, part, notice)
+    if newer is not None:
+        setattr(pending, part, getattr(_merged(pending, newer), part))
 
 
 def _verdict(result: DeliveryResult, failures: int) -> tuple[str, str | None, str | None]:
@@ -300,8 +420,22 @@ def _by_channel(episodes: Iterable[Episode]) -> list[tuple[str | None, list[Epis
     return list(groups.items())
 
 
+def _by_claim(episodes: Iterable[Episode]) -> list[list[Episode]]:
+    """The episodes with a claim, one group per claimed message."""
+    groups: dict[str, list[Episode]] = {}
+    for episode in episodes:
+        claim = _pending(episode).claim
+        if claim is not None:
+            groups.setdefault(claim.message_id, []).append(episode)
+    return list(groups.values())
+
+
 def _pending(episode: Episode) -> Pending:
     return Pending.from_json(episode.payload)
+
+
+def _ids(episodes: Iterable[Episode]) -> tuple[str, ...]:
+    return tuple(e.alert_id for e in episodes)
 
 
 # -- payload JSON -------------------------------------------------------------------------------
@@ -323,6 +457,20 @@ def _notice_of(data: dict[str, Any] | None) -> Notice | None:
     breach["opened_at"] = _moment(breach.get("opened_at"))
     start, end = (_moment(t) for t in data["window"])
     return Notice(Breach(**breach), Window(start, end), data.get("failures", 0))
+
+
+def _claim_json(claim: Claim | None) -> dict[str, Any] | None:
+    if claim is None:
+        return None
+    fields = {"message_id": claim.message_id, "at": _iso(claim.at), "part": claim.part}
+    return {**fields, "notice": _notice_json(claim.notice), "channel": claim.channel, "thread_ts": claim.thread_ts}
+
+
+def _claim_of(data: dict[str, Any] | None) -> Claim | None:
+    if data is None:
+        return None
+    notice = _notice_of(data["notice"])
+    return Claim(data["message_id"], _moment(data["at"]), data["part"], notice, data.get("channel"), data.get("thread_ts"))
 
 
 def _iso(moment: datetime | None) -> str | None:

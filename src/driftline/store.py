@@ -249,7 +249,7 @@ class ResultStore:
         mine = alerts.filter(alerts.monitor == monitor)
         newest_first = ibis.row_number().over(group_by=mine.fingerprint, order_by=ibis.desc(mine.opened_at))
         ranked = mine.mutate(_rank=newest_first)
-        wanted = ranked.filter((ranked._rank == 0) | (ranked.notify_status == "pending"))
+        wanted = ranked.filter((ranked._rank == 0) | ranked.notify_status.isin(["pending", "sending"]))
         return wanted.drop("_rank").execute()
 
     def alert_episodes(self, monitor: str) -> pd.DataFrame:
