@@ -10,17 +10,19 @@ Errors raise ``driftline.DriftlineError`` subclasses carrying ``path:line:column
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
+from driftline import leases
 from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor
 from driftline.compilation import compile_monitors
-from driftline.errors import ConfigError, Location
+from driftline.errors import ConfigError, Location, WarehouseError
 from driftline.judge import FAIL, SEVERITY, WARN
 from driftline.plan.labels import LABELS_NOT_MATURE, labels_mature
 from driftline.plan.profile import now_utc
@@ -41,6 +43,7 @@ class RunSummary:
 
     outcomes: list[WindowOutcome] = field(default_factory=list)
     notifications: list = field(default_factory=list)  # driftline.outbox.Notification per message
+    skipped: list[leases.Skip] = field(default_factory=list)  # monitors another process evaluates
 
     def to_pandas(self) -> pd.DataFrame:
         """Every check result of every evaluated window, one row each, as stored in
@@ -78,24 +81,53 @@ def run(
     connection: str | None = None,
     notify: bool = True,
     dry_run: bool = False,
+    wait: float | None = None,
 ) -> RunSummary:
     """Evaluate every due window not yet completed (first run: the latest due window).
 
     ``notify=False`` records alert episodes but sends nothing; ``dry_run=True`` renders the alert
     messages into ``RunSummary.notifications`` instead of sending them, and leaves them pending
-    for the next run that notifies.
+    for the next run that notifies. A monitor another process is evaluating is skipped (see
+    ``RunSummary.skipped``), or waited for up to ``wait`` seconds in all.
     """
     now = _moment(at, "at") if at is not None else now_utc()
-    workspace = Workspace.open(project, connection)
+    deadline = _deadline(wait)
+    workspace = _open(project, connection, deadline)
+    if isinstance(workspace, leases.Skip):
+        return RunSummary(skipped=[workspace])
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
-    plans = {}
-    for monitor in bound:
+
+    def plan(monitor: BoundMonitor) -> list[Window]:
         spec = monitor.loaded.spec
         due = due_windows(now, spec.schedule, workspace.store.completed_until(spec.name))
         again = _failed_before(workspace.store, spec) + _labels_matured(workspace.store, spec, now)
-        plans[monitor.loaded.name] = sorted(set(due) | set(again))
-    return _evaluate(workspace, bound, plans, notify, now, dry_run)
+        return sorted(set(due) | set(again))
+
+    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline)
+
+
+def _deadline(wait: float | None) -> float:
+    """``time.monotonic()`` until which to wait for a lease (``wait``: seconds, None: none)."""
+    if wait is not None and not (0 <= wait < float("inf")):
+        raise ConfigError(f"expected a number of seconds, 0 or more, got {wait!r}", Location("--wait"))
+    return time.monotonic() + (wait or 0)
+
+
+def _open(project: str | Path, connection: str | None, deadline: float) -> Workspace | leases.Skip:
+    """The workspace, or a Skip when its DuckDB file is open in another process after
+    ``deadline``: DuckDB lets one process at a time open a file for writing."""
+
+    def attempt() -> Workspace | leases.Skip:
+        try:
+            return Workspace.open(project, connection)
+        except WarehouseError as error:
+            pid = leases.file_lock_holder(error)
+            if pid is None:
+                raise
+            return leases.Skip(None, pid=pid)
+
+    return leases.retry_until(deadline, attempt, lambda got: isinstance(got, Workspace))
 
 
 def _failed_before(store: ResultStore, spec) -> list[Window]:
@@ -123,9 +155,11 @@ def backfill(
     notify: bool = False,
     at: datetime | str | None = None,
     dry_run: bool = False,
+    wait: float | None = None,
     max_windows: int | None = None,
 ) -> RunSummary:
-    """(Re-)evaluate every whole window in [start, end) that is due; alerts as in :func:`run`.
+    """(Re-)evaluate every whole window in [start, end) that is due; alerts, and monitors another
+    process is evaluating, as in :func:`run`.
 
     More than ``max_windows`` windows in all (default :data:`MAX_BACKFILL_WINDOWS`) are refused
     before anything is opened or written: ``every: 1m`` over a year is 525,600 windows.
@@ -136,11 +170,17 @@ def backfill(
         raise ConfigError(f"{end} is not after --start {start}: backfill evaluates the whole windows in [start, end)", Location("--end"))
     specs = [loaded.spec for loaded in load_project(project, connection).select(list(monitors or []))]
     _check_window_count({spec.name: _backfill_windows(spec, first, last, now) for spec in specs}, max_windows)
-    workspace = Workspace.open(project, connection)
+    deadline = _deadline(wait)
+    workspace = _open(project, connection, deadline)
+    if isinstance(workspace, leases.Skip):
+        return RunSummary(skipped=[workspace])
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
-    plans = {monitor.loaded.name: _backfill_windows(monitor.loaded.spec, first, last, now) for monitor in bound}
-    return _evaluate(workspace, bound, plans, notify, now, dry_run)
+
+    def plan(monitor: BoundMonitor) -> list[Window]:
+        return _backfill_windows(monitor.loaded.spec, first, last, now)
+
+    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline)
 
 
 MAX_BACKFILL_WINDOWS = 1_000
@@ -168,13 +208,39 @@ def _check_window_count(plans: dict[str, list[Window]], max_windows: int | None)
     )
 
 
-def _evaluate(workspace: Workspace, bound: list[BoundMonitor], plans: dict[str, list[Window]], notify: bool, now: datetime, dry_run: bool = False) -> RunSummary:
+def _evaluate(
+    workspace: Workspace,
+    bound: list[BoundMonitor],
+    plan: Callable[[BoundMonitor], list[Window]],
+    notify: bool,
+    now: datetime,
+    dry_run: bool = False,
+    deadline: float = 0.0,
+) -> RunSummary:
+    """Evaluate each monitor while holding its lease; ``plan`` is asked for its windows only
+    then, so that a process that waited sees what the previous holder completed."""
     summary = RunSummary()
+    store, ttl = workspace.store, workspace.project.settings.lease_ttl
     for monitor in bound:
-        evaluator = workspace.evaluator(monitor)
-        outcomes = [evaluator.evaluate(window, now) for window in plans[monitor.loaded.name]]
-        summary.outcomes += outcomes
-        summary.notifications += process_alerts(workspace, monitor, outcomes, notify, now, dry_run=dry_run)
+        name = monitor.loaded.name
+        lease, holder = leases.acquire_waiting(store.con, store.schema, name, ttl, deadline)
+        if lease is None:
+            summary.skipped.append(leases.Skip(name, holder))
+            continue
+        store.held[name] = (lease, ttl)
+        try:
+            evaluator = workspace.evaluator(monitor)
+            outcomes = []
+            for window in plan(monitor):
+                outcomes.append(evaluator.evaluate(window, now))
+                if store.held[name] is None:  # taken over while this window was measured
+                    break
+            summary.outcomes += outcomes
+            summary.notifications += process_alerts(workspace, monitor, outcomes, notify, now, dry_run=dry_run)
+        finally:
+            held = store.held.pop(name)
+            if held is not None:
+                leases.release(store.con, store.schema, held[0])
     return summary
 
 

@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--at", help="'now' (ISO-8601, UTC if no offset)")
     run.add_argument("--no-notify", action="store_true", help="store alerts but send nothing")
     run.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
+    run.add_argument("--wait", type=_seconds, metavar="SECONDS", help=_WAIT_HELP)
 
     backfill = command("backfill", _backfill, "evaluate every whole window between --start and --end")
     _project_options(backfill)
@@ -151,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--no-notify", dest="notify", action="store_false", help="store alerts but send nothing (the default)")
     backfill.set_defaults(notify=False)
     backfill.add_argument("--dry-run", action="store_true", help=_DRY_RUN_HELP)
+    backfill.add_argument("--wait", type=_seconds, metavar="SECONDS", help=_WAIT_HELP)
     backfill.add_argument("--max-windows", type=int, metavar="N", help="evaluate up to N windows in all (default 1000); more is refused before anything is written")
 
     report = command("report", _report, "write a static HTML report from the result tables")
@@ -167,6 +169,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _DRY_RUN_HELP = "print the alert messages instead of sending them; they stay pending for the next run"
+_WAIT_HELP = "wait up to SECONDS in all for monitors another driftline is evaluating (default: skip them)"
+
+
+def _seconds(text: str) -> float:
+    """``--wait``'s value: a number of seconds, 0 or more (argparse reports the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
 
 
 def _project_options(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +211,8 @@ def _compile(args) -> int:
 
 
 def _run(args) -> int:
-    summary = api.run(args.project, args.at, args.monitors, args.connection, notify=not args.no_notify, dry_run=args.dry_run)
+    summary = api.run(args.project, args.at, args.monitors, args.connection, notify=not args.no_notify, dry_run=args.dry_run, wait=args.wait)
+    print_skipped(summary, "run")
     print_summary(summary)
     print_notifications(summary.notifications)
     return summary.exit_code
@@ -206,8 +221,9 @@ def _run(args) -> int:
 def _backfill(args) -> int:
     summary = api.backfill(
         args.start, args.end, args.project, args.monitors, args.connection, notify=args.notify, at=args.at, dry_run=args.dry_run,
-        max_windows=args.max_windows,
+        max_windows=args.max_windows, wait=args.wait,
     )
+    print_skipped(summary, "backfill")
     # backfill evaluates windows again, so "already evaluated" is never why it has nothing to do
     nothing = f"nothing to evaluate: no whole window that is due lies between --start {args.start} and --end {args.end}"
     print_summary(summary, nothing=nothing)
@@ -245,7 +261,7 @@ NOTHING_DUE = "nothing due: every window is already evaluated"
 def print_summary(summary: api.RunSummary, verbose_breaches: bool = True, out=None, nothing: str = NOTHING_DUE) -> None:
     """One line per window evaluated, with its breaches; ``nothing`` says why there is none."""
     out = out or sys.stdout  # looked up now: main() wraps sys.stdout
-    if not summary.outcomes:
+    if not summary.outcomes and not summary.skipped:  # a skipped monitor is not "nothing due"
         print(nothing, file=out)
     for outcome in summary.outcomes:
         print(_outcome_line(outcome), file=out)
@@ -253,6 +269,13 @@ def print_summary(summary: api.RunSummary, verbose_breaches: bool = True, out=No
             continue
         for row in _breaches(outcome.results):
             print(f"    {row}", file=out)
+
+
+def print_skipped(summary: api.RunSummary, command: str) -> None:
+    """One line on stderr per monitor left to the process evaluating it, naming that process.
+    Not an error: the exit code is that of the windows this process evaluated (0 if none)."""
+    for skip in summary.skipped:
+        print(f"driftline {command}: {skip.message()}", file=sys.stderr)
 
 
 def print_notifications(notifications: list, out=None, err=None) -> None:
