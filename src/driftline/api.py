@@ -37,6 +37,19 @@ from driftline.windows import Window, check_supported, due_windows, last_due_end
 EXIT_OK, EXIT_WARN, EXIT_FAIL, EXIT_ERROR = 0, 1, 2, 3
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What ``progress`` is told before a monitor's first window: the windows it will evaluate."""
+
+    monitor: str
+    windows: list[Window]
+
+
+# Called with a Planned per monitor, then with each WindowOutcome as its window finishes (the CLI
+# shows progress with it): run and backfill return only once every window is done.
+Progress = Callable[["Planned | WindowOutcome"], None]
+
+
 @dataclass
 class RunSummary:
     """What a run or backfill evaluated: one outcome per monitor window."""
@@ -82,6 +95,7 @@ def run(
     notify: bool = True,
     dry_run: bool = False,
     wait: float | None = None,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Evaluate every due window not yet completed (first run: the latest due window).
 
@@ -104,7 +118,7 @@ def run(
         again = _failed_before(workspace.store, spec) + _labels_matured(workspace.store, spec, now)
         return sorted(set(due) | set(again))
 
-    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline)
+    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
 
 
 def _deadline(wait: float | None) -> float:
@@ -157,6 +171,7 @@ def backfill(
     dry_run: bool = False,
     wait: float | None = None,
     max_windows: int | None = None,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """(Re-)evaluate every whole window in [start, end) that is due; alerts, and monitors another
     process is evaluating, as in :func:`run`.
@@ -180,7 +195,7 @@ def backfill(
     def plan(monitor: BoundMonitor) -> list[Window]:
         return _backfill_windows(monitor.loaded.spec, first, last, now)
 
-    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline)
+    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
 
 
 MAX_BACKFILL_WINDOWS = 1_000
@@ -216,6 +231,7 @@ def _evaluate(
     now: datetime,
     dry_run: bool = False,
     deadline: float = 0.0,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Evaluate each monitor while holding its lease; ``plan`` is asked for its windows only
     then, so that a process that waited sees what the previous holder completed."""
@@ -231,8 +247,13 @@ def _evaluate(
         try:
             evaluator = workspace.evaluator(monitor)
             outcomes = []
-            for window in plan(monitor):
+            windows = plan(monitor)
+            if progress:
+                progress(Planned(name, windows))
+            for window in windows:
                 outcomes.append(evaluator.evaluate(window, now))
+                if progress:
+                    progress(outcomes[-1])
                 if store.held[name] is None:  # taken over while this window was measured
                     break
             summary.outcomes += outcomes
