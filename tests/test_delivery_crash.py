@@ -1,10 +1,12 @@
-"""Slack delivery across crashes: a real driftline run, in a process of its own, is killed with SIGKILL at each
-step of delivering a message, then a normal run follows, and the fake Slack's record of posted
-messages must hold every alert exactly once (bot token), or at least once (incoming webhook).
+"""Slack delivery across crashes: a driftline run, in a process of its own, is killed with SIGKILL
+at each step of delivering a message, then a normal run follows, and the fake Slack's record of
+posted messages must hold every alert exactly once (bot token), or at least once (incoming
+webhook).
 
 The kills are timed by what the fake Slack (tests/slack_server.py) observes, not by a hook in
 driftline: it holds a request until the test has killed the client, or kills it right after
-answering. The killed runs are ``driftline.api.run`` in processes of their own. The steps of one message:
+answering. The killed runs are ``driftline.api.run`` in processes of their own. The steps of one
+message:
 
 ``claimed``
     The claim is committed (``sending``) and the post has reached Slack, which holds it and never
