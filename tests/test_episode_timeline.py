@@ -204,3 +204,41 @@ def test_the_migration_moves_window_ends_to_window_starts_once(make_project):
     assert list(overall.last_seen_at) == [day(6), day(10)]
     assert overall.resolved_at.iloc[0] == day(7) and pd.isna(overall.resolved_at.iloc[1])
     assert list(overall.notified_at) == [day(5), day(9)]  # the escalation, and the opening
+
+
+# -- a verdict that waited for its labels -----------------------------------------------------------
+
+LATE_LABELS = """
+    name: late
+    source: {table: scored, timestamp: ts}
+    model:
+      task: binary_classification
+      score: score
+      labels: {table: outcomes, key: lead_id, column: converted, delay: 2d}
+    schedule: {every: 1d}
+    reference: {start: 2026-02-01, end: 2026-02-08}
+    min_rows: 1
+    checks:
+      - performance: {metric: accuracy, fail: 0.5}
+"""
+
+
+def test_a_breach_known_once_its_labels_matured_is_announced(make_project, slack):
+    """Every lead scores 0.9 and none converts: accuracy 0, a fail, but only once the labels of
+    a day are mature (2 days after it ends). Until then the day is not on the check's timeline,
+    so its verdict is news when it comes, although later days were evaluated before it."""
+    ts = [START + d * DAY + timedelta(hours=h) for d in range(3) for h in range(0, 24, 2)]
+    scored = pd.DataFrame({"lead_id": range(len(ts)), "ts": ts, "score": 0.9})
+    outcomes = pd.DataFrame({"lead_id": range(len(ts)), "converted": 0})
+    settings = {"notify": {"slack": {"token": slack.token, "channel": "#ml", "base_url": slack.base_url}}}
+    project = make_project(monitors={"late": LATE_LABELS}, tables={"scored": scored, "outcomes": outcomes}, settings=settings)
+
+    run_day(project, 0)
+    run_day(project, 1)
+    assert episodes(project).empty and not slack.delivered  # days 0 and 1 wait for their labels
+    run_day(project, 2)  # day 0's labels are mature: it is evaluated again, and fails
+
+    rows = episodes(project)
+    assert list(rows.opened_at) == [day(0)] and list(rows.severity) == ["fail"]
+    [message] = slack.delivered
+    assert "1 failing" in message.text

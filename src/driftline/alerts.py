@@ -27,19 +27,19 @@ per cooldown.
 Every time is a window time (the ``window_start`` of the result), never the wall clock, so a
 backfill over history opens and resolves the same episodes every time it runs, in any order.
 
-**Windows at the end of the timeline, and the others.** The *frontier* is the latest window the
-monitor's episodes already account for: the latest window evaluated before this call, or the
-latest window an episode recorded. A window after it moves the episodes on by the table above,
-and that is the only way to a message. Evaluating a window at or before the frontier (a backfill
-of earlier days, in any order; a re-run) rebuilds the monitor's episodes from the stored results
-up to the frontier, silently: the table is replayed over that timeline, and each rebuilt episode,
-newest first, takes over the row (id, Slack thread, notification state, cooldown clock) of the
-newest stored episode of its fingerprint whose breaching windows overlap its own. So an episode
-extends backwards when the windows before it breach too; two episodes that a re-run joins
-become one (the newer row stays, the other is deleted); an episode that a re-run splits keeps
-its row for the newer part, the older part becomes a new row; and a stored episode that no
-longer matches any breach is deleted. Rebuilt episodes that take over no row are ``suppressed``:
-history is not announced.
+**Windows at the end of the timeline, and the others.** A fingerprint's *frontier* is the latest
+window its episodes already account for: its latest ok, warn or fail result from before this
+call, or the latest window its episode recorded. A result after it moves the episodes on by the
+table above, and that is the only way to a message. A result at or before the frontier (a
+backfill of earlier days, in any order; a re-run) rebuilds the fingerprint's episodes from its
+stored results up to the frontier, silently: the table is replayed over that timeline, and each
+rebuilt episode, newest first, takes over the row (id, Slack thread, notification state,
+cooldown clock) of the newest stored episode of its fingerprint whose breaching windows overlap
+its own. So an episode extends backwards when the windows before it breach too; two episodes
+that a re-run joins become one (the newer row stays, the other is deleted); an episode that a
+re-run splits keeps its row for the newer part, the older part becomes a new row; and a stored
+episode that no longer matches any breach is deleted. Rebuilt episodes that take over no row
+are ``suppressed``: history is not announced.
 
 What the episodes' changes have to tell people is queued in the outbox (``driftline.outbox``)
 and committed together with them, before anything is sent.
@@ -77,27 +77,38 @@ def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bo
     mode = outbox.mode_for(project, notify, dry_run)
     evaluated = sorted((o for o in outcomes if o.status == "success"), key=lambda o: o.window.start)
     book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_state(spec.name).to_dict("records")])
-    frontier = _frontier(store, spec.name, book, {o.window.start for o in evaluated})
-    if frontier is not None and any(o.window.start <= frontier for o in evaluated):
+    frontiers = _frontiers(store, spec.name, book, [o.window.start for o in evaluated])
+
+    def behind(result: Mapping[str, Any], window: Window) -> bool:
+        key = fingerprint(result)
+        return key in frontiers and window.start <= frontiers[key]
+
+    stale = {fingerprint(r) for o in evaluated for r in o.results if behind(r, o.window)}
+    if stale:
         book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_episodes(spec.name).to_dict("records")])
-        book.rebuild(_timeline(store.result_timeline(spec.name, frontier)))
+        timeline = _timeline(store.result_timeline(spec.name, max(frontiers[key] for key in stale)))
+        book.rebuild([r for r in timeline if fingerprint(r) in stale and r["window_start"] <= frontiers[fingerprint(r)]])
     channel = outbox.channel_for(spec, project)
     for outcome in evaluated:
-        if frontier is not None and outcome.window.start <= frontier:
-            continue  # accounted for by the rebuild
-        for event in book.observe_window(outcome.results, outcome.window, outcome.run_id):
+        ahead = [r for r in outcome.results if not behind(r, outcome.window)]  # the rest: rebuilt
+        for event in book.observe_window(ahead, outcome.window, outcome.run_id):
             outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, channel)
     store.save_alerts([episode.row() for episode in book.changed], removed=book.removed)
     return outbox.deliver(store, book.with_pending(), spec, project, mode)
 
 
-def _frontier(store: Any, monitor: str, book: EpisodeBook, evaluated: set[datetime]) -> datetime | None:
-    """The latest window the episodes already account for (see the module's docstring): the
-    latest evaluated before this call (the windows evaluated now are stored already, so they
-    are left out), or the latest an episode recorded, whichever is later."""
-    before = [start for start in store.evaluated_window_starts(monitor) if start not in evaluated]
-    recorded = [episode.horizon for episode in book.latest.values()]
-    return max(before + recorded, default=None)
+def _frontiers(store: Any, monitor: str, book: EpisodeBook, evaluated: list[datetime]) -> dict[str, datetime]:
+    """Per fingerprint, the latest window its episodes already account for (module docstring):
+    its latest ok, warn or fail result from before this call (the windows evaluated now are
+    stored already, so they are left out), or the latest window its episode recorded.
+
+    Only judged results count: a window waiting for its labels is not on the timeline yet, so
+    when they arrive its verdict is news, announced like any other."""
+    frontiers = {episode.fingerprint: episode.horizon for episode in book.latest.values()}
+    for row in _timeline(store.last_judged_windows(monitor, leaving_out=evaluated)):
+        key = fingerprint(row)
+        frontiers[key] = max(frontiers.get(key, row["window_start"]), row["window_start"])
+    return frontiers
 
 
 def _timeline(results: Any) -> list[dict[str, Any]]:

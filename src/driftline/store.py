@@ -263,11 +263,16 @@ class ResultStore:
         mine = results.filter((results.monitor == monitor) & (results.window_start <= ibis.literal(until, "timestamp")))
         return mine.order_by("window_start").execute()
 
-    def evaluated_window_starts(self, monitor: str) -> list[datetime]:
-        """The starts of the windows of ``monitor`` evaluated successfully, in order."""
-        runs = self.table(RUNS)
-        done = runs.filter((runs.monitor == monitor) & (runs.status == "success")).window_start
-        return sorted(pd.Timestamp(t).to_pydatetime() for t in done.execute().unique())
+    def last_judged_windows(self, monitor: str, leaving_out: Iterable[datetime] = ()) -> pd.DataFrame:
+        """Per check, column and segment of ``monitor``: ``window_start``, the start of the latest
+        window with an ok, warn or fail result, the windows starting at ``leaving_out`` left out."""
+        results = self.table(RESULTS)
+        judged = results.filter((results.monitor == monitor) & results.status.isin(["ok", "warn", "fail"]))
+        skipped = [ibis.literal(start, "timestamp") for start in leaving_out]
+        if skipped:
+            judged = judged.filter(~judged.window_start.isin(skipped))
+        series = ["monitor", "check_name", "column_name", "segment_key", "segment_value"]
+        return judged.group_by(series).aggregate(window_start=judged.window_start.max()).execute()
 
     def save_alerts(self, rows: list[dict[str, Any]], removed: Iterable[str] = ()) -> None:
         """Insert episodes, replacing those with the same ``alert_id``, and delete the episodes
