@@ -376,6 +376,36 @@ def test_bad_lease_ttl_is_located(tmp_path):
     assert result.stderr.strip() == f"{root / 'driftline_project.yml'}:2:1: lease_ttl: lease_ttl must be longer than 0s"
 
 
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_a_writer_whose_lease_was_taken_over_writes_nothing(backend, tmp_path, request):
+    """The race guard: a holder slower than lease_ttl has its lease taken over; its window's
+    write checks the lease in the same transaction and is rolled back whole."""
+    from driftline.store import ResultStore, WindowRecord
+
+    url = "duckdb://warehouse.duckdb" if backend == "duckdb" else request.getfixturevalue("postgres_url")
+    schema = None if backend == "duckdb" else f"driftline_lease_{uuid.uuid4().hex[:10]}"
+    con = connect.connect(url, tmp_path)
+    try:
+        store = ResultStore(con, schema)
+        store.ensure_tables()
+        slow, _ = leases.acquire(con, schema, "failed", timedelta(0))  # expired at once: a holder slower than its ttl
+        store.held["failed"] = (slow, timedelta(minutes=10))
+        fast, holder = leases.acquire(con, schema, "failed", timedelta(minutes=10))
+        assert fast is not None and holder is None
+
+        run = {"run_id": "slow", "monitor": "failed", "window_start": datetime(2026, 1, 8), "window_end": datetime(2026, 1, 9),
+               "started_at": now_utc(), "finished_at": now_utc(), "status": "success"}
+        with pytest.raises(leases.LeaseLost):
+            store.replace_window(WindowRecord(run, [], []))
+        assert store.table("driftline_runs").count().execute() == 0
+        with pytest.raises(leases.LeaseLost):  # and every later window of the evaluation
+            store.replace_window(WindowRecord(run, [], []))
+    finally:
+        if schema:
+            con.drop_database(schema, force=True, cascade=True)
+        con.disconnect()
+
+
 # -- Spark: the same lease, no transactions ----------------------------------------------------------
 
 
