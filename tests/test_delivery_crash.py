@@ -129,6 +129,7 @@ class Killer:
         self.kills: Counter[str] = Counter()
         self.left: Counter[tuple[str, str]] = Counter()  # (step, notify_status) after the kill
         self.started = 0
+        self.running: subprocess.Popen | None = None
         self.spare = self._worker()  # imports driftline while the test does other things
 
     def close(self) -> None:
@@ -155,15 +156,14 @@ class Killer:
 
     def kill_on_answer(self, day: int, step: str) -> None:
         """Run day ``day`` in a process killed as soon as Slack has answered its first post."""
-        process: list[subprocess.Popen] = []
-        self.slack.script(answer_then(lambda: process[0].send_signal(signal.SIGKILL)))
-        process.append(self._start(day))
-        assert process[0].wait(timeout=PATIENCE) == -signal.SIGKILL, process[0].log.read_text()
+        self.slack.script(answer_then(lambda: self.running.send_signal(signal.SIGKILL)))
+        process = self._start(day)
+        assert process.wait(timeout=PATIENCE) == -signal.SIGKILL, process.log.read_text()
         self._count(step)
 
     def _start(self, day: int) -> subprocess.Popen:
         """Tell the spare worker to run day ``day``; a new spare starts importing meanwhile."""
-        process, self.spare = self.spare, None
+        process = self.running = self.spare  # known before it can reach Slack
         process.stdin.write(f"{self.project.root} {at(day).isoformat()}\n")
         process.stdin.close()
         self.spare = self._worker()
