@@ -31,9 +31,11 @@ that made it was killed) asks Slack before anything else (:meth:`SlackNotifier.f
 <driftline.notify.slack.SlackNotifier.find>`: the channel's history, or the thread's replies for a
 resolution, from the claim time): found, the message is recorded as sent with its ``ts``; absent,
 the post never reached Slack and the notices are pending again, to be posted (a notice queued
-meanwhile merges into the one that came back). When Slack cannot be asked now, the claim waits for
-the next run; when it cannot be asked at all (a missing scope, an unknown channel), the message is
-posted again rather than lost. An incoming webhook cannot be asked: its messages are not claimed,
+meanwhile merges into the one that came back). The lookup trusts that Slack is done with the
+killed run's request by then (it answers within seconds; the next run comes later): a request
+Slack still processed after the lookup would show twice. When Slack cannot be asked now, the claim
+waits for the next run; when it cannot be asked at all (a missing scope, an unknown channel), the
+message is posted again rather than lost. An incoming webhook cannot be asked: its messages are not claimed,
 and a crash between its POST and the write of the outcome sends that message again on the next
 run: webhook delivery is at least once.
 
