@@ -79,19 +79,17 @@ def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bo
     book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_state(spec.name).to_dict("records")])
     frontiers = _frontiers(store, spec.name, book, [o.window.start for o in evaluated])
 
-    def behind(result: Mapping[str, Any], window: Window) -> bool:
+    def ahead(result: Mapping[str, Any], window: Window) -> bool:
         key = fingerprint(result)
-        return key in frontiers and window.start <= frontiers[key]
+        return key not in frontiers or window.start > frontiers[key]
 
-    stale = {fingerprint(r) for o in evaluated for r in o.results if behind(r, o.window)}
+    stale = {fingerprint(r) for o in evaluated for r in o.results if not ahead(r, o.window)}
     if stale:
-        book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_episodes(spec.name).to_dict("records")])
-        timeline = _timeline(store.result_timeline(spec.name, max(frontiers[key] for key in stale)))
-        book.rebuild([r for r in timeline if fingerprint(r) in stale and r["window_start"] <= frontiers[fingerprint(r)]])
+        book = _rebuilt(store, spec, stale, frontiers)
     channel = outbox.channel_for(spec, project)
     for outcome in evaluated:
-        ahead = [r for r in outcome.results if not behind(r, outcome.window)]  # the rest: rebuilt
-        for event in book.observe_window(ahead, outcome.window, outcome.run_id):
+        news = [r for r in outcome.results if ahead(r, outcome.window)]  # the others were rebuilt
+        for event in book.observe_window(news, outcome.window, outcome.run_id):
             outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, channel)
     store.save_alerts([episode.row() for episode in book.changed], removed=book.removed)
     return outbox.deliver(store, book.with_pending(), spec, project, mode)
@@ -109,6 +107,15 @@ def _frontiers(store: Any, monitor: str, book: EpisodeBook, evaluated: list[date
         key = fingerprint(row)
         frontiers[key] = max(frontiers.get(key, row["window_start"]), row["window_start"])
     return frontiers
+
+
+def _rebuilt(store: Any, spec: Monitor, stale: set[str], frontiers: dict[str, datetime]) -> EpisodeBook:
+    """Every episode of the monitor, those of the ``stale`` fingerprints rebuilt from their stored
+    results up to their frontier."""
+    book = EpisodeBook(spec, [Episode.from_row(row) for row in store.alert_episodes(spec.name).to_dict("records")])
+    timeline = _timeline(store.result_timeline(spec.name, max(frontiers[key] for key in stale)))
+    book.rebuild([r for r in timeline if fingerprint(r) in stale and r["window_start"] <= frontiers[fingerprint(r)]])
+    return book
 
 
 def _timeline(results: Any) -> list[dict[str, Any]]:
