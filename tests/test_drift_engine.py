@@ -145,8 +145,9 @@ def test_reference_profile_is_computed_once_and_reused(backfilled):
     assert profiles.to_dict("records") == [{"monitor": "main", "n": 1}, {"monitor": "single", "n": 1}]
     main = [o for o in backfilled.summary.outcomes if o.monitor == "main"]
     exact_queries = 5  # ks on x and visits, wasserstein on x and const, raw wasserstein on x
-    # first window: edges + categories + one counting query for both windows; then one query
-    assert [o.queries for o in main] == [3 + exact_queries, 1 + exact_queries, 1 + exact_queries]
+    # first window: the reference's size (it sets the edges' sample rate) + edges + categories +
+    # one counting query for both windows; then one query
+    assert [o.queries for o in main] == [4 + exact_queries, 1 + exact_queries, 1 + exact_queries]
     assert backfilled.counted_windows[:3] == [["current", "reference"], ["current"], ["current"]]
 
 

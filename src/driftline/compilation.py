@@ -45,6 +45,9 @@ def compiled_monitors(workspace: Workspace, names: Sequence[str] | None, dialect
     return [_compile_monitor(workspace, monitor, dialect, now) for monitor in workspace.bind(names, dialect)]
 
 
+SHOWN_REFERENCE_ROWS = 1_000_000  # the reference size compile shows a sampled edges query for
+
+
 @dataclass
 class Step:
     """One query of a run: what it computes, its expression, and what it waits for."""
@@ -76,7 +79,7 @@ class CompiledMonitor:
         count = len(self.queries)
         header = f"-- monitor {self.monitor}: window {self.window}, reference {self.reference}, dialect {self.dialect}, {count} queries"
         if not self.profile_stored:
-            header += "\n-- no reference profile is stored yet: a run builds it first (queries 1-2)"
+            header += "\n-- no reference profile is stored yet: a run builds it first (the reference profile queries)"
         body = []
         for number, query in enumerate(self.queries, 1):
             note = f"\n-- {query.note}" if query.note else ""
@@ -105,7 +108,11 @@ def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: Refe
     steps: list[Step] = []
     profile = stored or ReferenceProfile("", reference, _placeholder_bins(plan))
     if stored is None:
-        steps.append(Step("reference profile: numeric bin edges, one row", plan.edges_query(reference)))
+        size = plan.reference_size_query(reference)
+        steps.append(Step("reference profile: the reference's size, which sets the edges' sample rate", size))
+        note = f"its sample rate below is for {SHOWN_REFERENCE_ROWS:,} rows; a run takes it from the size above" if size is not None else ""
+        edges = plan.edges_query(reference, SHOWN_REFERENCE_ROWS if size is not None else None)
+        steps.append(Step("reference profile: numeric bin edges, one row", edges, note))
         steps.append(Step("reference profile: top categories of each categorical column", plan.categories_query(reference)))
     windows = {CURRENT: window} if stored else {CURRENT: window, REFERENCE: reference}
     counts_expr, layout = plan.counts_query(windows, profile.bins)

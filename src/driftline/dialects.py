@@ -77,15 +77,26 @@ def to_sql(expr: ir.Expr, dialect: str) -> str:
     return compiler.to_sqlglot(expr.unbind()).sql(dialect=compiler.dialect, pretty=True)
 
 
-def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str) -> list[ir.Scalar]:
-    """Linear-interpolation quantiles of ``column`` (as numpy's default / percentile_cont)."""
+def quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str, where: ir.BooleanValue | None = None) -> list[ir.Scalar]:
+    """Linear-interpolation quantiles of ``column`` (as numpy's default / percentile_cont), over
+    the rows where ``where`` holds (all rows when None)."""
     if dialect in _NO_QUANTILE:
-        return [_interpolated_quantile(column, p, dialect) for p in probabilities]
+        return [_interpolated_quantile(column, p, dialect, where) for p in probabilities]
     if dialect in _NO_MULTI_QUANTILE:
-        return [column.quantile(p) for p in probabilities]
-    multi = column.quantile(list(probabilities))
+        return [column.quantile(p, where=where) for p in probabilities]
+    multi = column.quantile(list(probabilities), where=where)
     if dialect == "duckdb":
-        return _tie_exact(multi, _duckdb_quantile_disc(column.cast("float64"), list(probabilities)), len(probabilities))
+        discrete = _duckdb_quantile_disc(column.cast("float64"), list(probabilities), where=where)
+        return _tie_exact(multi, discrete, len(probabilities))
+    return [multi[i] for i in range(len(probabilities))]
+
+
+def discrete_quantiles(column: ir.NumericColumn, probabilities: Sequence[float], dialect: str, where: ir.BooleanValue | None = None) -> list[ir.Scalar]:
+    """The data values at the quantiles' positions, no interpolation (DuckDB's ``quantile_disc``;
+    used for sampled edges, see ``histograms.edges_query``)."""
+    if dialect != "duckdb":
+        raise NotImplementedError(f"discrete quantiles are only written for DuckDB, not {dialect}")
+    multi = _duckdb_quantile_disc(column.cast("float64"), list(probabilities), where=where)
     return [multi[i] for i in range(len(probabilities))]
 
 
@@ -179,14 +190,14 @@ def position_histogram(value: ir.StringColumn, items: Sequence[str]) -> ir.MapSc
     return _position_histogram(_list_position(ibis.literal(list(items), type="array<string>"), value))
 
 
-def _interpolated_quantile(column: ir.NumericColumn, probability: float, dialect: str) -> ir.Scalar:
+def _interpolated_quantile(column: ir.NumericColumn, probability: float, dialect: str, where: ir.BooleanValue | None = None) -> ir.Scalar:
     """The exact quantile read from the group's sorted values: x[lo] + (h - lo)(x[hi] - x[lo]),
     h = (n - 1) p, as numpy's default. It holds the group's values in one array, so it suits
     the windows of a monitor, not a whole warehouse table."""
     values = column.cast("float64")
     # nulls are left out, as the other quantiles do
-    ordered = values.collect().sort() if dialect in _NO_ORDERED_COLLECT else values.collect(order_by=values)
-    position = (values.count() - 1).cast("float64") * probability
+    ordered = values.collect(where=where).sort() if dialect in _NO_ORDERED_COLLECT else values.collect(order_by=values, where=where)
+    position = (values.count(where=where) - 1).cast("float64") * probability
     # Clamped at 0 so an empty group reads past the end (null) instead of at index -1 (an error on Trino).
     low = ibis.greatest(position.floor(), 0).cast("int64")
     high = ibis.greatest(position.ceil(), 0).cast("int64")

@@ -4,8 +4,8 @@ and assemble every measurement, drift and model and data checks alike, from thei
 The plan (``plan/``) builds every query and runs none; this module runs them and nothing else
 builds SQL. Per window:
 
-1. the reference profile, when it is not cached: the numeric edges (one query) and the top
-   categories (one query);
+1. the reference profile, when it is not cached: the reference's size where the edges are
+   sampled (DuckDB), the numeric edges (one query) and the top categories (one query);
 2. the histogram counts of every binned column × segment, one scan of the current window (and
    of the reference, when its profile is new: its counts join the profile);
 3. what the checks need from the reference and the profile lacks: the categories of
@@ -28,7 +28,7 @@ from driftline.errors import DriftlineError, WarehouseError
 from driftline.plan import model_checks
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
-from driftline.plan.histograms import ROWS, CountLayout, bin_counts, finish_bins, rollup
+from driftline.plan.histograms import ROWS, SIZE, CountLayout, bin_counts, finish_bins, rollup
 from driftline.plan.model_checks import ReferenceValues
 from driftline.plan.monitor import MonitorPlan
 from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, ordered_segments, profile_key
@@ -115,8 +115,11 @@ class WindowMeasurer:
         return ReferenceProfile.from_json(key, reference, stored) if stored is not None else None
 
     def _build_profile(self, reference: Window) -> ReferenceProfile:
-        """Edges and categories; the counts join it from the window's counting query."""
-        edges_expr, categories_expr = self.plan.edges_query(reference), self.plan.categories_query(reference)
+        """Edges (after the reference's size, where they are sampled) and categories; the counts
+        join it from the window's counting query."""
+        size_expr = self.plan.reference_size_query(reference)
+        reference_rows = int(self.execute(size_expr)[SIZE].iloc[0]) if size_expr is not None else None
+        edges_expr, categories_expr = self.plan.edges_query(reference, reference_rows), self.plan.categories_query(reference)
         edges = self.execute(edges_expr).iloc[0] if edges_expr is not None else None
         categories = self.execute(categories_expr) if categories_expr is not None else None
         bins = finish_bins(self.plan.binned_columns, edges, categories)

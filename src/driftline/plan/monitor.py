@@ -52,9 +52,14 @@ class MonitorPlan:
 
     # -- queries, in the order a run executes them (see ``measure``) -------------------------------
 
-    def edges_query(self, reference: Window) -> ir.Table | None:
+    def reference_size_query(self, reference: Window) -> ir.Table | None:
+        """The reference's row count, which sets the edges' sample rate where the edges query
+        samples (DuckDB); None elsewhere."""
+        return histograms.reference_size_query(self.source.between(reference), self.binned_columns, self.dialect)
+
+    def edges_query(self, reference: Window, reference_rows: int | None = None) -> ir.Table | None:
         """The reference profile's numeric edges: one aggregate row of quantiles (or min/max)."""
-        return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect)
+        return histograms.edges_query(self.source.between(reference), self.binned_columns, self.dialect, reference_rows)
 
     def categories_query(self, reference: Window) -> ir.Table | None:
         """The reference profile's categories: the top values of each categorical column."""
