@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from driftline.report import MonitorInfo
+from driftline.reporting import MonitorInfo
 from driftline.result_schema import ALERTS, HISTOGRAMS, RESULTS, RUNS, TABLES
 
 END = datetime(2026, 12, 31)  # end of the last window

@@ -25,7 +25,7 @@ from drift_model import (
 )
 
 from driftline import api
-from driftline.report import data as report_data
+from driftline.reporting import data as report_data
 from driftline.plan.monitor import MonitorPlan
 
 # -- the DuckDB run, shared by the tests below --------------------------------------------------

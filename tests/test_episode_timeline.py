@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from driftline import api
-from driftline.report import data as report_data
-from driftline.report.info import MonitorInfo
-from driftline.report.model import build_monitors, epoch_seconds
+from driftline.reporting import data as report_data
+from driftline.reporting.info import MonitorInfo
+from driftline.reporting.model import build_monitors, epoch_seconds
 from driftline.store import ResultStore
 
 DAY = timedelta(days=1)

@@ -43,3 +43,17 @@ def test_each_python_block_runs(demo_project, block):
     if "report(" in block:
         assert (demo_project / "report.html").stat().st_size > 0
 
+
+
+def test_the_api_functions_stay_functions_once_every_module_is_loaded():
+    """A submodule named like an API function would replace it on the package when imported."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import driftline
+
+    for module in pkgutil.walk_packages(driftline.__path__, "driftline."):
+        importlib.import_module(module.name)
+    for name in ("run", "backfill", "validate", "compile", "report"):
+        assert inspect.isfunction(getattr(driftline, name)), name

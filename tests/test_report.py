@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from report_fixture import MONITORS, fill_result_tables
 
-from driftline.report import MonitorInfo, build_report
+from driftline.reporting import MonitorInfo, build_report
 from driftline.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]

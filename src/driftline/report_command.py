@@ -15,7 +15,7 @@ import ibis
 from driftline import connect
 from driftline.errors import DriftlineError, Location, WarehouseError
 from driftline.project import Project, load_project
-from driftline.report import MonitorInfo, build_report
+from driftline.reporting import MonitorInfo, build_report
 from driftline.result_schema import ALERTS, HISTOGRAMS, RESULTS, RUNS, TABLES
 
 _READ = (RUNS, RESULTS, HISTOGRAMS, ALERTS)  # the tables the report reads

@@ -5,7 +5,7 @@ the page shows (:mod:`.model`, :mod:`.histograms`), and renders HTML with inline
 (:mod:`.html`, :mod:`.svg`). The page needs no network: it opens from a mail attachment.
 
 >>> import ibis
->>> from driftline.report import MonitorInfo, build_report
+>>> from driftline.reporting import MonitorInfo, build_report
 >>> html = build_report(ibis.duckdb.connect(), [MonitorInfo("churn", None, "@ds", None)])
 >>> html.startswith("<!doctype html>") and 'id="churn"' in html
 True
@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 
 import ibis
 
-from driftline.report import data as report_data
-from driftline.report import histograms, html
-from driftline.report.info import MonitorInfo
-from driftline.report.model import build_monitors
+from driftline.reporting import data as report_data
+from driftline.reporting import histograms, html
+from driftline.reporting.info import MonitorInfo
+from driftline.reporting.model import build_monitors
 
 __all__ = ["MonitorInfo", "build_report"]
 

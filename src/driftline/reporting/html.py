@@ -16,9 +16,9 @@ from urllib.parse import quote, urlparse
 
 import pandas as pd
 
-from driftline.report import histograms as hist
-from driftline.report.model import CheckView, HeatMap, MonitorView, SeriesView
-from driftline.report.svg import Line, bar_chart, format_number, line_chart
+from driftline.reporting import histograms as hist
+from driftline.reporting.model import CheckView, HeatMap, MonitorView, SeriesView
+from driftline.reporting.svg import Line, bar_chart, format_number, line_chart
 
 STATUS_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✕", "insufficient_data": "?", "error": "E"}
 FAIRNESS_RATES = ("selection_rate", "tpr", "fpr", "precision")
@@ -425,4 +425,4 @@ def _script_json(data: dict) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("driftline.report").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("driftline.reporting").joinpath(name).read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """What the report shows, computed from the result frames: monitors, checks, lines, heat maps.
 
-Pure functions from :class:`~driftline.report.data.ReportData` to small frozen view objects; no
+Pure functions from :class:`~driftline.reporting.data.ReportData` to small frozen view objects; no
 HTML here. Times on charts are seconds since the epoch (UTC) of each window's start.
 """
 
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from driftline.reasons import LABELS_NOT_MATURE
-from driftline.report import svg
-from driftline.report.data import ReportData
-from driftline.report.info import MonitorInfo
+from driftline.reporting import svg
+from driftline.reporting.data import ReportData
+from driftline.reporting.info import MonitorInfo
 
 # From harmless to alarming; the worst status of a set is the one furthest right.
 STATUS_ORDER = ("ok", "insufficient_data", "warn", "fail", "error")

@@ -2,7 +2,7 @@
 
 The latest window of each column is rendered in Python (:func:`svg.bar_chart`). To look at an
 earlier window the page keeps the counts of every window as JSON, and a few lines of script move
-the bars of that same chart: the chart's geometry lives only in :mod:`driftline.report.svg`.
+the bars of that same chart: the chart's geometry lives only in :mod:`driftline.reporting.svg`.
 The y axis is fixed per column (the largest share over all windows), so windows compare at a
 glance. Repeated bin labels and reference counts (a fixed reference window) are stored once.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from driftline.report import svg
+from driftline.reporting import svg
 
 
 @dataclass(frozen=True)
