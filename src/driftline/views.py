@@ -187,9 +187,9 @@ _COMMENTS: dict[str, tuple[str, Mapping[str, str]]] = {
         "Alert episodes still open: one per monitor, check, column and segment in breach",
         {
             "severity": "warn | fail: the worst status the episode has seen",
-            "opened_at": "the first breached window's run time (UTC)",
-            "last_seen_at": "the latest breached window's run time (UTC)",
-            "notify_status": "pending | sent | failed | suppressed",
+            "opened_at": "the start of the episode's first breaching window (UTC)",
+            "last_seen_at": "the start of its latest breaching window (UTC)",
+            "notify_status": "pending | sending | sent | failed | suppressed",
             "severity_rank": "fail 4, warn 2: order by severity_rank desc lists fails first",
         },
     ),
