@@ -5,8 +5,9 @@ Measured in one session, medians of ``--repeat`` runs:
 
 - the floor: one DuckDB query reading the monitored columns once (``count(*)`` + ``sum``/``max``
   per column) over the reference + current rows, and over the current rows alone;
-- the first run with the default ``edges: approximate``: the reference's edges (on DuckDB the
-  exact quantiles of a sample of about 150,000 rows), its categories, and one counting query
+- the first run with the default ``edges: approximate``: the reference's size and edges (on
+  DuckDB the data values at the quantiles' positions in a sample of about 150,000 rows), its
+  categories, and one counting query
   over both windows; the cached profile is deleted before every repetition;
 - the steady-state run: the profile is cached, one query reads the current window;
 - a first run of the same monitor with ``edges: exact`` (one ``quantile_cont`` query);
@@ -142,7 +143,8 @@ def counting_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
 
 def edge_forms(project: Path, monitor: str, repeat: int = 3) -> dict:
     """The reference's edges query in three forms, timed on the same connection: the default
-    (``edges: approximate``: on DuckDB the exact quantiles of a Bernoulli sample), ``edges:
+    (``edges: approximate``: on DuckDB the data values at the quantiles' positions in a Bernoulli
+    sample), ``edges:
     exact`` (``quantile_cont``), and DuckDB's t-digest ``approx_quantile``, which driftline does
     not run (slower than the sample). For each, the largest rank error of its edges against
     numpy on ``RANK_COLUMNS`` over every run, the warm-up included (the sample differs from run
@@ -176,7 +178,10 @@ def edge_queries(bench: Bench):
     from driftline.windows import reference_window
 
     plan = bench.evaluator.plan
-    rows = plan.source.between(reference_window(plan.monitor.reference, bench.window))
+    reference = reference_window(plan.monitor.reference, bench.window)
+    rows = plan.source.between(reference)
+    size = plan.reference_size_query(reference)  # what a run counts first: it sets the sample rate
+    reference_rows = int(size.execute()[histograms.SIZE].iloc[0]) if size is not None else None
     numeric = [c for c in plan.binned_columns if c.binning.kind == "numeric"]
     exact = [replace(c, binning=replace(c.binning, edges="exact")) for c in numeric]
     tdigest = {}  # the edges query's shape with the backend's own approximate quantiles
@@ -185,7 +190,7 @@ def edge_queries(bench: Bench):
         approximate = dialects.approximate_quantiles(finite, histograms.quantile_probabilities(column), "duckdb")
         tdigest |= {f"e{i}_q{k}": q for k, q in enumerate(approximate)}
     queries = {
-        "approximate": histograms.edges_query(rows, numeric, plan.dialect),
+        "approximate": histograms.edges_query(rows, numeric, plan.dialect, reference_rows),
         "exact": histograms.edges_query(rows, exact, plan.dialect),
         "tdigest": rows.aggregate(**tdigest),
     }

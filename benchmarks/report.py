@@ -70,8 +70,8 @@ def drift_tables(d: dict) -> list[str]:
         out += ["Where one run's time goes (`drift_25`, one run each, every query timed from ibis compile to the pandas frame):", ""]
         out += ["| run | total | the queries, in order | outside the queries (plan, judge, store) |", "|---|---|---|---|"]
         names = {
-            "first_run": ["edges: exact quantiles of a sample of about 150,000 reference rows", "categories",
-                          "counts, both windows"],
+            "first_run": ["reference size", "edges: quantiles of a sample of about 150,000 reference rows",
+                          "categories", "counts, both windows"],
             "steady_run": ["counts, current window"],
         }
         for run, f in b.items():
@@ -116,7 +116,7 @@ def drift_tables(d: dict) -> list[str]:
 
 
 EDGE_FORMS = {
-    "approximate": "`edges: approximate` (the default): exact quantiles of a Bernoulli sample of about 150,000 rows",
+    "approximate": "`edges: approximate` (the default): the data values at the quantiles' positions in a Bernoulli sample of about 150,000 rows",
     "exact": "`edges: exact`: `quantile_cont`, a data value inside a tie block",
     "tdigest": "DuckDB's t-digest `approx_quantile` (for information: driftline does not run it)",
 }
