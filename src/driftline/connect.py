@@ -2,9 +2,9 @@
 
 Connection URLs are ibis URLs, plus two forms of our own:
 
-``duckdb://PATH``
+``duckdb://PATH[?memory_limit=1GB&threads=2]``
     A DuckDB file, relative to the project directory (``duckdb://`` or ``duckdb://:memory:``
-    for an in-memory database).
+    for an in-memory database), with DuckDB's own settings for the resources it may use.
 ``pyspark://local`` or ``pyspark://local?warehouse=DIR``
     A local Spark session started in this process (see :func:`local_spark_session`). ``DIR``
     holds the tables and their catalog; relative to the project directory, default
@@ -44,8 +44,8 @@ def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis
     ``read_only`` opens a DuckDB file without write access (elsewhere the user's grants decide)."""
     try:
         if url.startswith("duckdb:"):
-            path = _duckdb_path(url, root)
-            con = ibis.duckdb.connect(path, read_only=read_only and path != ":memory:")
+            path, settings = _duckdb_path(url, root), _duckdb_settings(url)
+            con = ibis.duckdb.connect(path, read_only=read_only and path != ":memory:", **settings)
             # driftline reads tables only; a query that reaches for a file or URL (read_text,
             # read_csv, 'x.csv' in FROM) fails in DuckDB itself, beyond source.sql's allowlist.
             # The setting cannot be turned back on in this connection.
@@ -60,8 +60,22 @@ def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis
         raise WarehouseError(f"cannot connect to {redact(url)}: {_without_secrets_of(url, _one_line(error))}") from None
 
 
+# DuckDB settings a duckdb:// URL may carry. memory_limit also bounds the blocks of the database
+# file DuckDB keeps cached, which are most of a run's memory (DuckDB's default: 80 % of RAM).
+DUCKDB_SETTINGS = ("memory_limit", "threads", "temp_directory")
+
+
+def _duckdb_settings(url: str) -> dict[str, str]:
+    options = {key: values[-1] for key, values in parse_qs(urlparse(url).query).items()}
+    unknown = sorted(set(options) - set(DUCKDB_SETTINGS))
+    if unknown:
+        raise WarehouseError(f"{redact(url)}: unknown option {unknown[0]!r}; duckdb URLs take {', '.join(DUCKDB_SETTINGS)}")
+    return options
+
+
 def _duckdb_path(url: str, root: Path | None) -> str:
     path = url.split("://", 1)[1] if "://" in url else url.split(":", 1)[1]
+    path = path.split("?", 1)[0]
     if path in ("", ":memory:", "memory"):
         return ":memory:"
     return str(_under(root, path))
