@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
+from alert_story import DAY, FAIL, OK, START, WARN, events
 from slack_server import FakeSlack, hang, rate_limited, server_error
 
 from driftline import api, cli, outbox
 
-DAY = timedelta(days=1)
-START = datetime(2026, 3, 1)
-OK, WARN, FAIL = 0.5, 0.7, 0.8  # share of "a" in a day
 RUNBOOK = "https://wiki.example.com/runbooks/leads"
 REPORT = "https://reports.example.com/report.html"
 
@@ -47,21 +44,6 @@ STORY = [OK] * 5 + [WARN] * 4 + [FAIL] * 2 + [OK] * 2
 
 
 # The `slack` fake server fixture and the proxy clean-up live in conftest.py.
-
-
-def events(story: list[float], rows_per_day: int = 100) -> pd.DataFrame:
-    """The reference week at 50/50, then one day per entry of ``story`` at that share of "a"."""
-    days = [(datetime(2026, 2, 1) + d * DAY, OK) for d in range(7)]
-    days += [(START + d * DAY, share) for d, share in enumerate(story)]
-    frames = []
-    for day, share in days:
-        count_a = round(rows_per_day * share)
-        frames.append(pd.DataFrame({
-            "ts": [day + timedelta(seconds=i * 86400 // rows_per_day) for i in range(rows_per_day)],
-            "c": ["a"] * count_a + ["b"] * (rows_per_day - count_a),
-            "region": "eu",
-        }))
-    return pd.concat(frames, ignore_index=True)
 
 
 def leads_project(make_project, slack: FakeSlack | None = None, token: str | None = None, min_severity="warn", story=STORY, **slack_options):

@@ -36,19 +36,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pytest
+from alert_story import DAY, OK, START, WARN, events
 from slack_server import FakeSlack, Received, Reply, answer_then, hold, server_error, slack_error
 
 from driftline import api
 
-DAY = timedelta(days=1)
-START = datetime(2026, 3, 1)
-OK, WARN = 0.5, 0.7  # share of "a" in a day
 
 MONITOR = """
     name: leads
@@ -77,23 +74,8 @@ api.run(project, at=at)
 """
 
 
-def events(story: list[float], rows_per_day: int = 60) -> pd.DataFrame:
-    """The reference week at 50/50, then one day per entry of ``story`` at that share of "a"."""
-    days = [(datetime(2026, 2, 1) + d * DAY, OK) for d in range(7)]
-    days += [(START + d * DAY, share) for d, share in enumerate(story)]
-    frames = []
-    for day, share in days:
-        count_a = round(rows_per_day * share)
-        frames.append(pd.DataFrame({
-            "ts": [day + timedelta(seconds=i * 86400 // rows_per_day) for i in range(rows_per_day)],
-            "c": ["a"] * count_a + ["b"] * (rows_per_day - count_a),
-            "region": "eu",
-        }))
-    return pd.concat(frames, ignore_index=True)
-
-
 def a_project(make_project, story: list[float], slack_settings: dict):
-    return make_project(monitors={"leads": MONITOR}, tables={"events": events(story)}, settings={"notify": {"slack": slack_settings}})
+    return make_project(monitors={"leads": MONITOR}, tables={"events": events(story, rows_per_day=60)}, settings={"notify": {"slack": slack_settings}})
 
 
 def bot_token(slack: FakeSlack) -> dict:

@@ -9,9 +9,10 @@ the days planted in the stories, as window starts (day ``d`` is ``START + d * DA
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
+from alert_story import DAY, FAIL, OK, START, WARN, events
 
 from driftline import api
 from driftline.reporting import data as report_data
@@ -19,9 +20,6 @@ from driftline.reporting.info import MonitorInfo
 from driftline.reporting.model import build_monitors, epoch_seconds
 from driftline.store import ResultStore
 
-DAY = timedelta(days=1)
-START = datetime(2026, 3, 1)
-OK, WARN, FAIL = 0.5, 0.7, 0.8  # share of "a" in a day
 
 MONITOR = """
     name: leads
@@ -44,21 +42,6 @@ BREACH_BEGINS, FIRST_RUN, RECOVERED = 10, 30, 34
 
 # Two episodes: warn on days 3-4, fail on 5-6, ok on 7-8; fail again from day 9.
 TWO_EPISODES = [OK] * 3 + [WARN] * 2 + [FAIL] * 2 + [OK] * 2 + [FAIL] * 2
-
-
-def events(story: list[float], rows_per_day: int = 100) -> pd.DataFrame:
-    """The reference week at 50/50, then one day per entry of ``story`` at that share of "a"."""
-    days = [(datetime(2026, 2, 1) + d * DAY, OK) for d in range(7)]
-    days += [(START + d * DAY, share) for d, share in enumerate(story)]
-    frames = []
-    for day, share in days:
-        count_a = round(rows_per_day * share)
-        frames.append(pd.DataFrame({
-            "ts": [day + timedelta(seconds=i * 86400 // rows_per_day) for i in range(rows_per_day)],
-            "c": ["a"] * count_a + ["b"] * (rows_per_day - count_a),
-            "region": "eu",
-        }))
-    return pd.concat(frames, ignore_index=True)
 
 
 def project_with(make_project, story: list[float], slack=None):

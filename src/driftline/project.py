@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
 from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
@@ -44,24 +44,16 @@ class ProjectFile(Strict):
     # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
     # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
     lease_ttl: Duration = Field("10m", validate_default=True)
-
-    @field_validator("lease_ttl")
-    @classmethod
-    def _lease_ttl_is_positive(cls, ttl: timedelta) -> timedelta:
-        if ttl <= timedelta(0):
-            raise ValueError("lease_ttl must be longer than 0s")
-        return ttl
-
     # Every query of a window stops after this long and the window is an error: a runaway
     # source query (a cross join, a sleep) must not hold the run, or the warehouse, forever.
     query_timeout: Duration = Field("10m", validate_default=True)
 
-    @field_validator("query_timeout")
+    @field_validator("lease_ttl", "query_timeout")
     @classmethod
-    def _query_timeout_is_positive(cls, timeout: timedelta) -> timedelta:
-        if timeout <= timedelta(0):
-            raise ValueError("query_timeout must be longer than 0s")
-        return timeout
+    def _positive(cls, duration: timedelta, info: ValidationInfo) -> timedelta:
+        if duration <= timedelta(0):
+            raise ValueError(f"{info.field_name} must be longer than 0s")
+        return duration
 
 
 @dataclass(frozen=True)
