@@ -26,3 +26,20 @@ def events(story: list[float], rows_per_day: int = 100) -> pd.DataFrame:
             "region": "eu",
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def story_monitor(alerts: str, header: str = "") -> str:
+    """The monitor ``leads`` over :func:`events` (psi drift of ``c``, per ``region``), with its
+    ``alerts`` block lines (indented as they stand under ``alerts:``) and extra top-level lines."""
+    return f"""
+    name: leads
+{header}    source: {{table: events, timestamp: ts}}
+    schedule: {{every: 1d}}
+    reference: {{start: 2026-02-01, end: 2026-02-08}}
+    features: {{categorical: [c]}}
+    segments: [region]
+    min_rows: 50
+    checks:
+      - drift: {{columns: [c], method: psi, warn: 0.1, fail: 0.25}}
+    alerts:
+{alerts}"""

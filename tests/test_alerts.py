@@ -12,7 +12,7 @@ import uuid
 
 import pandas as pd
 import pytest
-from alert_story import DAY, FAIL, OK, START, WARN, events
+from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
 from slack_server import FakeSlack, hang, rate_limited, server_error
 
 from driftline import api, cli, outbox
@@ -20,24 +20,10 @@ from driftline import api, cli, outbox
 RUNBOOK = "https://wiki.example.com/runbooks/leads"
 REPORT = "https://reports.example.com/report.html"
 
-MONITOR = """
-    name: leads
-    description: Lead scoring
-    owner: "<!subteam^S0123> @growth-ml"
-    runbook: https://wiki.example.com/runbooks/leads
-    source: {table: events, timestamp: ts}
-    schedule: {every: 1d}
-    reference: {start: 2026-02-01, end: 2026-02-08}
-    features: {categorical: [c]}
-    segments: [region]
-    min_rows: 50
-    checks:
-      - drift: {columns: [c], method: psi, warn: 0.1, fail: 0.25}
-    alerts:
-      channel: "#growth-ml"
-      min_severity: MIN_SEVERITY
-      cooldown: 3d
-"""
+MONITOR = story_monitor(
+    '      channel: "#growth-ml"\n      min_severity: MIN_SEVERITY\n      cooldown: 3d\n',
+    header=f'    description: Lead scoring\n    owner: "<!subteam^S0123> @growth-ml"\n    runbook: {RUNBOOK}\n',
+)
 
 # Day by day (from START): five quiet days, a warn that lasts, escalation, recovery.
 STORY = [OK] * 5 + [WARN] * 4 + [FAIL] * 2 + [OK] * 2

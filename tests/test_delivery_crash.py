@@ -41,26 +41,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from alert_story import DAY, OK, START, WARN, events
+from alert_story import DAY, OK, START, WARN, events, story_monitor
 from slack_server import FakeSlack, Received, Reply, answer_then, hold, server_error, slack_error
 
 from driftline import api
 
 
-MONITOR = """
-    name: leads
-    source: {table: events, timestamp: ts}
-    schedule: {every: 1d}
-    reference: {start: 2026-02-01, end: 2026-02-08}
-    features: {categorical: [c]}
-    segments: [region]
-    min_rows: 50
-    checks:
-      - drift: {columns: [c], method: psi, warn: 0.1, fail: 0.25}
-    alerts:
-      channel: "#growth-ml"
-      cooldown: 1d
-"""
+MONITOR = story_monitor('      channel: "#growth-ml"\n      cooldown: 1d\n')
 
 # How long a step may take to show (a run starting on a busy machine): a bound, not a timing.
 PATIENCE = 120.0

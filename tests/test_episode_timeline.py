@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
-from alert_story import DAY, FAIL, OK, START, WARN, events
+from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
 
 from driftline import api
 from driftline.reporting import data as report_data
@@ -21,19 +21,7 @@ from driftline.reporting.model import build_monitors, epoch_seconds
 from driftline.store import ResultStore
 
 
-MONITOR = """
-    name: leads
-    source: {table: events, timestamp: ts}
-    schedule: {every: 1d}
-    reference: {start: 2026-02-01, end: 2026-02-08}
-    features: {categorical: [c]}
-    segments: [region]
-    min_rows: 50
-    checks:
-      - drift: {columns: [c], method: psi, warn: 0.1, fail: 0.25}
-    alerts:
-      cooldown: 3d
-"""
+MONITOR = story_monitor("      cooldown: 3d\n")
 
 # The issue's case: the drift begins on day 10; the first run of driftline is on day 30; it
 # recovers on day 34.
