@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from driftline import leases
+from driftline import leases, writers
 from driftline.alerts import process_alerts
 from driftline.bind import BoundMonitor
 from driftline.compilation import compile_monitors
@@ -109,6 +109,7 @@ def run(
     workspace = _open(project, connection, deadline)
     if isinstance(workspace, leases.Skip):
         return RunSummary(skipped=[workspace])
+    writers.check_writable(workspace.con, "run")
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
 
@@ -189,6 +190,7 @@ def backfill(
     workspace = _open(project, connection, deadline)
     if isinstance(workspace, leases.Skip):
         return RunSummary(skipped=[workspace])
+    writers.check_writable(workspace.con, "backfill")
     bound = workspace.bind(monitors)
     workspace.store.ensure_tables()
 

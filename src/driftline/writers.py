@@ -32,6 +32,22 @@ def add_column(con: ibis.BaseBackend, table: str, schema: str | None, column: st
 
 # -- writing the result tables --------------------------------------------------------------------
 
+# The backends whose result tables driftline can write (see :func:`writer`). Every other backend
+# ibis connects to is compile-only: ``validate`` and ``compile`` work there, ``run`` does not.
+WRITABLE_BACKENDS = ("duckdb", "postgres", "pyspark", "snowflake")
+
+
+def check_writable(con: ibis.BaseBackend, command: str = "run") -> None:
+    """Stop ``command`` on a compile-only backend before it creates anything there: its result
+    tables and views would be created, and then no window could be written to them."""
+    if con.name in WRITABLE_BACKENDS:
+        return
+    from driftline.dialects import DIALECTS
+
+    dialect = con.name if con.name in DIALECTS else f"<{'|'.join(DIALECTS)}>"
+    raise WarehouseError(f"`{command}` on {con.name} is not supported yet; `compile --dialect {dialect}` prints its SQL")
+
+
 
 class TableWriter(Protocol):
     """Deletes and inserts on the result tables, applied together (see :func:`writer`)."""
