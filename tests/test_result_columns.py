@@ -342,7 +342,7 @@ def test_a_window_waiting_for_labels_is_found_by_its_reason_and_evaluated_again(
 # -- the migration of a results table written before these columns ---------------------------------
 
 OLD_RESULT_COLUMNS = [name for name in TABLES[RESULTS].names if name not in (
-    "warn_lower", "warn_upper", "fail_lower", "fail_upper", "reference_value", "reason")]  # fmt: skip
+    "warn_lower", "warn_upper", "fail_lower", "fail_upper", "reference_value", "reason", "std_error")]  # fmt: skip
 OLD_HISTORY_NUMBERS = ["warn_threshold_value", "fail_threshold_value", "band_lower", "band_upper", "reference_value"]
 
 
@@ -362,7 +362,7 @@ def test_migrating_a_results_table_written_before_the_new_columns(backend, reque
         # a window waiting for its labels keeps being found, so it is evaluated again
         assert waiting.reason == "labels_not_mature" and pd.isna(drifted.reason)
         assert [w.start for w in store.windows_with_reason("m", "labels_not_mature")] == [START.to_pydatetime()]
-        assert rows[["warn_lower", "warn_upper", "fail_lower", "fail_upper", "reference_value"]].isna().all().all()
+        assert rows[["warn_lower", "warn_upper", "fail_lower", "fail_upper", "reference_value", "std_error"]].isna().all().all()
 
         history = con.table(CHECK_HISTORY, database=schema).order_by("check_name").execute()
         assert list(history.check_name) == ["accuracy", "drift"]

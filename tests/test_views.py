@@ -86,7 +86,8 @@ def test_latest_is_the_newest_row_per_series_that_is_not_waiting_for_labels(ware
     )
     latest = _view(con, database, LATEST)
 
-    assert list(latest.columns) == [*TABLES[RESULTS].names, "severity_rank"]
+    earlier = [c for c in TABLES[RESULTS].names if c != "std_error"]  # added after severity_rank
+    assert list(latest.columns) == [*earlier, "severity_rank", "std_error"]
     assert _keys(latest, [*SERIES, "run_id", "created_at"]) == _keys(
         expected, [*SERIES, "run_id", "created_at"]
     )
@@ -139,7 +140,7 @@ def test_check_history_columns_only_grew_at_the_end(warehouse):
     ]  # fmt: skip
     columns = list(con.table(CHECK_HISTORY, database=database).columns)
     assert columns[: len(first)] == first
-    assert columns[len(first):] == ["warn_lower", "warn_upper", "fail_lower", "fail_upper", "reason", "severity_rank"]
+    assert columns[len(first):] == ["warn_lower", "warn_upper", "fail_lower", "fail_upper", "reason", "severity_rank", "std_error"]
 
 
 @pytest.mark.parametrize("view", [LATEST, CHECK_HISTORY, OPEN_ALERTS])

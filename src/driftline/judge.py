@@ -137,6 +137,7 @@ def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: d
         "created_at": now,
         **bound_columns(verdict.warn_bounds, verdict.fail_bounds),
         "reference_value": reference_value, "reason": reason,
+        "std_error": m.std_error,
     }  # fmt: skip
 
 

@@ -63,6 +63,9 @@ TABLES: dict[str, ibis.Schema] = {
             "fail_upper": "float64",
             "reference_value": "float64",
             "reason": "string",
+            # Added later still (additive): the value's standard error, a closed form per metric
+            # (SPEC §6); null where the metric has none (drift, quality, latency).
+            "std_error": "float64",
         }
     ),
     HISTOGRAMS: ibis.schema(

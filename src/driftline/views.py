@@ -57,6 +57,10 @@ SERIES_KEYS = ("monitor", "check_name", "column_name", "segment_key", "segment_v
 BACKENDS_WITH_COMMENTS = ("duckdb", "postgres")  # Spark's views take comments only when created
 
 
+# driftline_results columns added after the views gained severity_rank, in the order added.
+AFTER_SEVERITY_RANK = ("std_error",)
+
+
 def create_views(con: ibis.BaseBackend, database: str | None = None) -> None:
     """Create (or replace) the driftline views next to the result tables in ``database``."""
     for name, build in _BUILDERS.items():
@@ -77,7 +81,10 @@ def latest_results(con: ibis.BaseBackend, database: str | None = None) -> ir.Tab
     )
     ranked = results.mutate(_rank=newest_first)
     latest = ranked.filter(ranked._rank == 0).drop("_rank")
-    return latest.mutate(severity_rank=severity_rank(latest.status))
+    # A view's columns only grow at the end (PostgreSQL's CREATE OR REPLACE VIEW holds a new
+    # definition to the old one's columns): results columns added after severity_rank follow it.
+    earlier = [c for c in latest.columns if c not in AFTER_SEVERITY_RANK]
+    return latest.select(*earlier, severity_rank=severity_rank(latest.status), **{c: latest[c] for c in AFTER_SEVERITY_RANK})
 
 
 def open_alerts(con: ibis.BaseBackend, database: str | None = None) -> ir.Table:
@@ -128,6 +135,7 @@ def check_history(con: ibis.BaseBackend, database: str | None = None) -> ir.Tabl
         fail_upper=results.fail_upper,
         reason=results.reason,
         severity_rank=severity_rank(results.status),
+        std_error=results.std_error,
     )
 
 
@@ -176,6 +184,7 @@ _RESULT_COLUMNS = {
     "fail_upper": _BOUND.format("fails", "above", "fail", _RELATIVE + ", narrowed by the anomaly band"),
     "reference_value": "the same metric on the reference window, where a {drop}/{rise} threshold needs it",
     "reason": "why the status is insufficient_data: labels_not_mature, min_rows, empty_window, ... (SPEC §5)",
+    "std_error": "the value's standard error (binomial for rates, Hanley-McNeil for roc_auc, s/sqrt(n) for means; SPEC §6); null where none applies",
 }
 _SEVERITY_RANK = "fail 4, error 3, warn 2, insufficient_data 1, ok 0: order by severity_rank desc lists fails first"
 _COMMENTS: dict[str, tuple[str, Mapping[str, str]]] = {

@@ -60,6 +60,7 @@ class Value:
     value: float | None
     n: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    std_error: float | None = None  # the value's sampling error (driftline.standard_errors)
 
     @classmethod
     def of(cls, value: float | None, n: int | None, undefined: Reason, empty: Reason = NOTHING_TO_MEASURE, **details: Any) -> Value:
@@ -67,6 +68,11 @@ class Value:
         if value is None:
             details.update((undefined if n else empty).details)
         return cls(value, n, details)
+
+    def with_error(self, std_error: float | None) -> Value:
+        """This value with its standard error (none for a missing value)."""
+        self.std_error = std_error if self.value is not None else None
+        return self
 
     @classmethod
     def missing(cls, why: Reason, n: int | None = None, **details: Any) -> Value:

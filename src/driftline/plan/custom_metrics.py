@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from sqlglot import exp
 
-from driftline import reasons
+from driftline import reasons, standard_errors
 from driftline.errors import ConfigError, Location
 from driftline.macros import contains_aggregate, parse_expression, referenced_columns
 from driftline.plan.check_kind import CheckKind, Context, Value
@@ -55,6 +55,19 @@ def _key(check: MetricCheck) -> str:
     return f"metric:{check.name}"
 
 
+def _averaged(expression: exp.Expression) -> exp.Expression | None:
+    """What the metric averages when it is one ``avg(x)`` (its standard error is then s / sqrt(n));
+    None for any other aggregate, whose error driftline does not know."""
+    while isinstance(expression, exp.Paren):
+        expression = expression.this
+    return expression.this if isinstance(expression, exp.Avg) else None
+
+
+def _spread_keys(check: MetricCheck) -> tuple[str, str]:
+    """The figures of an ``avg(x)`` metric's x: its sample standard deviation and count."""
+    return f"metric_stddev:{check.name}", f"metric_count:{check.name}"
+
+
 class CustomMetric(CheckKind):
     check_type = "metric"
 
@@ -65,10 +78,18 @@ class CustomMetric(CheckKind):
         expression = context.inputs.metric_sql[check.name]
         query.add_sum(ROWS_KEY, lambda t: t.count())
         query.add(_key(check), lambda t: to_ibis(expression, t, location=_location(check), what=f"metric {check.name}"))
+        averaged = _averaged(expression)
+        if averaged is not None:  # the same query also returns the spread of what is averaged
+            stddev_key, count_key = _spread_keys(check)
+            spread = {stddev_key: exp.StddevSamp(this=averaged.copy()), count_key: exp.Count(this=averaged.copy())}
+            for key, sql in spread.items():
+                query.add(key, lambda t, sql=sql: to_ibis(sql, t, location=_location(check), what=f"metric {check.name}"))
 
     def measure(self, check: MetricCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         f = figures.main
-        return Value.of(f[_key(check)], f.count(ROWS_KEY), Reason(reasons.NO_VALUES, f"metric {check.name} is null here"))
+        value = Value.of(f[_key(check)], f.count(ROWS_KEY), Reason(reasons.NO_VALUES, f"metric {check.name} is null here"))
+        stddev_key, count_key = _spread_keys(check)
+        return value.with_error(standard_errors.mean_error(f[stddev_key], f[count_key]))
 
     def validate(self, check: MetricCheck, index: int, validator) -> None:
         validator.metric_sql(check, index)

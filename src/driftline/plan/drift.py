@@ -32,6 +32,7 @@ class Measurement:
     n_current: int | None = None
     n_reference: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    std_error: float | None = None  # the value's sampling error, where a closed form gives it
 
     @property
     def check_name(self) -> str:

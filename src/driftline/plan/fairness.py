@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Callable
 
-from driftline import metrics, reasons
+from driftline import metrics, reasons, standard_errors
 from driftline.plan.aggregates import Figures, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.performance import add_confusion
@@ -51,6 +51,78 @@ class GroupRates:
 
 
 Groups = dict[str, GroupRates]
+
+
+@dataclass(frozen=True)
+class GroupErrors:
+    """The binomial standard error of each of a group's rates, over the rate's denominator."""
+
+    selection_rate: float | None
+    tpr: float | None
+    fpr: float | None
+    precision: float | None
+
+    @classmethod
+    def read(cls, f: Figures) -> GroupErrors:
+        tp, fp, fn, tn = (f.count(k) for k in ("tp", "fp", "fn", "tn"))
+        predictions = f.count("predictions")
+        binomial = standard_errors.binomial
+        return cls(
+            selection_rate=binomial(ratio(f.count("predicted_positive"), predictions), predictions),
+            tpr=binomial(ratio(tp, tp + fn), tp + fn),
+            fpr=binomial(ratio(fp, fp + tn), fp + tn),
+            precision=binomial(ratio(tp, tp + fp), tp + fp),
+        )
+
+
+Errors = dict[str, GroupErrors]
+
+
+def _extremes(groups: Groups, rate: str) -> tuple[str, str] | None:
+    """The groups holding the lowest and the highest ``rate`` (ties: the first by value)."""
+    defined = [g for g in groups if getattr(groups[g], rate) is not None]
+    if len(defined) < 2:
+        return None
+    return min(defined, key=lambda g: getattr(groups[g], rate)), max(defined, key=lambda g: getattr(groups[g], rate))
+
+
+def spread_error(groups: Groups, errors: Errors, rate: str) -> float | None:
+    """max − min's error: the two groups' errors added in quadrature (groups are disjoint rows)."""
+    extremes = _extremes(groups, rate)
+    if extremes is None:
+        return None
+    low, high = extremes
+    return standard_errors.difference(getattr(errors[low], rate), getattr(errors[high], rate))
+
+
+def ratio_error(groups: Groups, errors: Errors, numerator: str, denominator: str) -> float | None:
+    """SR(numerator) / SR(denominator)'s error by the delta method."""
+    return standard_errors.ratio(
+        groups[numerator].selection_rate, errors[numerator].selection_rate,
+        groups[denominator].selection_rate, errors[denominator].selection_rate,
+    )  # fmt: skip
+
+
+def equalized_odds_error(groups: Groups, errors: Errors) -> float | None:
+    """The error of whichever spread, TPR's or FPR's, is the larger (the value reported)."""
+    tpr, fpr = spread(groups, "tpr"), spread(groups, "fpr")
+    if tpr is None or fpr is None:
+        return None
+    return spread_error(groups, errors, "tpr" if tpr >= fpr else "fpr")
+
+
+def parity_ratio_error(groups: Groups, errors: Errors) -> float | None:
+    extremes = _extremes(groups, "selection_rate")
+    return None if extremes is None else ratio_error(groups, errors, *extremes)
+
+
+METRIC_ERRORS: dict[str, Callable[[Groups, Errors], float | None]] = {
+    "demographic_parity_difference": lambda g, e: spread_error(g, e, "selection_rate"),
+    "demographic_parity_ratio": parity_ratio_error,
+    "equal_opportunity_difference": lambda g, e: spread_error(g, e, "tpr"),
+    "equalized_odds_difference": equalized_odds_error,
+    "predictive_parity_difference": lambda g, e: spread_error(g, e, "precision"),
+}
 
 
 def spread(groups: Groups, rate: str) -> float | None:
@@ -107,8 +179,10 @@ class Fairness(CheckKind):
         add_confusion(partial(query.add_per_value, check.group))
 
     def measure(self, check: FairnessCheck, column: str | None, figures: SegmentFigures, context: Context) -> Value:
-        everyone = {g: GroupRates.read(f) for g, f in sorted(figures.per_value(check.group).items())}
+        per_group = sorted(figures.per_value(check.group).items())
+        everyone = {g: GroupRates.read(f) for g, f in per_group}
         groups = {g: r for g, r in everyone.items() if r.n >= context.monitor.min_rows}
+        errors = {g: GroupErrors.read(f) for g, f in per_group if g in groups}
         details = {
             "groups": {g: asdict(r) for g, r in groups.items()},
             "excluded_groups": {g: r.n for g, r in everyone.items() if g not in groups},
@@ -118,14 +192,17 @@ class Fairness(CheckKind):
             return context.not_mature(**details)
         undefined = Reason(reasons.TOO_FEW_GROUPS, f"{check.metric} needs two groups of at least min_rows rows with a defined rate")
         if check.metric != "disparate_impact":
-            return Value.of(METRICS[check.metric](groups), n, undefined, **details)
+            value = Value.of(METRICS[check.metric](groups), n, undefined, **details)
+            return value.with_error(METRIC_ERRORS[check.metric](groups, errors))
         reference = reference_group(groups, check)
         if reference is None:
             return Value.missing(Reason(reasons.TOO_FEW_GROUPS, "the reference group is missing or has fewer than min_rows rows"), n, **details)
         impacts = disparate_impacts(groups, reference)
         defined = [v for v in impacts.values() if v is not None]
         details.update(reference_group=reference, disparate_impact=impacts)
-        return Value.of(min(defined) if defined else None, n, undefined, **details)
+        lowest = min((g for g, v in impacts.items() if v is not None), key=lambda g: impacts[g], default=None)
+        error = ratio_error(groups, errors, lowest, reference) if lowest is not None else None
+        return Value.of(min(defined) if defined else None, n, undefined, **details).with_error(error)
 
     def validate(self, check: FairnessCheck, index: int, validator) -> None:
         where = ("checks", index, "fairness")

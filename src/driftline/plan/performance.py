@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline import dialects, metrics, reasons
+from driftline import dialects, metrics, reasons, standard_errors
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
@@ -86,9 +86,15 @@ def _add_binary_scores(add: Callable) -> None:
 
     add("scored", lambda t: count_where(scored(t)))
     add("scores_outside_0_1", lambda t: count_where(scored(t) & ((t[SCORE] < 0) | (t[SCORE] > 1))))
+    def squared_error(t: ir.Table) -> ir.FloatingValue:
+        # ifelse, not a cast: PostgreSQL cannot cast a boolean to a double.
+        return (t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2
+
     add("log_loss_sum", lambda t: log_loss(t).sum(where=scored(t)))
-    # ifelse, not a cast: PostgreSQL cannot cast a boolean to a double.
-    add("brier_sum", lambda t: ((t[SCORE] - ibis.ifelse(t[LABEL], 1.0, 0.0)) ** 2).sum(where=scored(t)))
+    add("brier_sum", lambda t: squared_error(t).sum(where=scored(t)))
+    # the per-row losses' squares, for their mean's standard error
+    add("log_loss_squares", lambda t: (log_loss(t) ** 2).sum(where=scored(t)))
+    add("brier_squares", lambda t: (squared_error(t) ** 2).sum(where=scored(t)))
 
 
 def _add_regression(add: Callable, add_sum: Callable) -> None:
@@ -180,13 +186,16 @@ class Binary:
     scored: int
     log_loss_sum: float | None
     brier_sum: float | None
+    log_loss_squares: float | None
+    brier_squares: float | None
     auc: Figures
 
     @classmethod
     def read(cls, figures: SegmentFigures) -> Binary:
         f = figures.main
         counts = {k: f.count(k) for k in ("tp", "fp", "fn", "tn", "labeled", "positives", "predictions", "predicted_positive", "scored")}
-        return cls(**counts, log_loss_sum=f["log_loss_sum"], brier_sum=f["brier_sum"], auc=figures.branch("auc"))
+        sums = {k: f[k] for k in ("log_loss_sum", "brier_sum", "log_loss_squares", "brier_squares")}
+        return cls(**counts, **sums, auc=figures.branch("auc"))
 
     @property
     def evaluated(self) -> int:
@@ -225,6 +234,31 @@ BINARY: dict[str, tuple[Callable[[Binary], int], Callable[[Binary], float | None
 }
 
 
+def _binomial(numerator: Callable[[Binary], int], denominator: Callable[[Binary], int]) -> Callable[[Binary], float | None]:
+    """The binomial error of the rate numerator / denominator, over the denominator's rows."""
+    return lambda b: standard_errors.binomial(ratio(numerator(b), denominator(b)), denominator(b))
+
+
+def _mean_of_scores(total: Callable[[Binary], float | None], squares: Callable[[Binary], float | None]) -> Callable[[Binary], float | None]:
+    return lambda b: standard_errors.mean_from_sums(total(b), squares(b), b.scored)
+
+
+# metric: its standard error (SPEC §6); a metric missing here reports none
+BINARY_ERRORS: dict[str, Callable[[Binary], float | None]] = {
+    "accuracy": _binomial(lambda b: b.tp + b.tn, lambda b: b.evaluated),
+    "precision": _binomial(lambda b: b.tp, lambda b: b.tp + b.fp),
+    "recall": _binomial(lambda b: b.tp, lambda b: b.tp + b.fn),
+    "f1": lambda b: standard_errors.f1(b.tp, b.fp, b.fn),
+    "fpr": _binomial(lambda b: b.fp, lambda b: b.fp + b.tn),
+    "specificity": _binomial(lambda b: b.tn, lambda b: b.fp + b.tn),
+    "roc_auc": lambda b: standard_errors.hanley_mcneil(ratio(b.auc_u, b.auc_pairs), b.auc["positives"], b.auc["negatives"]),
+    "log_loss": _mean_of_scores(lambda b: b.log_loss_sum, lambda b: b.log_loss_squares),
+    "brier": _mean_of_scores(lambda b: b.brier_sum, lambda b: b.brier_squares),
+    "positive_rate": _binomial(lambda b: b.predicted_positive, lambda b: b.predictions),
+    "label_rate": _binomial(lambda b: b.positives, lambda b: b.labeled),
+}
+
+
 def _sqrt(value: float | None) -> float | None:
     return None if value is None else math.sqrt(value)
 
@@ -244,6 +278,18 @@ REGRESSION: dict[str, Callable[[Figures], float | None]] = {
 }
 
 
+def _regression_mean(total: str) -> Callable[[Figures], float | None]:
+    """The error of a mean of per-row errors whose squares sum to Σe² (``squared_error_sum``):
+    |e|² = e², so mae and mean_error share it."""
+    return lambda f: standard_errors.mean_from_sums(f[total], f["squared_error_sum"], f.count("evaluated"))
+
+
+REGRESSION_ERRORS: dict[str, Callable[[Figures], float | None]] = {
+    "mae": _regression_mean("absolute_error_sum"),
+    "mean_error": _regression_mean("error_sum"),
+}
+
+
 def _macro(per_class: list[float | None]) -> float | None:
     """The unweighted mean over classes; None when a class's own ratio is undefined."""
     if not per_class or any(v is None for v in per_class):
@@ -256,6 +302,26 @@ MULTICLASS: dict[str, Callable[[list[Figures]], float | None]] = {
     "macro_precision": lambda k: _macro([ratio(c.count("correct"), c.count("predicted")) for c in k]),
     "macro_recall": lambda k: _macro([ratio(c.count("correct"), c.count("actual")) for c in k]),
     "macro_f1": lambda k: _macro([ratio(2 * c.count("correct"), c.count("actual") + c.count("predicted")) for c in k]),
+}
+
+
+def _macro_error(per_class: list[float | None]) -> float | None:
+    """The error of an unweighted mean of K per-class values taken as independent: sqrt(Σ se²) / K."""
+    if not per_class or any(v is None for v in per_class):
+        return None
+    return float(np.sqrt(np.sum(np.square(per_class)))) / len(per_class)
+
+
+def _class_f1(c: Figures) -> float | None:
+    correct = c.count("correct")
+    return standard_errors.f1(correct, c.count("predicted") - correct, c.count("actual") - correct)
+
+
+MULTICLASS_ERRORS: dict[str, Callable[[list[Figures]], float | None]] = {
+    "accuracy": lambda k: standard_errors.binomial(MULTICLASS["accuracy"](k), sum(c.count("actual") for c in k)),
+    "macro_precision": lambda k: _macro_error([standard_errors.binomial(ratio(c.count("correct"), c.count("predicted")), c.count("predicted")) for c in k]),
+    "macro_recall": lambda k: _macro_error([standard_errors.binomial(ratio(c.count("correct"), c.count("actual")), c.count("actual")) for c in k]),
+    "macro_f1": lambda k: _macro_error([_class_f1(c) for c in k]),
 }
 
 
@@ -294,17 +360,20 @@ class Performance(CheckKind):
         undefined = Reason(reasons.ZERO_DENOMINATOR, f"{check.metric} is undefined here (a zero denominator)")
         empty = Reason(reasons.NO_LABELS, "no labeled rows") if f.count(ROWS_KEY) else NOTHING_TO_MEASURE
         if task == "regression":
-            return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details)
+            error = REGRESSION_ERRORS.get(check.metric, lambda f: None)(f)
+            return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details).with_error(error)
         if task == "multiclass_classification":
             classes = list(figures.values("classes").values())
             n = sum(c.count("actual") for c in classes)
-            return Value.of(MULTICLASS[check.metric](classes), n, undefined, empty, classes=len(classes), **details)
+            value = Value.of(MULTICLASS[check.metric](classes), n, undefined, empty, classes=len(classes), **details)
+            return value.with_error(MULTICLASS_ERRORS[check.metric](classes))
         binary = Binary.read(figures)
         sample, formula = BINARY[check.metric]
         unusable = _unusable(check, f) if self.needs_labels(check) else None
         if unusable is not None:
             return Value.missing(unusable, sample(binary), **details)
-        return Value.of(formula(binary), sample(binary), undefined, empty, **details)
+        value = Value.of(formula(binary), sample(binary), undefined, empty, **details)
+        return value.with_error(BINARY_ERRORS[check.metric](binary))
 
     def validate(self, check: PerformanceCheck, index: int, validator) -> None:
         model = validator.spec.model
