@@ -185,7 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default="demo")
     demo.add_argument("--rows", type=int, default=1_000_000)
 
-    command("schema", _schema, "print the JSON Schema of the monitor YAML")
+    schema = command("schema", _schema, "print the JSON Schema of the monitor YAML (editors: see schemas/)")
+    schema.add_argument("--project", action="store_true", help="the schema of driftline_project.yml instead")
     parser.set_defaults(debug=False)
     return parser
 
@@ -320,9 +321,9 @@ def _demo(args) -> int:
 
 
 def _schema(args) -> int:
-    from driftline.spec.schema import monitor_json_schema
+    from driftline.spec.schema import schema_text
 
-    print(json.dumps(monitor_json_schema(), indent=2))
+    print(schema_text("project" if args.project else "monitor"), end="")
     return EXIT_OK
 
 

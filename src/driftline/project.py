@@ -11,6 +11,7 @@ from typing import Mapping
 from pydantic import Field, ValidationInfo, field_validator
 
 from driftline.errors import ConfigError, ConfigErrors, Location, problems_of
+from driftline.notify.receivers import EmailReceiver, TeamsReceiver, WebhookReceiver
 from driftline.spec.loader import LoadedMonitor, load_monitor_file, validate_model
 from driftline.spec.models import Strict
 from driftline.spec.types import Duration
@@ -21,32 +22,39 @@ CONNECTION_ENV = "DRIFTLINE_CONNECTION"
 
 
 class SlackConfig(Strict):
-    token: str | None = None
-    webhook_url: str | None = None
-    channel: str | None = None
-    base_url: str | None = None
+    token: str | None = Field(None, description="Bot token for chat.postMessage, e.g. ${SLACK_BOT_TOKEN}.")
+    webhook_url: str | None = Field(None, description="Or an incoming webhook URL, e.g. ${SLACK_WEBHOOK_URL}.")
+    channel: str | None = Field(None, description="The default channel; a monitor's alerts.channel overrides it.")
+    base_url: str | None = Field(None, description="Slack's API address; set only for a Slack-compatible server.")
 
 
 class NotifyConfig(Strict):
-    slack: SlackConfig | None = None
+    slack: SlackConfig | None = Field(None, description="Where alerts go in Slack.")
+    # Named receivers that monitors route alerts to (`alerts.routes`), by kind.
+    webhooks: dict[str, WebhookReceiver] = Field(default_factory=dict, description="generic JSON webhooks, by name")
+    teams: dict[str, TeamsReceiver] = Field(default_factory=dict, description="Microsoft Teams incoming webhooks, by name")
+    email: dict[str, EmailReceiver] = Field(default_factory=dict, description="email over SMTP, by name")
 
 
 class ResultsConfig(Strict):
-    schema_: str | None = Field(None, alias="schema")
+    schema_: str | None = Field(None, alias="schema", description="Where the result tables go; null: the connection's default.")
 
 
 class ProjectFile(Strict):
-    name: str
-    connection: str = "duckdb://warehouse.duckdb"
-    results: ResultsConfig = Field(default_factory=ResultsConfig)
-    notify: NotifyConfig = Field(default_factory=NotifyConfig)
-    report_url: str | None = None
+    name: str = Field(description="The project's name.")
+    connection: str = Field(
+        "duckdb://warehouse.duckdb",
+        description="The warehouse: an ibis URL; ${ENV_VAR} is interpolated.",
+    )
+    results: ResultsConfig = Field(default_factory=ResultsConfig, description="Where driftline writes its result tables.")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Where alerts are sent.")
+    report_url: str | None = Field(None, description="Where report.html is published; alerts link to it.")
     # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
     # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
-    lease_ttl: Duration = Field("10m", validate_default=True)
+    lease_ttl: Duration = Field("10m", validate_default=True, description="How long a monitor's lease outlives its holder's last sign of life.")
     # Every query of a window stops after this long and the window is an error: a runaway
     # source query (a cross join, a sleep) must not hold the run, or the warehouse, forever.
-    query_timeout: Duration = Field("10m", validate_default=True)
+    query_timeout: Duration = Field("10m", validate_default=True, description="Every query of a window stops after this long; the window is then an error.")
 
     @field_validator("lease_ttl", "query_timeout")
     @classmethod
@@ -117,6 +125,10 @@ def load_project(
     settings = validate_model(ProjectFile, data or {}, positions)
     problems: list[ConfigError] = []
     monitors = _load_monitors(root, env, problems)
+    if notify:
+        from driftline.notify.routing import unknown_receivers
+
+        problems.extend(unknown_receivers(settings.notify, monitors.values()))
     macros = {}
     try:
         macros = load_macros(sorted((root / "macros").glob("*.yml")))

@@ -1,4 +1,10 @@
-"""``driftline init``: a new project with a commented example monitor."""
+"""``driftline init``: a new project with a commented example monitor.
+
+The project carries the JSON Schemas of its files under ``schemas/`` and the first line of each
+YAML file points an editor there by a relative path (``# yaml-language-server: $schema=...``):
+completion and help work offline, for the driftline version that made the project, without
+running anything. ``driftline schema [--project] > schemas/...`` refreshes them after an upgrade.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from pathlib import Path
 from driftline.errors import ConfigError, Location
 
 PROJECT = """\
+{modeline}
 name: {name}
 connection: duckdb://warehouse.duckdb     # an ibis URL; ${{ENV_VAR}} is interpolated everywhere
 results:
@@ -20,6 +27,7 @@ report_url: null                          # where report.html is published, link
 """
 
 MONITOR = """\
+{modeline}
 # One monitor per file. Run `driftline validate` after editing, `driftline schema` for the JSON Schema.
 name: example_model
 description: Example model — replace the table and columns with yours
@@ -68,10 +76,14 @@ def scaffold(directory: Path) -> list[Path]:
     """Write the project files; refuse to overwrite any that exist."""
     if directory.exists() and not directory.is_dir():
         raise ConfigError("is a file, not a directory; pick a new or existing directory for the project", Location(str(directory)))
+    from driftline.spec.schema import SCHEMA_FILES, modeline, schema_text
+
+    name = directory.resolve().name.replace(" ", "_") or "project"
     files = {
-        directory / "driftline_project.yml": PROJECT.format(name=directory.resolve().name.replace(" ", "_") or "project"),
-        directory / "monitors" / "example_model.yml": MONITOR,
+        directory / "driftline_project.yml": PROJECT.format(modeline=modeline("project"), name=name),
+        directory / "monitors" / "example_model.yml": MONITOR.format(modeline=modeline("monitor", "monitors")),
         directory / "macros" / "kpi.yml": MACROS,
+        **{directory / path: schema_text(kind) for kind, path in SCHEMA_FILES.items()},
     }
     existing = [path for path in files if path.exists()]
     if existing:

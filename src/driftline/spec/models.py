@@ -19,6 +19,7 @@ NAME_PATTERN = r"^[a-z0-9_]+$"
 # The metric names come from the one registry of metric facts (driftline.metrics).
 DRIFT_METHODS = metrics.names("drift")
 PERFORMANCE_METRICS = metrics.names("performance")
+ESTIMATED_PERFORMANCE_METRICS = metrics.names("estimated_performance")
 FAIRNESS_METRICS = metrics.names("fairness")
 QUALITY_METRICS = metrics.names("quality")
 
@@ -39,11 +40,11 @@ class Strict(BaseModel):
 class Bound(Strict):
     """A threshold in one of its explicit forms; exactly one key is set."""
 
-    above: float | None = None
-    below: float | None = None
-    outside: tuple[float, float] | None = None
-    drop: float | None = None
-    rise: float | None = None
+    above: float | None = Field(None, description="Breach when the value is above this number.")
+    below: float | None = Field(None, description="Breach when the value is below this number.")
+    outside: tuple[float, float] | None = Field(None, description="Breach when the value is outside [lo, hi].")
+    drop: float | None = Field(None, description="Breach when the value is this much (absolute) lower than on the reference window.")
+    rise: float | None = Field(None, description="Breach when the value is this much (absolute) higher than on the reference window.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Bound:
@@ -59,37 +60,39 @@ Threshold = Union[float, Bound]
 
 
 class Anomaly(Strict):
-    method: Literal["zscore", "mad"] = "mad"
-    sensitivity: float = Field(3.0, gt=0)
-    history: int = Field(28, ge=2)
-    min_history: int = Field(7, ge=2)
-    seasonality: Literal["none", "day_of_week", "hour_of_day"] = "none"
-    direction: Literal["both", "up", "down"] = "both"
+    method: Literal["zscore", "mad"] = Field("mad", description="How the band is learned from the check's own history: mean ± sensitivity·sd (zscore) or median ± sensitivity·MAD (mad).")
+    sensitivity: float = Field(3.0, gt=0, description="Width of the band in standard deviations (zscore) or scaled MADs (mad).")
+    history: int = Field(28, ge=2, description="How many earlier windows the band is learned from.")
+    min_history: int = Field(7, ge=2, description="Fewer earlier values than this: the check is insufficient_data.")
+    seasonality: Literal["none", "day_of_week", "hour_of_day"] = Field("none", description="Compare only with windows of the same weekday or hour of day.")
+    direction: Literal["both", "up", "down"] = Field("both", description="Which side of the band breaches.")
 
 
 class CheckBase(Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
-    warn: Threshold | None = None
-    fail: Threshold | None = None
-    anomaly: Anomaly | None = None
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(None, description="The check's name, unique in the monitor ([a-z0-9_]+); derived from type, metric and method when omitted.")
+    warn: Threshold | None = Field(None, description="Threshold for status warn: a number or {above|below|outside|drop|rise: ...}.")
+    fail: Threshold | None = Field(None, description="Threshold for status fail: a number or {above|below|outside|drop|rise: ...}.")
+    anomaly: Anomaly | None = Field(None, description="A dynamic band learned from this check's stored history, instead of or beside fixed thresholds.")
 
 
 ColumnSelection = Union[Literal["features", "score", "prediction", "label"], list[str]]
 
 
 class DriftCheck(CheckBase):
+    """How far the current window's distribution of each column is from the reference's."""
+
     type: Literal["drift"] = "drift"
-    columns: ColumnSelection = "features"
-    method: Literal[DRIFT_METHODS] = "psi"  # type: ignore[valid-type]
-    p_value: float | None = Field(None, gt=0, lt=1)
-    binning: Literal["quantile", "uniform"] = "quantile"
+    columns: ColumnSelection = Field("features", description="Columns compared with the reference: features, score, prediction, label or a list of column names.")
+    method: Literal[DRIFT_METHODS] = Field("psi", description="The drift statistic (SPEC section 6).")  # type: ignore[valid-type]
+    p_value: float | None = Field(None, gt=0, lt=1, description="Breach only when the statistical test is also significant at this level.")
+    binning: Literal["quantile", "uniform"] = Field("quantile", description="Numeric bins: reference quantiles or equal widths.")
     # Quantile edges: the warehouse's approximate quantiles (fast; SPEC §6 bounds their rank
     # error) or exact ones, as numpy's default interpolation.
-    edges: Literal["approximate", "exact"] = "approximate"
-    bins: int = Field(10, ge=2, le=1000)
-    max_categories: int = Field(20, ge=1, le=1000)
-    epsilon: float = Field(1e-4, gt=0, lt=1)
-    normalize: bool = True
+    edges: Literal["approximate", "exact"] = Field("approximate", description="Quantile edges: the warehouse's approximate quantiles or exact ones.")
+    bins: int = Field(10, ge=2, le=1000, description="Number of bins of a numeric column.")
+    max_categories: int = Field(20, ge=1, le=1000, description="Most frequent categories kept; the rest are pooled into one bin.")
+    epsilon: float = Field(1e-4, gt=0, lt=1, description="Smallest share given to an empty bin, so psi and kl stay finite.")
+    normalize: bool = Field(True, description="Compare shares (true) rather than counts.")
 
     @model_validator(mode="after")
     def _default_thresholds(self) -> DriftCheck:
@@ -100,15 +103,28 @@ class DriftCheck(CheckBase):
 
 
 class PerformanceCheck(CheckBase):
+    """A model metric against the ground truth, once the window's labels are in."""
+
     type: Literal["performance"] = "performance"
-    metric: Literal[PERFORMANCE_METRICS]  # type: ignore[valid-type]
+    metric: Literal[PERFORMANCE_METRICS] = Field(description="The performance metric, computed once the window's labels are in.")  # type: ignore[valid-type]
+
+
+class EstimatedPerformanceCheck(CheckBase):
+    """A binary classifier's performance estimated from its scores before labels arrive (CBPE, SPEC §6)."""
+
+    type: Literal["estimated_performance"] = "estimated_performance"
+    metric: Literal[ESTIMATED_PERFORMANCE_METRICS] = Field(  # type: ignore[valid-type]
+        description="The metric estimated from the calibrated scores, without the window's labels."
+    )
 
 
 class FairnessCheck(CheckBase):
+    """A metric compared across the groups of a column."""
+
     type: Literal["fairness"] = "fairness"
-    metric: Literal[FAIRNESS_METRICS]  # type: ignore[valid-type]
-    group: str
-    reference_group: str | None = None
+    metric: Literal[FAIRNESS_METRICS] = Field(description="The fairness metric, comparing groups of `group`.")  # type: ignore[valid-type]
+    group: str = Field(description="The column whose values are the groups compared.")
+    reference_group: str | None = Field(None, description="The group the others are compared with; default: the largest.")
 
     @model_validator(mode="before")
     @classmethod
@@ -121,13 +137,15 @@ class FairnessCheck(CheckBase):
 
 
 class QualityCheck(CheckBase):
+    """A data-quality rate of the window's rows: nulls, out-of-range values, new categories ..."""
+
     type: Literal["quality"] = "quality"
-    metric: Literal[QUALITY_METRICS]  # type: ignore[valid-type]
-    columns: ColumnSelection | None = None
-    min: float | None = None
-    max: float | None = None
+    metric: Literal[QUALITY_METRICS] = Field(description="The data-quality metric.")  # type: ignore[valid-type]
+    columns: ColumnSelection | None = Field(None, description="Columns measured: features, score, prediction, label or a list of column names.")
+    min: float | None = Field(None, description="out_of_range_rate: values below this are out of range.")
+    max: float | None = Field(None, description="out_of_range_rate: values above this are out of range.")
     # new_category_rate: how many of the most frequent reference values make up the known set.
-    max_categories: int = Field(1000, ge=1, le=10000)
+    max_categories: int = Field(1000, ge=1, le=10000, description="new_category_rate: how many of the most frequent reference values make up the known set.")
 
     @model_validator(mode="after")
     def _range_given(self) -> QualityCheck:
@@ -139,29 +157,33 @@ class QualityCheck(CheckBase):
 
 
 class LatencyCheck(CheckBase):
+    """A quantile of a latency column."""
+
     type: Literal["latency"] = "latency"
-    column: str
-    quantile: float = Field(0.95, gt=0, lt=1)
+    column: str = Field(description="The latency column (a number, e.g. milliseconds).")
+    quantile: float = Field(0.95, gt=0, lt=1, description="The quantile of the latency measured, e.g. 0.99.")
 
 
 class MetricCheck(CheckBase):
+    """A custom aggregate SQL expression, judged like any metric."""
+
     type: Literal["metric"] = "metric"
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    sql: str
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="The metric's name, unique in the monitor ([a-z0-9_]+).")
+    sql: str = Field(description="An aggregate SQL expression over the window's rows; macros may be called.")
 
 
 Check = Annotated[
-    Union[DriftCheck, PerformanceCheck, FairnessCheck, QualityCheck, LatencyCheck, MetricCheck],
+    Union[DriftCheck, PerformanceCheck, EstimatedPerformanceCheck, FairnessCheck, QualityCheck, LatencyCheck, MetricCheck],
     Field(discriminator="type"),
 ]
-CHECK_TYPES = ("drift", "performance", "fairness", "quality", "latency", "metric")
+CHECK_TYPES = ("drift", "performance", "estimated_performance", "fairness", "quality", "latency", "metric")
 
 
 class Source(Strict):
-    table: str | None = None
-    sql: str | None = None
-    timestamp: str
-    where: str | None = None
+    table: str | None = Field(None, description="The table: [catalog.][schema.]table.")
+    sql: str | None = Field(None, description="Or a single SELECT over tables, in the warehouse's dialect.")
+    timestamp: str = Field(description="The event-time column; windows are cut on it.")
+    where: str | None = Field(None, description="An optional SQL predicate the rows must meet.")
 
     @model_validator(mode="after")
     def _table_or_sql(self) -> Source:
@@ -171,22 +193,22 @@ class Source(Strict):
 
 
 class Labels(Strict):
-    table: str
-    key: str
-    column: str
-    delay: Duration = Field("0h", validate_default=True)
+    table: str = Field(description="The table holding the ground truth.")
+    key: str = Field(description="The join key, present in both tables.")
+    column: str = Field(description="The ground-truth column.")
+    delay: Duration = Field("0h", validate_default=True, description="A window's performance is computed once it is this old (labels arrive late).")
 
 
 class Model(Strict):
-    task: Literal["binary_classification", "multiclass_classification", "regression"] = (
-        "binary_classification"
+    task: Literal["binary_classification", "multiclass_classification", "regression"] = Field(
+        "binary_classification", description="What the model predicts."
     )
-    score: str | None = None
-    prediction: str | None = None
-    threshold: float = 0.5
-    label: str | None = None
-    labels: Labels | None = None
-    key: str | None = None
+    score: str | None = Field(None, description="Column: probability of the positive class (binary).")
+    prediction: str | None = Field(None, description="Column: the predicted label or value; binary default: score >= threshold.")
+    threshold: float = Field(0.5, description="Score at or above which a binary prediction is positive.")
+    label: str | None = Field(None, description="Column: the ground truth, when it is in the source table.")
+    labels: Labels | None = Field(None, description="Or: ground truth that arrives later in another table.")
+    key: str | None = Field(None, description="Column identifying a prediction.")
 
     @model_validator(mode="after")
     def _one_label_source(self) -> Model:
@@ -200,8 +222,8 @@ class Model(Strict):
 
 
 class Schedule(Strict):
-    every: Duration
-    delay: Duration = Field("0h", validate_default=True)
+    every: Duration = Field(description="Window length and cadence: 15m, 1h, 1d, 7d ...")
+    delay: Duration = Field("0h", validate_default=True, description="A window is due once now >= window end + delay.")
 
     @field_validator("every", mode="after")
     @classmethod
@@ -210,9 +232,9 @@ class Schedule(Strict):
 
 
 class Reference(Strict):
-    start: Timestamp | None = None
-    end: Timestamp | None = None
-    trailing: Duration | None = None
+    start: Timestamp | None = Field(None, description="Start of a fixed reference window [start, end): a date or an ISO-8601 timestamp (UTC unless an offset is given).")
+    end: Timestamp | None = Field(None, description="End (excluded) of a fixed reference window: a date or an ISO-8601 timestamp.")
+    trailing: Duration | None = Field(None, description="Or: the reference is this long span just before each current window.")
 
     @field_validator("trailing", mode="after")
     @classmethod
@@ -230,8 +252,8 @@ class Reference(Strict):
 
 
 class Features(Strict):
-    numeric: list[str] = []
-    categorical: list[str] = []
+    numeric: list[str] = Field([], description="Numeric feature columns.")
+    categorical: list[str] = Field([], description="Categorical feature columns.")
 
     @model_validator(mode="after")
     def _each_column_once(self) -> Features:
@@ -247,31 +269,86 @@ class Features(Strict):
         return self
 
 
+ROUTE_KINDS = ("slack", "webhook", "teams", "email")
+
+
+class Route(Strict):
+    """Where a monitor's alerts go: exactly one of ``slack`` (a channel) or the name of a receiver
+    of the project's ``notify:`` block, and which of the episode's changes it is told."""
+
+    slack: str | None = Field(None, description='A Slack channel, e.g. "#growth-ml".')
+    webhook: str | None = Field(None, description="The name of a webhook under the project's notify.webhooks.")
+    teams: str | None = Field(None, description="The name of a Teams webhook under the project's notify.teams.")
+    email: str | None = Field(None, description="The name of an email receiver under the project's notify.email.")
+    min_severity: Literal["warn", "fail"] | None = Field(
+        None, description="The least severity this route is told of; the monitor's alerts.min_severity by default.",
+    )
+    when: Literal["opened", "every_transition"] = Field(
+        "every_transition",
+        description="opened: once per episode, when it first reaches min_severity (an action); "
+        "every_transition: opened, escalated, reminders and resolved.",
+    )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Route:
+        given = [kind for kind in ROUTE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a route takes exactly one of {', '.join(ROUTE_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in ROUTE_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def target(self) -> str:
+        """The channel (slack) or the receiver's name."""
+        return getattr(self, self.kind)
+
+
 class Alerts(Strict):
-    channel: str | None = None
-    min_severity: Literal["warn", "fail"] = "warn"
+    channel: str | None = Field(None, description="Slack channel; overrides the project's default.")
+    min_severity: Literal["warn", "fail"] = Field("warn", description="The least severe status that sends a message.")
     # Duration defaults are written as in YAML (and validated), so the JSON Schema shows "24h".
-    cooldown: Duration = Field("24h", validate_default=True)
+    cooldown: Duration = Field("24h", validate_default=True, description="No repeated message for a breach that stays open this long.")
+    routes: list[Route] | None = Field(
+        None, description="Where alerts go; without it, to Slack: `channel`, else the project's notify.slack.channel.",
+    )
+
+    @model_validator(mode="after")
+    def _routes_once(self) -> Alerts:
+        if self.routes is None:
+            return self
+        if self.channel is not None:
+            raise ValueError('`channel` and `routes` together: name the channel in routes as `- slack: "#channel"`')
+        seen: set[tuple[str, str]] = set()
+        for i, route in enumerate(self.routes):
+            if (route.kind, route.target) in seen:
+                raise ProblemAt(f"route {route.kind}: {route.target!r} is listed twice; list it once", ("routes", i))
+            if route.kind == "slack" and any(kind == "slack" for kind, _ in seen):
+                raise ProblemAt("one Slack route per monitor: its alerts keep one thread per episode", ("routes", i))
+            seen.add((route.kind, route.target))
+        return self
 
 
 class Monitor(Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    description: str | None = None
-    owner: str | None = None
-    runbook: str | None = None
-    tags: list[str] = []
-    source: Source
-    model: Model | None = None
-    schedule: Schedule
-    reference: Reference
-    segments: list[str] = []
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="The monitor's unique name ([a-z0-9_]+).")
+    description: str | None = Field(None, description="What the model does, shown in alerts and the report.")
+    owner: str | None = Field(None, description="Who owns the model; shown and mentioned in alerts.")
+    runbook: str | None = Field(None, description="Link to what to do when the monitor breaches.")
+    tags: list[str] = Field([], description="Free-form tags.")
+    source: Source = Field(description="Where the predictions are: a table or a SELECT, and the event-time column.")
+    model: Model | None = Field(None, description="The model's columns; enables performance and fairness checks.")
+    schedule: Schedule = Field(description="Window length and when a window is due.")
+    reference: Reference = Field(description="The baseline for drift and for relative thresholds: start/end, or trailing.")
+    segments: list[str] = Field([], description="Every check runs overall and per value of each listed column.")
     # A segment column with more distinct values in the reference is refused at validate: every
     # value would be a segment, thousands of result rows per check and window.
-    max_segment_values: int = Field(100, ge=1)
-    min_rows: int = Field(100, ge=1)
-    features: Features = Field(default_factory=Features)
-    checks: list[Check] = Field(min_length=1)
-    alerts: Alerts = Field(default_factory=Alerts)
+    max_segment_values: int = Field(100, ge=1, description="More distinct values of a segment column in the reference: invalid.")
+    min_rows: int = Field(100, ge=1, description="Fewer current rows than this: status insufficient_data.")
+    features: Features = Field(default_factory=Features, description="The model's input columns, numeric and categorical.")
+    checks: list[Check] = Field(min_length=1, description="What is measured and judged each window.")
+    alerts: Alerts = Field(default_factory=Alerts, description="Where and when breaches are sent.")
 
     @field_validator("checks", mode="after")
     @classmethod

@@ -64,8 +64,13 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
 ]
 
+# What to_utc_naive reads, as an editor sees it: a date, or a date and time (T or a space between,
+# seconds optional) with an optional UTC offset. A pattern, not `format: date-time`, which would
+# refuse the plain dates monitors are mostly written with.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
+
 Timestamp = Annotated[
     datetime,
     BeforeValidator(to_utc_naive),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
+    WithJsonSchema({"type": "string", "pattern": TIMESTAMP_PATTERN, "examples": ["2026-10-01", "2026-10-01T06:00:00Z"]}),
 ]
