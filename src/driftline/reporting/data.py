@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
+from driftline.reasons import LABELS_NOT_MATURE
+from driftline.reporting import summary
 from driftline.result_schema import ALERTS, HISTOGRAMS, RESULTS, RUNS, TABLES
 from driftline.views import check_history
 
@@ -30,6 +32,9 @@ _DETAIL_COLUMNS = (
 )  # fmt: skip
 
 
+_PENDING_COLUMNS = ("monitor", "check_name", "window_start", "mature_at")
+
+
 @dataclass(frozen=True)
 class ReportData:
     """The frames the report is built from (empty frames when a table does not exist yet)."""
@@ -39,6 +44,7 @@ class ReportData:
     alerts: pd.DataFrame  # every alert episode, open and resolved
     details: pd.DataFrame  # details JSON of fairness rows
     histograms: pd.DataFrame  # overall (unsegmented) drift bins per monitor, column and window
+    pending: pd.DataFrame  # overall windows waiting for labels, and when each matures
 
 
 def load(con: ibis.BaseBackend, database: str | None = None) -> ReportData:
@@ -53,12 +59,22 @@ def load(con: ibis.BaseBackend, database: str | None = None) -> ReportData:
         alerts=_timestamps(con.table(ALERTS, database=database).to_pandas()),
         details=_timestamps(_details(con, database).to_pandas()),
         histograms=_timestamps(_overall_histograms(con, database)),
+        pending=_pending(con, database),
     )
 
 
 def _details(con: ibis.BaseBackend, database: str | None):
     results = con.table(RESULTS, database=database)
     return results.filter(results.check_type == "fairness").select(*_DETAIL_COLUMNS)
+
+
+def _pending(con: ibis.BaseBackend, database: str | None) -> pd.DataFrame:
+    """The overall rows waiting for labels, with the ``mature_at`` their details name: the page
+    says until when a check's newer windows wait."""
+    results = con.table(RESULTS, database=database)
+    waiting = results.filter((results.reason == LABELS_NOT_MATURE) & results.segment_key.isnull())
+    frame = _timestamps(waiting.select(*_PENDING_COLUMNS[:-1], "details").to_pandas())
+    return frame.assign(mature_at=summary.mature_at(frame.details)).drop(columns="details")
 
 
 def _overall_histograms(con: ibis.BaseBackend, database: str | None) -> pd.DataFrame:
@@ -91,5 +107,6 @@ def _empty() -> ReportData:
         alerts=_timestamps(pd.DataFrame(columns=list(TABLES[ALERTS].names))),
         details=_timestamps(pd.DataFrame(columns=list(_DETAIL_COLUMNS))),
         histograms=_timestamps(pd.DataFrame(columns=list(_HISTOGRAM_COLUMNS))),
+        pending=_timestamps(pd.DataFrame(columns=list(_PENDING_COLUMNS))),
     )
 

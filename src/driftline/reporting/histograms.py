@@ -53,17 +53,28 @@ class ColumnHistograms:
             latest_of_count[len(self.labels[index])] = window
         return [(count, self.chart(window)) for count, window in sorted(latest_of_count.items())]
 
-    def chart(self, window: int) -> str:
-        labels = self.labels[self.label_index[window]]
-        reference = _shares(self.references[self.reference_index[window]])
-        current = _shares(self.current[window])
+    def chart(self, window: int, **size) -> str:
+        """The window's bars (``size``: the chart's ``width`` and ``height``, for small multiples)."""
+        labels, reference, current = self.shares(window)
         return svg.bar_chart(
             labels,
             [("reference", reference), ("current", current)],
             y_max=self.y_max,
             percent=True,
             label=f"reference vs current histogram, {window_label(self.window_starts[window])}",
+            **size,
         )
+
+    def shares(self, window: int) -> tuple[tuple[str, ...], list[float], list[float]]:
+        """The window's bin labels and each bin's share of the reference and current rows."""
+        labels = self.labels[self.label_index[window]]
+        return labels, _shares(self.references[self.reference_index[window]]), _shares(self.current[window])
+
+    def moved_most(self, window: int) -> tuple[str, float, float]:
+        """(label, reference share, current share) of the bin whose share changed most."""
+        labels, reference, current = self.shares(window)
+        i = int(np.argmax(np.abs(np.subtract(current, reference))))
+        return labels[i], reference[i], current[i]
 
 
 def collect(histograms: pd.DataFrame) -> dict[tuple[str, str], ColumnHistograms]:

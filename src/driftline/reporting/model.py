@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from driftline.reasons import LABELS_NOT_MATURE
-from driftline.reporting import svg
+from driftline import triage
+from driftline.reporting import summary, svg
 from driftline.reporting.data import ReportData
 from driftline.reporting.info import MonitorInfo
+from driftline.reporting.summary import Waiting
 
 # From harmless to alarming; the worst status of a set is the one furthest right.
 STATUS_ORDER = ("ok", "insufficient_data", "warn", "fail", "error")
@@ -82,6 +84,26 @@ class CheckView:
     pending: svg.Span | None = None
     fairness: FairnessView | None = None
     drift_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # column -> overall rows
+    waiting: Waiting | None = None  # newer windows whose labels are still to come
+
+
+@dataclass(frozen=True)
+class DriftedColumn:
+    """A column a drift check finds drifted, with its overall value (None when only some
+    segments drifted)."""
+
+    column: str
+    check: CheckView
+    value: float | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class DriftGlance:
+    """Drift at a glance: which of the columns the drift checks measure drifted."""
+
+    measured: int
+    drifted: tuple[DriftedColumn, ...]  # worst first
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,8 @@ class MonitorView:
     checks: tuple[CheckView, ...] = ()
     heatmap: HeatMap | None = None
     x_domain: tuple[float, float] = (0.0, 1.0)
+    summary: triage.Summary = triage.Summary(triage.headline([]), ())
+    drift: DriftGlance | None = None
 
     @property
     def anchor(self) -> str:
@@ -134,6 +158,7 @@ class _MonitorFrames:
     runs: pd.DataFrame
     alerts: pd.DataFrame
     details: pd.DataFrame
+    pending: pd.DataFrame
 
 
 def build_monitors(data: ReportData, infos: Sequence[MonitorInfo]) -> list[MonitorView]:
@@ -157,7 +182,7 @@ def _slice(data: ReportData, name: str) -> _MonitorFrames:
     def of(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame.monitor == name]
 
-    return _MonitorFrames(of(data.history), of(data.runs), of(data.alerts), of(data.details))
+    return _MonitorFrames(of(data.history), of(data.runs), of(data.alerts), of(data.details), of(data.pending))
 
 
 def _monitor(info: MonitorInfo, frames: _MonitorFrames) -> MonitorView:
@@ -180,15 +205,46 @@ def _monitor(info: MonitorInfo, frames: _MonitorFrames) -> MonitorView:
         _check(info.name, name, rows, latest_start, frames)
         for name, rows in _checks_in_order(history)
     )
+    features = summary.drift_columns(history)
+    found = triage.summarize(summary.findings(history), features or None, latest_start)
     return replace(
         base,
-        status=worst([base.status, *latest.status]),
+        status=worst([base.status, *(c.status for c in checks)]),
         latest_window=(latest_start, latest.window_end.max()),
         last_run_at=last_run_at if last_run_at is not None else history.created_at.max(),
         checks=checks,
-        heatmap=_heatmap(checks, latest),
+        heatmap=_heatmap(checks, _latest_known_of_latest(history, latest)),
         x_domain=_x_domain(history),
+        summary=found,
+        drift=_drift_glance(found, checks, features),
     )
+
+
+def _latest_known_of_latest(history: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
+    """The series of the latest window, each by its latest row not waiting for labels: a check
+    whose newest windows wait shows the status its labelled windows have."""
+    known = summary.latest_known(history)
+    return known.merge(latest[summary.SERIES].drop_duplicates(), on=summary.SERIES)
+
+
+def _drift_glance(found: triage.Summary, checks: tuple[CheckView, ...], measured: int) -> DriftGlance | None:
+    """The drifted columns of every drift check, worst check first, each column once."""
+    if not measured:
+        return None
+    by_name = {c.name: c for c in checks}
+    drifted: dict[str, DriftedColumn] = {}
+    for row in found.rows:
+        if row.check_type != "drift":
+            continue
+        for finding in row.findings:
+            if finding.column in drifted or finding.column is None:
+                continue
+            overall = next((f for f in row.findings if f.column == finding.column and f.overall), None)
+            drifted[finding.column] = DriftedColumn(
+                finding.column, by_name[row.check_name],
+                overall.value if overall else None, overall.severity if overall else None,
+            )  # fmt: skip
+    return DriftGlance(int(measured), tuple(drifted.values()))
 
 
 def _open_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
@@ -244,13 +300,16 @@ def _check(
     primary = drawn[0] if drawn else None
     last = rows.iloc[-1]  # the check as configured now (thresholds may have changed)
     details = frames.details[frames.details.check_name == name]
+    known = summary.latest_known(rows)
+    known = known.merge(latest[summary.SERIES].drop_duplicates(), on=summary.SERIES)
     return CheckView(
         monitor=monitor,
         name=name,
         check_type=str(last.check_type),
         metric=str(last.metric),
         anchor=f"{monitor}-{name}",
-        status=worst(list(latest.status)),
+        # each series by its latest window with labels: newer windows waiting say nothing yet
+        status=worst(list(known.status)),
         warn_threshold=_text(last.warn_threshold),
         fail_threshold=_text(last.fail_threshold),
         lines=lines,
@@ -261,6 +320,7 @@ def _check(
         pending=_pending_span(rows),
         fairness=_fairness(details),
         drift_rows=_drift_rows(last.check_type, drawn, series),
+        waiting=summary.waiting(rows, frames.pending[frames.pending.check_name == name]),
     )
 
 
@@ -441,7 +501,8 @@ def _heatmap_segments(latest: pd.DataFrame) -> list[str]:
 
 def _cell_tooltip(row) -> str:
     where = f"{row.column_name}: " if pd.notna(row.column_name) else ""
-    return f"{where}{row.metric} = {svg.format_number(row.value)} ({row.status})"
+    tip = f"{where}{row.metric} = {svg.format_number(row.value)} ({row.status})"
+    return f"{tip}, window {row.window_start:%Y-%m-%d %H:%M}"
 
 
 # --- small helpers ------------------------------------------------------------------------------
