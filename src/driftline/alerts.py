@@ -56,6 +56,7 @@ from typing import Any, Iterable, Mapping
 from driftline import outbox
 from driftline.episode import Episode, plain_value
 from driftline.judge import FAIL, OK, SEVERITY, WARN
+from driftline.notify import routing
 from driftline.notify.messages import Breach
 from driftline.spec.models import Monitor
 from driftline.windows import Window
@@ -86,11 +87,11 @@ def process_alerts(workspace: Any, monitor: Any, outcomes: list[Any], notify: bo
     stale = {fingerprint(r) for o in evaluated for r in o.results if not ahead(r, o.window)}
     if stale:
         book = _rebuilt(store, spec, stale, frontiers)
-    channel = outbox.channel_for(spec, project)
+    routes = routing.routes_for(spec, project)
     for outcome in evaluated:
         news = [r for r in outcome.results if ahead(r, outcome.window)]  # the others were rebuilt
         for event in book.observe_window(news, outcome.window, outcome.run_id):
-            outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, channel)
+            outbox.queue(event.episode, outbox.Notice(event.breach, outcome.window), mode, routes, spec.alerts.min_severity)
     store.save_alerts([episode.row() for episode in book.changed], removed=book.removed)
     return outbox.deliver(store, book.with_pending(), spec, project, mode)
 

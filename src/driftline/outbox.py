@@ -65,14 +65,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from driftline.episode import Episode
+from driftline.notify import routing
 from driftline.notify.messages import Breach, MonitorRun, SlackMessage, render_resolution, render_run_message, render_text
+from driftline.notify.routing import RoutedAlert, RouteMessage
 from driftline.notify.slack import DeliveryResult, Lookup, SlackNotifier, SlackSettings
-from driftline.spec.models import Monitor
+from driftline.spec.models import Monitor, Route
 from driftline.windows import Window
 
 if TYPE_CHECKING:
@@ -118,32 +120,46 @@ class Claim:
     thread_ts: str | None  # the thread a resolution was posted in
 
 
+@dataclass(frozen=True)
+class RouteNotice:
+    """One change of an episode waiting for a route other than Slack (see
+    :mod:`driftline.notify.routing` for the transitions)."""
+
+    transition: str
+    notice: Notice
+
+
 @dataclass
 class Pending:
-    """An episode's notices waiting in the outbox: at most one announcement and one resolution;
-    the notice on its way to Slack, if any; and why the last delivery about the episode failed,
-    if it did."""
+    """An episode's notices waiting in the outbox: for Slack, at most one announcement and one
+    resolution, the notice on its way, if any, and why the last delivery failed, if it did; for
+    every other route (by :func:`~driftline.notify.routing.route_key`), its waiting changes, in
+    order, and why its last delivery failed."""
 
     announce: Notice | None = None
     resolution: Notice | None = None
     error: str | None = None
     claim: Claim | None = None
+    routes: dict[str, list[RouteNotice]] = field(default_factory=dict)
+    route_errors: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        """Whether notices wait to be sent (one on its way is not waiting)."""
+        """Whether Slack notices wait to be sent (one on its way is not waiting)."""
         return self.announce is not None or self.resolution is not None
 
     def to_json(self) -> str | None:
-        if not self and self.error is None and self.claim is None:
+        if not self and self.error is None and self.claim is None and not self.routes and not self.route_errors:
             return None
         notices = {"announce": _notice_json(self.announce), "resolution": _notice_json(self.resolution)}
-        return json.dumps({**notices, "error": self.error, "claim": _claim_json(self.claim)})
+        routes = {key: [{"transition": n.transition, **_notice_json(n.notice)} for n in waiting] for key, waiting in self.routes.items()}
+        return json.dumps({**notices, "error": self.error, "claim": _claim_json(self.claim), "routes": routes, "route_errors": self.route_errors})
 
     @classmethod
     def from_json(cls, text: str | None) -> Pending:
         data = json.loads(text) if text else {}
         notices = _notice_of(data.get("announce")), _notice_of(data.get("resolution"))
-        return cls(*notices, data.get("error"), _claim_of(data.get("claim")))
+        routes = {key: [RouteNotice(n["transition"], _notice_of(n)) for n in waiting] for key, waiting in (data.get("routes") or {}).items()}
+        return cls(*notices, data.get("error"), _claim_of(data.get("claim")), routes, data.get("route_errors") or {})
 
 
 @dataclass(frozen=True)
@@ -158,15 +174,16 @@ class Notification:
     """
 
     monitor: str
-    message: SlackMessage
+    message: SlackMessage | RouteMessage
     status: str
     alert_ids: tuple[str, ...]
     error: str | None = None
 
     @property
     def text(self) -> str:
-        """The message as plain text (see :func:`~driftline.notify.messages.render_text`)."""
-        return render_text(self.message)
+        """The message as plain text, its first line saying where it goes (see
+        :func:`~driftline.notify.messages.render_text`)."""
+        return render_text(self.message) if isinstance(self.message, SlackMessage) else self.message.text
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -192,34 +209,56 @@ def slack_settings(project: Project) -> SlackSettings | None:
     )
 
 
-def channel_for(monitor: Monitor, project: Project) -> str | None:
-    """The monitor's ``alerts.channel``, else the project's ``notify.slack.channel``."""
-    slack = project.settings.notify.slack
-    return monitor.alerts.channel or (slack.channel if slack else None)
-
-
 # -- queueing -----------------------------------------------------------------------------------
 
 
-def queue(episode: Episode, notice: Notice, mode: str, channel: str | None) -> None:
-    """Put ``notice`` in the episode's outbox (or, in silent mode, suppress it)."""
+def queue(episode: Episode, notice: Notice, mode: str, routes: list[Route], min_severity: str) -> None:
+    """Put ``notice`` in the episode's outbox for each of ``routes`` that hears of it (see
+    :func:`~driftline.notify.routing.told`; ``min_severity`` is the monitor's), or, in silent
+    mode, suppress it."""
     pending = Pending.from_json(episode.payload)
+    for route in routes:
+        told = routing.told(route, notice.breach, min_severity, notice.window.start)
+        if route.kind == "slack":
+            pending = _queue_for_slack(episode, pending, notice, told, mode, route.target or None)
+        elif told is not None and mode != SILENT:
+            transition, breach = told
+            key = routing.route_key(route)
+            pending.routes[key] = _merged_route(pending.routes.get(key, []), RouteNotice(transition, replace(notice, breach=breach)))
+    episode.payload = pending.to_json()
+    # A change no route hears leaves the status of the last delivery as it was.
+    episode.notify_status = _status(pending, SUPPRESSED if mode == SILENT else episode.notify_status)
+
+
+def _queue_for_slack(episode: Episode, pending: Pending, notice: Notice, told: tuple[str, Breach] | None, mode: str, channel: str | None) -> Pending:
     resolves = notice.breach.kind == "resolved"
     if mode == SILENT:
         if resolves:
             pending.announce = None  # over before anyone was told: nothing left to say
-    else:
-        pending = _merged(pending, notice)
-        episode.channel = channel
-    episode.payload = pending.to_json()
-    episode.notify_status = _status(pending, SUPPRESSED)
+        return pending
+    if told is None:
+        return pending
+    episode.channel = channel
+    return _merged(pending, replace(notice, breach=told[1]))
+
+
+def _merged_route(waiting: list[RouteNotice], notice: RouteNotice) -> list[RouteNotice]:
+    """A route's waiting changes with ``notice`` added: a newer reminder replaces a waiting one
+    (its failed tries still count), the other changes queue up in order."""
+    kind = notice.transition.split("-")[0]
+    for i, earlier in enumerate(waiting):
+        if earlier.transition.split("-")[0] == kind == routing.REMINDER or earlier.transition == notice.transition:
+            newer = RouteNotice(notice.transition, replace(notice.notice, failures=earlier.notice.failures))
+            return waiting[:i] + [newer] + waiting[i + 1:]
+    return waiting + [notice]
 
 
 def _status(pending: Pending, otherwise: str) -> str:
-    """``sending`` while a message is on its way, ``pending`` while notices wait, else ``otherwise``."""
+    """``sending`` while a message is on its way to Slack, ``pending`` while notices wait for any
+    route, else ``otherwise``."""
     if pending.claim is not None:
         return SENDING
-    return PENDING if pending else otherwise
+    return PENDING if pending or pending.routes else otherwise
 
 
 def _merged(pending: Pending, notice: Notice) -> Pending:
@@ -254,7 +293,7 @@ def deliver(store: ResultStore, episodes: Iterable[Episode], monitor: Monitor, p
         announced = pending.announce is None and pending.claim is None
         if pending.resolution and (announced or mode == PREVIEW):
             courier.resolve(episode)
-    return courier.records
+    return courier.records + _RouteCourier(store, monitor, project, mode).deliver(waiting)
 
 
 class _Courier:
@@ -363,6 +402,116 @@ class _Courier:
         self.store.save_alerts([e.row() for e in episodes])
         for (status, error), alert_ids in outcomes.items():
             self.records.append(Notification(self.monitor.name, message, status, tuple(alert_ids), error))
+
+
+class _RouteCourier:
+    """Sends the changes waiting for each route other than Slack, route by route, and writes each
+    outcome back: a webhook gets one request per change, Teams and email one message with all
+    the changes waiting for them.
+
+    Nothing is claimed: a webhook receiver recognises a change sent again by its idempotency key
+    (exactly once, where the receiver keeps the keys); Teams and SMTP cannot be asked what they
+    took, so a crash between a send and the write of its outcome sends that message again (at
+    least once)."""
+
+    def __init__(self, store: ResultStore, monitor: Monitor, project: Project, mode: str):
+        self.store, self.monitor, self.project, self.mode = store, monitor, project, mode
+        self.routes = {routing.route_key(r): r for r in routing.routes_for(monitor, project) if r.kind != "slack"}
+        self.records: list[Notification] = []
+
+    def deliver(self, episodes: list[Episode]) -> list[Notification]:
+        if self.mode != PREVIEW:
+            self._forget_unrouted(episodes)
+        for key, route in self.routes.items():
+            waiting = [(e, n) for e in episodes for n in _pending(e).routes.get(key, ())]
+            if waiting:
+                self._send(key, route, waiting)
+        return self.records
+
+    def _send(self, key: str, route: Route, waiting: list[tuple[Episode, RouteNotice]]) -> None:
+        sender = _sender(route, self.project)
+        for batch in ([[w] for w in waiting] if sender.one_per_alert else [waiting]):
+            episodes = list({e.alert_id: e for e, _ in batch}.values())
+            message = sender.render(self._run([n for _, n in batch]), [_routed(e, n) for e, n in batch])
+            if self.mode == PREVIEW:
+                self.records.append(Notification(self.monitor.name, message, PREVIEW_STATUS, _ids(episodes)))
+                continue
+            result = sender.send(message)
+            outcomes: dict[tuple[str, str | None], list[str]] = {}
+            for episode, notice in batch:
+                outcomes.setdefault(_settle_route(episode, key, notice, result), []).append(episode.alert_id)
+            self.store.save_alerts([e.row() for e in episodes])
+            for (status, error), alert_ids in outcomes.items():
+                self.records.append(Notification(self.monitor.name, message, status, tuple(dict.fromkeys(alert_ids)), error))
+            if result.status == RETRY:
+                return  # the receiver is down: the rest wait for the next run instead of each timing out
+
+    def _forget_unrouted(self, episodes: list[Episode]) -> None:
+        """Drop the changes waiting for routes the monitor no longer has: nobody would send them."""
+        changed = []
+        for episode in episodes:
+            pending = _pending(episode)
+            gone = [key for key in {**pending.routes, **pending.route_errors} if key not in self.routes]
+            if gone:
+                for key in gone:
+                    pending.routes.pop(key, None)
+                    pending.route_errors.pop(key, None)
+                episode.payload = pending.to_json()
+                episode.notify_status = _status(pending, episode.notify_status if episode.notify_status not in WAITING else SUPPRESSED)
+                changed.append(episode)
+        if changed:
+            self.store.save_alerts([e.row() for e in changed])
+
+    def _run(self, notices: list[RouteNotice]) -> MonitorRun:
+        m = self.monitor
+        start, end = min(n.notice.window.start for n in notices), max(n.notice.window.end for n in notices)
+        return MonitorRun(m.name, m.description, m.owner, m.runbook, start, end, self.project.settings.report_url)
+
+
+def _sender(route: Route, project: Project) -> Any:
+    """The sender of a route other than Slack (imported here: a run without such routes needs none)."""
+    receiver = routing.receiver_of(route, project)
+    if route.kind == "webhook":
+        from driftline.notify.webhook import WebhookRoute
+
+        return WebhookRoute(route.target, receiver)
+    if route.kind == "teams":
+        from driftline.notify.teams import TeamsRoute
+
+        return TeamsRoute(route.target, receiver)
+    from driftline.notify.email import EmailRoute
+
+    return EmailRoute(route.target, receiver)
+
+
+def _routed(episode: Episode, notice: RouteNotice) -> RoutedAlert:
+    window = notice.notice.window
+    return RoutedAlert(episode.alert_id, notice.transition, notice.notice.breach, window.start, window.end)
+
+
+def _settle_route(episode: Episode, key: str, sent: RouteNotice, result: DeliveryResult) -> tuple[str, str | None]:
+    """Write the outcome of one change sent to the route ``key``; returns its status and the error to report."""
+    episode.notify_attempts += 1
+    pending = _pending(episode)
+    waiting = pending.routes.get(key, [])
+    failures = sent.notice.failures + (1 if result.status == RETRY and not result.rate_limited else 0)
+    status, error, report = _verdict(result, failures)
+    if status == RETRY:  # still waiting, one failure more
+        again = replace(sent, notice=replace(sent.notice, failures=failures))
+        waiting = [again if n.transition == sent.transition else n for n in waiting]
+    else:
+        waiting = [n for n in waiting if n.transition != sent.transition]
+    if waiting:
+        pending.routes[key] = waiting
+    else:
+        pending.routes.pop(key, None)
+    if error is None:
+        pending.route_errors.pop(key, None)
+    else:
+        pending.route_errors[key] = error
+    episode.payload = pending.to_json()
+    episode.notify_status = _status(pending, status)
+    return status, report
 
 
 def _settle(episode: Episode, result: DeliveryResult) -> tuple[str, str | None]:

@@ -1,0 +1,221 @@
+"""Local receivers for the alert routes beyond Slack, so that tests send over real HTTP and SMTP.
+
+:class:`HookReceiver` is an HTTP server on 127.0.0.1 (a free port, kept across :meth:`stop` and
+:meth:`start`, so a test can take it down and bring it back):
+
+- ``POST /webhook/<name>`` takes a generic webhook request the way a careful receiver does: it
+  checks ``X-Driftline-Signature`` against its own HMAC-SHA256 of the raw body with the shared
+  secret (a mismatch is answered 401 and kept in :attr:`HookReceiver.bad_signatures`), and keeps
+  the ``Idempotency-Key`` of every change it took, per webhook name: a key it already has is
+  answered 200 and counted in :attr:`HookReceiver.duplicates`, not taken again;
+- ``POST /teams/<name>`` takes a Teams incoming-webhook message and checks the Adaptive Card's
+  shape (:func:`card_problem`); a bad card is answered 400 with the problem, as Teams does.
+
+Each request takes the next scripted reply (``ok`` once there is none): ``status(n)`` answers
+HTTP n without taking the request; ``lost_answer()`` takes it, then drops the connection without
+answering (the sender cannot know it arrived).
+
+:class:`MailReceiver` is an SMTP server (aiosmtpd) in a thread that keeps every message it takes.
+
+>>> with HookReceiver(secret="s3cret") as hooks:
+...     hooks.url("webhook", "retrain").startswith("http://127.0.0.1:")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+# The Adaptive Card element types a driftline card may use, and the fields each needs.
+_CARD_ELEMENTS = {"TextBlock": ("text",), "FactSet": ("facts",)}
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A request a receiver took: its path, headers and raw body."""
+
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def body(self) -> dict:
+        return json.loads(self.raw)
+
+
+def status(code: int) -> tuple[str, int]:
+    return ("status", code)
+
+
+def lost_answer() -> tuple[str, int]:
+    return ("lost", 0)
+
+
+class HookReceiver:
+    """A webhook and Teams receiver; see the module docstring."""
+
+    def __init__(self, secret: str):
+        self.secret = secret.encode("utf-8")
+        self.taken: list[Taken] = []  # every change taken once (webhook) or card (Teams)
+        self.keys: dict[str, list[str]] = {}  # per webhook name, the idempotency keys taken, in order
+        self.duplicates: list[str] = []  # keys sent again after they were taken
+        self.bad_signatures: list[bytes] = []
+        self.card_problems: list[str] = []
+        self.requests = 0
+        self._replies: deque[tuple[str, int]] = deque()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+        self.start()
+
+    def url(self, kind: str, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{kind}/{name}"
+
+    def script(self, *replies: tuple[str, int]) -> None:
+        self._replies.extend(replies)
+
+    def start(self) -> None:
+        """Listen (again, on the same port after :meth:`stop`)."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop listening: a sender now finds the port closed (connection refused)."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> HookReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _take(self, handler: BaseHTTPRequestHandler) -> tuple[int, str]:
+        """What to answer to one request (the body is read already)."""
+        raw, path = handler.raw, handler.path
+        headers = {k: v for k, v in handler.headers.items()}
+        with self._lock:
+            self.requests += 1
+            reply = self._replies.popleft() if self._replies else ("ok", 200)
+            if reply[0] == "status":
+                return reply[1], "scripted"
+            if path.startswith("/teams/"):
+                problem = card_problem(json.loads(raw))
+                if problem:
+                    self.card_problems.append(problem)
+                    return 400, problem
+                self.taken.append(Taken(path, headers, raw))
+            else:
+                expected = "sha256=" + hmac.new(self.secret, raw, hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(headers.get("X-Driftline-Signature", ""), expected):
+                    self.bad_signatures.append(raw)
+                    return 401, "bad signature"
+                key, taken = headers["Idempotency-Key"], self.keys.setdefault(path.rsplit("/", 1)[-1], [])
+                if key in taken:
+                    self.duplicates.append(key)
+                else:
+                    taken.append(key)
+                    self.taken.append(Taken(path, headers, raw))
+            return (0 if reply[0] == "lost" else 200), "ok"
+
+    def _handler(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                self.raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                code, text = receiver._take(self)
+                if code == 0:  # taken, but the answer is lost on the way back
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                body = text.encode("utf-8")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def card_problem(message: dict) -> str | None:
+    """What is wrong with a Teams webhook message carrying an Adaptive Card, or None."""
+    if message.get("type") != "message" or not isinstance(message.get("attachments"), list):
+        return "expected {type: message, attachments: [...]}"
+    [attachment] = message["attachments"]
+    if attachment.get("contentType") != ADAPTIVE_CARD:
+        return f"attachment contentType must be {ADAPTIVE_CARD}"
+    card = attachment.get("content") or {}
+    if card.get("type") != "AdaptiveCard" or not str(card.get("version", "")).startswith("1."):
+        return "content must be an AdaptiveCard with a 1.x version"
+    for element in card.get("body", []):
+        needs = _CARD_ELEMENTS.get(element.get("type"))
+        if needs is None or any(not element.get(field) for field in needs):
+            return f"unknown or incomplete card element {element!r}"
+        if element["type"] == "FactSet" and not all({"title", "value"} <= set(f) for f in element["facts"]):
+            return "each fact needs a title and a value"
+    for action in card.get("actions", []):
+        if action.get("type") != "Action.OpenUrl" or not str(action.get("url", "")).startswith("http"):
+            return f"bad action {action!r}"
+    return None
+
+
+class MailReceiver:
+    """An SMTP server (aiosmtpd) on 127.0.0.1 in a thread, keeping every message it takes;
+    :meth:`stop` and :meth:`start` take it down and bring it back on the same port."""
+
+    def __init__(self):
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.port = _free_port()
+        self._controller = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        receiver = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's naming)
+                receiver.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+                receiver.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+                return "250 Message accepted for delivery"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> MailReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,253 @@
+"""Alert routes beyond Slack, end to end: a small DuckDB project, real runs, and real deliveries
+to local receivers (tests/route_receivers.py): a webhook receiver that checks every signature
+and keeps the idempotency keys it took, a Teams endpoint that checks the Adaptive Card, and an
+SMTP server (aiosmtpd).
+
+The story (tests/alert_story.py): days 0-4 ok, 5-8 warn, 9-10 fail, 11-12 ok, so the monitor's
+two series (overall, region=eu) each open one episode on day 5, are recalled on day 8 (cooldown
+3d), escalate on day 9 and resolve on day 11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from datetime import datetime
+
+import pytest
+from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
+from route_receivers import HookReceiver, MailReceiver, lost_answer, status
+
+from driftline import api, cli
+
+SECRET = "s3cret-for-tests"
+STORY = [OK] * 5 + [WARN] * 4 + [FAIL] * 2 + [OK] * 2
+REPORT = "https://reports.example.com/report.html"
+ROUTES = """      cooldown: 3d
+      routes:
+        - webhook: retrain
+          min_severity: fail
+          when: opened
+        - webhook: audit
+        - teams: ml-oncall
+        - email: oncall
+"""
+
+
+@pytest.fixture
+def hooks(no_proxy):
+    with HookReceiver(SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def mail():
+    with MailReceiver() as receiver:
+        yield receiver
+
+
+def routed_project(make_project, hooks, mail, monkeypatch, routes=ROUTES):
+    """The story's project, its receivers at the local servers; the secret comes from ${ENV}."""
+    monkeypatch.setenv("RETRAIN_SECRET", SECRET)
+    notify = {
+        "webhooks": {
+            "retrain": {"url": hooks.url("webhook", "retrain"), "secret": "${RETRAIN_SECRET}", "timeout": 2},
+            "audit": {"url": hooks.url("webhook", "audit"), "secret": "${RETRAIN_SECRET}", "timeout": 2},
+        },
+        "teams": {"ml-oncall": {"webhook_url": hooks.url("teams", "ml-oncall"), "timeout": 2}},
+        "email": {"oncall": {"smtp": mail.url, "from": "driftline@example.com", "to": ["ml-oncall@example.com", "lead@example.com"], "timeout": 2}},
+    }
+    return make_project(
+        monitors={"leads": story_monitor(routes, header="    owner: growth-ml\n")},
+        tables={"events": events(STORY)},
+        settings={"report_url": REPORT, "notify": notify},
+    )
+
+
+def run_day(project, day: int) -> api.RunSummary:
+    """A scheduled run just after day ``day`` ended."""
+    return api.run(project.root, at=START + (day + 1) * DAY)
+
+
+def alert_ids(project) -> list[str]:
+    return list(project.query("select alert_id from driftline_alerts order by segment_key nulls first").alert_id)
+
+
+def psi(current_a: float, reference_a: float = OK) -> float:
+    """PSI of the two categories "a" and "b", by hand (SPEC §6: sum of (c - r) ln(c / r))."""
+    pairs = [(current_a, reference_a), (1 - current_a, 1 - reference_a)]
+    return sum((c - r) * math.log(c / r) for c, r in pairs)
+
+
+def day(n: int) -> str:
+    return (START + n * DAY).isoformat()
+
+
+# -- the lifecycle, route by route ---------------------------------------------------------------
+
+
+def test_each_route_hears_what_it_asked_for_signed_and_once(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch)
+    for n in range(5, 13):
+        summary = run_day(project, n)
+        assert all(note.status == "sent" for note in summary.notifications), summary.notifications
+    overall, eu = alert_ids(project)
+
+    # The action: one request per episode, on the day it first reached fail (the escalation).
+    assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"]
+    retrain = [t for t in hooks.taken if t.path == "/webhook/retrain"]
+    for taken in retrain:
+        body = taken.body
+        assert body["transition"] == "opened" and body["episode"]["severity"] == "fail"
+        assert body["window"] == {"start": day(9), "end": day(10)}
+        assert body["episode"]["opened_at"] == day(5)  # the episode began as a warning
+        assert body["episode"]["value"] == pytest.approx(psi(FAIL), rel=1e-3)
+        assert body["episode"]["report_url"] == f"{REPORT}#leads-drift_psi"
+        assert body["monitor"]["owner"] == "growth-ml"
+        assert taken.headers["Idempotency-Key"] == body["idempotency_key"]
+        mac = hmac.new(SECRET.encode(), taken.raw, hashlib.sha256).hexdigest()  # the receiver checked it too
+        assert taken.headers["X-Driftline-Signature"] == f"sha256={mac}"
+
+    # Every transition, in order, per episode.
+    expected = ["opened", "reminder-2026-03-09", "escalated", "resolved"]
+    assert hooks.keys["audit"] == [f"{a}:{t}" for t in expected for a in (overall, eu)]
+    assert hooks.bad_signatures == [] and hooks.duplicates == []
+
+    # Teams: one card per run that had news, naming both series.
+    cards = [t.body["attachments"][0]["content"] for t in hooks.taken if t.path == "/teams/ml-oncall"]
+    assert hooks.card_problems == [] and len(cards) == 4
+    assert [len(c["body"][2]["facts"]) for c in cards] == [2, 2, 2, 2]
+    assert cards[0]["body"][0]["text"] == "leads: 2 opened (warn)"
+    assert cards[2]["body"][0]["text"] == "leads: 2 escalated (fail)"
+
+    # Email: one per run with news, to every recipient, naming every alert.
+    assert len(mail.messages) == 4
+    assert mail.envelopes[0] == ("driftline@example.com", ["ml-oncall@example.com", "lead@example.com"])
+    first = mail.messages[0]
+    assert first["Subject"] == "[driftline] leads: 2 opened (warn)"
+    text = first.get_content()
+    assert "drift_psi on c: psi" in text and "drift_psi on c (region=eu): psi" in text
+    assert f"{psi(WARN):.4g}" in text  # the warn day's psi, by hand
+
+    rows = project.query("select notify_status, payload from driftline_alerts")
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+
+
+def test_an_action_fires_once_per_episode_across_runs_and_reruns(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          min_severity: fail
+          when: opened
+""")
+    for n in (5, 9, 10, 9, 10, 11, 12):  # the fail days run twice; the episode stays one
+        run_day(project, n)
+    overall, eu = alert_ids(project)
+    assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"]
+    assert hooks.requests == 2 and hooks.duplicates == []
+
+
+# -- outages, lost answers, refusals -------------------------------------------------------------
+
+
+def test_receivers_down_then_up_get_each_change_exactly_once(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch)
+    hooks.stop()
+    mail.stop()
+    down = run_day(project, 5)
+    assert {note.status for note in down.notifications} == {"retry"}
+    assert any("could not reach email oncall" in note.error for note in down.notifications)
+    assert list(project.query("select notify_status from driftline_alerts").notify_status) == ["pending", "pending"]
+
+    hooks.start()
+    mail.start()
+    up = run_day(project, 6)  # a quiet day: only what waited goes out
+    assert {note.status for note in up.notifications} == {"sent"}
+    overall, eu = alert_ids(project)
+    assert hooks.keys["audit"] == [f"{overall}:opened", f"{eu}:opened"]
+    assert len(mail.messages) == 1 and "region=eu" in mail.messages[0].get_content()
+    assert hooks.duplicates == [] and "retrain" not in hooks.keys
+
+    run_day(project, 7)
+    assert len(mail.messages) == 1 and len(hooks.keys["audit"]) == 2  # nothing sent twice
+    rows = project.query("select notify_status, payload, notify_attempts from driftline_alerts")
+    assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+
+
+def test_a_lost_answer_is_sent_again_and_the_receiver_takes_it_once(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          when: opened
+""")
+    hooks.script(lost_answer())  # the receiver takes the first change, its answer never arrives
+    first = run_day(project, 5)
+    assert [note.status for note in first.notifications] == ["retry"]
+    overall, eu = alert_ids(project)
+    assert hooks.keys["retrain"] == [f"{overall}:opened"]
+    sent_first = hooks.taken[0].raw
+
+    second = run_day(project, 6)
+    assert [note.status for note in second.notifications] == ["sent", "sent"]
+    assert hooks.duplicates == [f"{overall}:opened"]  # the same change again, recognised by its key
+    assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"]
+    assert hooks.taken[0].raw == sent_first and hooks.bad_signatures == []
+
+
+def test_a_server_error_is_retried_and_a_refusal_is_not(make_project, hooks, mail, monkeypatch, capsys):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          when: opened
+""")
+    hooks.script(status(503))
+    assert [note.status for note in run_day(project, 5).notifications] == ["retry"]
+    hooks.script(status(404), status(404))
+    notes = run_day(project, 6).notifications
+    assert [note.status for note in notes] == ["failed", "failed"]
+    assert "webhook retrain refused the alert: HTTP 404" in notes[0].error
+    assert hooks.url("webhook", "retrain") not in notes[0].error  # a URL may carry a token
+    run_day(project, 7)
+    assert hooks.requests == 3 and "retrain" not in hooks.keys
+    rows = project.query("select notify_status from driftline_alerts")
+    assert list(rows.notify_status) == ["failed", "failed"]
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_an_unknown_receiver_is_a_located_error_with_a_close_match(make_project, hooks, mail, monkeypatch, capsys):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - email: oncall
+        - webhook: retrian
+""")
+    assert cli.main(["validate", "--project", str(project.root)]) == 3
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if "retrian" in line]
+    assert "monitors/leads.yml:" in line and "(did you mean 'retrain'?)" in line
+
+
+def test_channel_and_routes_together_are_refused(make_project, hooks, mail, monkeypatch, capsys):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      channel: "#x"
+      routes:
+        - webhook: retrain
+""")
+    assert cli.main(["validate", "--project", str(project.root)]) == 3
+    assert "name the channel in routes" in capsys.readouterr().err
+
+
+def test_a_body_template_shapes_the_request(make_project, hooks, mail, monkeypatch):
+    """GitHub's repository_dispatch: the standard body as client_payload, an event_type of ours."""
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          when: opened
+""")
+    settings = (project.root / "driftline_project.yml").read_text()
+    template = "      body: {event_type: 'retrain-{monitor}-{severity}', client_payload: '{alert}'}\n"
+    settings = settings.replace("      timeout: 2\n", "      timeout: 2\n" + template, 1)
+    (project.root / "driftline_project.yml").write_text(settings)
+    run_day(project, 5)
+    body = hooks.taken[0].body
+    assert body["event_type"] == "retrain-leads-warn"
+    assert body["client_payload"]["transition"] == "opened" and len(body["client_payload"]) <= 10
+    assert datetime.fromisoformat(body["client_payload"]["window"]["start"]) == START + 5 * DAY
+    assert json.loads(hooks.taken[0].raw) == body
