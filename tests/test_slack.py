@@ -532,7 +532,10 @@ def test_a_value_from_the_data_cannot_fake_a_line_or_a_link():
     breach = a_breach(segment_value=FAKE, column_name="size`\n_x_")
     message = render_run_message(a_run(report_url=None), [breach], "#growth-ml")
 
-    [line] = [b["text"]["text"] for b in message.blocks if b["type"] == "section"][1:]  # the breach
+    headline, intro, line = [b["text"] for b in message.blocks if b["type"] == "section"]
+    assert headline["type"] == "plain_text"  # Slack formats nothing there: no bold, no link
+    assert "\n" not in headline["text"] and "&lt;http://x|click&gt;" in headline["text"]
+    line = line["text"]  # the breach
     assert "\n" not in line and len(message.text.splitlines()) == 2  # summary and that breach
     for text in (line, message.text):
         assert "`region=EU\\n*fake* &lt;http://x|click&gt;`" in text  # shown as written, in a code span
@@ -540,9 +543,30 @@ def test_a_value_from_the_data_cannot_fake_a_line_or_a_link():
         assert "fake" not in outside_code_spans(text) and "_x_" not in outside_code_spans(text)
         assert "<http://x" not in text
     preview = render_text(message).splitlines()
-    assert [p for p in preview if "fake" in p] == [
+    assert preview[2] == "size`\\n_x_ drifted in EU\\n*fake* <http://x|click> since 4 Oct 06:00"  # the headline, on one line
+    assert [p for p in preview[3:] if "fake" in p] == [
         "[fail] drift_psi · size'\\n_x_ · region=EU\\n*fake* <http://x|click> — psi 0.312 (threshold 0.25, +0.291 since reference) · new"
     ]
+
+
+def test_the_headline_comes_first_and_says_what_since_when_and_how_much():
+    """Two drifted columns and a precision drop in one segment; the resolved breach is left out.
+    Drift (failing overall) comes before precision (failing in a segment only)."""
+    since = datetime(2026, 9, 30, tzinfo=timezone.utc)
+    breaches = [
+        a_breach(check_name="precision", check_type="performance", metric="precision", column_name=None,
+                 segment_value="latam", value=0.3288, reference_value=0.6403, threshold="{drop: 0.2}", opened_at=since),
+        a_breach(column_name="industry", segment_key=None, segment_value=None, value=0.52, opened_at=since),
+        a_breach(column_name="visits_7d", segment_key=None, segment_value=None, value=0.44, opened_at=since),
+        a_breach(column_name="country", segment_key=None, segment_value=None, kind="resolved"),
+    ]  # fmt: skip
+    message = render_run_message(a_run(window_end=datetime(2026, 10, 29, tzinfo=timezone.utc)), breaches, "#ml")
+
+    assert [b["type"] for b in message.blocks[:3]] == ["header", "section", "section"]
+    assert message.blocks[1]["text"] == {
+        "type": "plain_text", "emoji": False,
+        "text": "2 features drifted since 30 Sep; precision in latam fell from 0.64 to 0.33",
+    }  # fmt: skip
 
 
 def test_a_resolution_shows_data_values_as_code_spans_too():

@@ -1,8 +1,9 @@
 """Slack messages for alert notifications: pure rendering, no I/O.
 
 A monitor run that breaches sends **one** message: a header naming the monitor and how many checks
-fail or warn, the window and the owner, then one line per breach, worst first, and buttons to the
-runbook and the report. When an alert resolves, a short "Resolved" message goes into the thread of
+fail or warn, the headline of what breaches (the report's, see :mod:`driftline.triage`), the
+window and the owner, then one line per breach, worst first, and buttons to the runbook and the
+report. When an alert resolves, a short "Resolved" message goes into the thread of
 the message that opened it. Messages are Block Kit blocks plus a plain-text ``text`` that Slack
 uses for notifications and that webhooks without Block Kit support show instead.
 
@@ -17,10 +18,11 @@ Slack formats nothing, with line breaks written as ``\\n``: a segment value such
 >>> run = MonitorRun("lead_scoring", None, "@growth-ml", None,
 ...                  datetime(2026, 10, 3), datetime(2026, 10, 4), None)
 >>> breach = Breach("drift_psi", "drift", "psi", "company_size", None, None, "fail", 0.312,
-...                 "0.25", 0.021, "new", None, "lead_scoring-drift_psi")
+...                 "0.25", 0.021, "new", datetime(2026, 10, 3), "lead_scoring-drift_psi")
 >>> print(render_text(render_run_message(run, [breach], "#ml-alerts")))
 to #ml-alerts
 [fail] lead_scoring: 1 failing
+company_size drifted since 3 Oct
 Window: 2026-10-03 → 2026-10-04 UTC · Owner: @growth-ml
 ----------------------------------------
 [fail] drift_psi · company_size — psi 0.312 (threshold 0.25, +0.291 since reference) · new
@@ -31,8 +33,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+
+from driftline import triage
 
 # Slack's Block Kit limits (https://api.slack.com/reference/block-kit).
 MAX_BLOCKS = 50
@@ -118,15 +122,16 @@ def render_run_message(
     lines = [_breach_line(breach, run.report_url) for breach in shown]
 
     header, intro, footer = _header_block(run, ordered), _intro_block(run), _buttons(run, ordered)
+    headline = _headline(run, ordered)
     # Room left for the breach lines, keeping a block and some text for the "+N more" line.
-    fixed_blocks = 4 + (1 if footer else 0)  # header, intro, divider, "+N more" (and buttons)
-    fixed_text = len(header["text"]["text"]) + len(intro["text"]["text"]) + MAX_FIELD
+    fixed_blocks = 5 + (1 if footer else 0)  # header, headline, intro, divider, "+N more" (and buttons)
+    fixed_text = len(header["text"]["text"]) + len(headline) + len(intro["text"]["text"]) + MAX_FIELD
     sections, not_fitting = _pack(
         lines, max_sections=MAX_BLOCKS - fixed_blocks, max_chars=MAX_BLOCKS_TEXT - fixed_text
     )
     hidden = len(ordered) - len(shown) + not_fitting
 
-    blocks = [header, intro, {"type": "divider"}]
+    blocks = [header, _plain_section(headline), intro, {"type": "divider"}]
     blocks += [_section(text) for text in sections]
     if hidden:
         blocks.append(_context(_more_text(hidden, run.report_url)))
@@ -272,6 +277,37 @@ def _header_block(run: MonitorRun, breaches: Sequence[Breach]) -> dict:
     return {"type": "header", "text": text}
 
 
+def _headline(run: MonitorRun, breaches: Sequence[Breach]) -> str:
+    """The report's headline for the open breaches of the message, on one line: "3 features
+    drifted since 30 Sep; precision in latam fell from 0.64 to 0.33". A message knows only its
+    breaches, so drift is counted without the "of n" the report adds."""
+    findings = [
+        triage.Finding(
+            b.check_name, b.check_type, b.metric, b.column_name, b.segment_key, b.segment_value,
+            b.severity, b.value, reference=b.reference_value, threshold=b.threshold, since=b.opened_at,
+        )  # fmt: skip
+        for b in breaches
+        if b.kind != "resolved"
+    ]
+    if not findings:
+        return "Resolved: nothing breaches any more."
+    today = _utc(run.window_end).replace(tzinfo=None)
+    findings = [f if f.since is None else _naive(f) for f in findings]
+    return _clip(_escape(visible(triage.summarize(findings, today=today).headline)), MAX_SECTION_TEXT)
+
+
+def _naive(finding: triage.Finding) -> triage.Finding:
+    """The finding with its time as naive UTC, as the summary compares days."""
+    return replace(finding, since=_utc(finding.since).replace(tzinfo=None))
+
+
+def _plain_section(text: str) -> dict:
+    """A section of plain text: Slack formats nothing in it (no bold, no links), so names and
+    values from the data cannot fake markup; ``&``, ``<`` and ``>`` come escaped, as Slack wants
+    them in every text."""
+    return {"type": "section", "text": {"type": "plain_text", "text": text, "emoji": False}}
+
+
 def _intro_block(run: MonitorRun) -> dict:
     """Description, window, owner (mentioned) and, when it is not a link, the runbook."""
     lines = []
@@ -319,7 +355,9 @@ def _more_text(hidden: int, report_url: str | None) -> str:
 def _fallback_text(
     run: MonitorRun, breaches: Sequence[Breach], lines: Sequence[str], hidden: int
 ) -> str:
-    """The ``text`` field: a one-line summary, then the listed breaches, within a small budget."""
+    """The ``text`` field: a one-line summary, then the listed breaches, within a small budget.
+    The headline is left out: Slack formats ``text`` as mrkdwn, and the headline names values
+    from the data outside code spans."""
     summary = f"{_worst_emoji(breaches)} {_escape(run.monitor)}: {_counts(breaches)}"
     summary += f" ({_window(run)})"
     if run.owner:
@@ -518,6 +556,8 @@ _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 def _block_as_text(block: dict) -> list[str]:
     """The lines a block shows, in plain text."""
     kind = block.get("type")
+    if kind == "section" and block["text"]["type"] == "plain_text":
+        return _unescape(block["text"]["text"]).splitlines()
     if kind in ("header", "section"):
         return _plain(block["text"]["text"]).splitlines()
     if kind == "context":
@@ -537,6 +577,10 @@ def _plain(mrkdwn: str) -> str:
     code spans hold is shown as written: ``*`` in a value is not bold there either."""
     pieces = _CODE_SPAN.split(mrkdwn)  # odd positions: the contents of code spans
     text = "".join(piece if i % 2 else _without_markup(piece) for i, piece in enumerate(pieces))
+    return _unescape(text)
+
+
+def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
