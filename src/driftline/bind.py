@@ -76,7 +76,7 @@ def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
     if source.sql is not None:
         check_source_query(source.sql, location=loaded.positions.locate(("source", "sql")), backend=con.name)
         try:
-            return con.sql(source.sql)
+            return connect.unquoted_names_lower_case(con, con.sql(source.sql))
         except Exception as error:
             raise ConfigError(f"source.sql: the warehouse rejected it: {_first_line(error)}", loaded.positions.locate(("source", "sql"))) from None
     try:
@@ -177,6 +177,9 @@ def _check_drift_options(loaded: LoadedMonitor, schema: Mapping[str, dt.DataType
             threshold = getattr(item, level)
             if isinstance(threshold, Bound) and (threshold.drop is not None or threshold.rise is not None):
                 problems.append(ConfigError(f"{level}: drop/rise compare with the reference window, which a drift check already does; use a number", loaded.positions.locate(("checks", i, "drift", level))))
+            elif isinstance(threshold, Bound) and (threshold.confidence is not None or threshold.reference_band is not None):
+                key = "confidence" if threshold.confidence is not None else "reference_band"
+                problems.append(ConfigError(f"{level}: {key} applies to performance, fairness and metric values, not drift distances; use a number (or p_value)", loaded.positions.locate(("checks", i, "drift", level))))
 
 
 def _where(loaded: LoadedMonitor, table: ir.Table, macros: Mapping[str, Any], problems: list[ConfigError]) -> ir.BooleanValue | None:

@@ -5,15 +5,23 @@ Connection URLs are ibis URLs, plus two forms of our own:
 ``duckdb://PATH[?memory_limit=1GB&threads=2]``
     A DuckDB file, relative to the project directory (``duckdb://`` or ``duckdb://:memory:``
     for an in-memory database), with DuckDB's own settings for the resources it may use.
-``pyspark://local`` or ``pyspark://local?warehouse=DIR``
-    A local Spark session started in this process (see :func:`local_spark_session`). ``DIR``
+``pyspark://local[?warehouse=DIR]``
+    A local Spark session started in this process (see :func:`spark_session`). ``DIR``
     holds the tables and their catalog; relative to the project directory, default
     ``spark-warehouse``.
+``spark://HOST:PORT[?warehouse=DIR]``
+    A session of this process on a standalone Spark cluster's master, with the same warehouse
+    and catalog as ``pyspark://local``.
+``sc://HOST:PORT``
+    A Spark Connect server (which owns its warehouse and catalog).
 ``pyspark://``
     The Spark session already running in this process: a cluster job started by
-    ``spark-submit``, a Databricks or Jupyter notebook.
+    ``spark-submit`` (YARN, Kubernetes), a Databricks or Jupyter notebook.
 
-A DuckDB connection compiles with driftline's DuckDB compiler (see ``dialects``).
+The three Spark URLs that start a session also take Spark settings as ``conf.<setting>=VALUE``
+query parameters, e.g. ``spark://10.0.0.5:7077?conf.spark.executor.memory=4g``.
+
+DuckDB and Spark connections compile with driftline's compilers for them (see ``dialects``).
 """
 
 from __future__ import annotations
@@ -51,8 +59,12 @@ def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis
             # The setting cannot be turned back on in this connection.
             con.raw_sql("SET enable_external_access = false")
             return use_driftline_compiler(con)
-        if url.startswith("pyspark:"):
+        if url.startswith(("pyspark:", "spark:", "sc:")):
             return _connect_spark(url, root)
+        if url.startswith("snowflake:"):
+            from driftline import snowflake_engine
+
+            return snowflake_engine.connect(url, root)
         return ibis.connect(url)
     except WarehouseError:
         raise
@@ -118,45 +130,90 @@ def _one_line(error: Exception) -> str:
 
 # -- Spark ----------------------------------------------------------------------------------------
 
+# The query parameters of a Spark URL: ``warehouse=DIR`` (not for sc://, whose server owns its
+# warehouse) and ``conf.<Spark setting>=VALUE``, e.g. ``conf.spark.executor.memory=2g``.
+SPARK_CONF_PREFIX = "conf."
+_SPARK_URLS = "pyspark://local, spark://HOST:PORT (a standalone master) or sc://HOST:PORT (Spark Connect)"
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    """What a Spark URL's query says: the warehouse folder (None: the default) and Spark settings."""
+
+    warehouse: str | None
+    conf: dict[str, str]
+
+
+def _spark_options(url: str, *, takes_warehouse: bool) -> SparkOptions:
+    conf, warehouse = {}, None
+    for key, values in parse_qs(urlparse(url).query, keep_blank_values=True).items():
+        if key == "warehouse" and takes_warehouse:
+            warehouse = values[-1]
+        elif key.startswith(SPARK_CONF_PREFIX) and len(key) > len(SPARK_CONF_PREFIX):
+            conf[key[len(SPARK_CONF_PREFIX):]] = values[-1]
+        else:
+            accepted = "?warehouse=DIR and conf.<spark setting>=VALUE" if takes_warehouse else "conf.<spark setting>=VALUE (the server owns its warehouse)"
+            raise WarehouseError(f"{redact(url)}: unknown option {key!r}; this Spark URL takes {accepted}")
+    return SparkOptions(warehouse, conf)
+
 
 def _connect_spark(url: str, root: Path | None) -> ibis.BaseBackend:
-    """``pyspark://local[?warehouse=DIR]`` starts (or reuses) a local session; ``pyspark://``
-    attaches to the session already running in this process."""
+    """``pyspark://local``, ``spark://HOST:PORT`` and ``sc://HOST:PORT`` start (or reuse) a
+    session of this process; ``pyspark://`` attaches to the session already running in it."""
     parsed = urlparse(url)
-    options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
-    unknown = sorted(set(options) - {"warehouse"})
-    if unknown:
-        raise WarehouseError(f"{redact(url)}: unknown option {unknown[0]!r}; pyspark URLs take ?warehouse=DIR")
-    if parsed.netloc == "local":
-        warehouse = _under(root or Path.cwd(), options.get("warehouse", SPARK_WAREHOUSE))
-        return ibis.pyspark.connect(local_spark_session(warehouse.resolve()))
-    if parsed.netloc or options:
-        raise WarehouseError(f"{redact(url)}: expected pyspark://local[?warehouse=DIR] or pyspark://")
-    return ibis.pyspark.connect(_running_spark_session())
+    if parsed.scheme == "sc":
+        session = spark_connect_session(url.split("?", 1)[0], _spark_options(url, takes_warehouse=False).conf)
+        return use_driftline_compiler(ibis.pyspark.connect(session))
+    if parsed.scheme == "spark":
+        if not parsed.hostname or parsed.port is None:
+            raise WarehouseError(f"{redact(url)}: expected spark://HOST:PORT, the standalone master's address")
+        master = url.split("?", 1)[0]
+    elif parsed.netloc == "local":
+        master = "local[2]"
+    elif parsed.netloc:
+        raise WarehouseError(f"{redact(url)}: expected {_SPARK_URLS}, or pyspark:// for the session of a spark-submit job")
+    else:
+        if parsed.query:
+            raise WarehouseError(f"{redact(url)}: pyspark:// takes no options; the running session has its own")
+        return use_driftline_compiler(ibis.pyspark.connect(_running_spark_session()))
+    options = _spark_options(url, takes_warehouse=True)
+    warehouse = _under(root or Path.cwd(), options.warehouse or SPARK_WAREHOUSE).resolve()
+    return use_driftline_compiler(ibis.pyspark.connect(spark_session(master, warehouse, options.conf)))
 
 
 def local_spark_session(warehouse: Path) -> Any:
-    """The process's local Spark session, started on first use and reused afterwards.
+    """The process's local Spark session (``pyspark://local``); see :func:`spark_session`."""
+    return spark_session("local[2]", warehouse)
 
-    A process runs one Spark context, whose warehouse and catalog are fixed when it starts, and
-    starting one takes seconds: a second connection reuses the first session, provided it asks
-    for the same warehouse. The session runs on two local threads, bound to the loopback
-    interface, with the UI off and few shuffle partitions (driftline's queries return small
-    aggregates). Its catalog is an embedded Derby metastore inside ``warehouse``, so the result
-    tables outlive the process: Spark's default in-memory catalog would forget them, and the next
-    run could not even recreate them over their leftover files. Embedded Derby admits one
-    process at a time, so two driftline processes cannot share a local warehouse concurrently.
+
+def spark_session(master: str, warehouse: Path, conf: dict[str, str] | None = None) -> Any:
+    """The process's Spark session on ``master`` (``local[2]`` or a standalone master's
+    ``spark://HOST:PORT``), started on first use and reused afterwards.
+
+    A process runs one Spark context, whose master, warehouse and catalog are fixed when it
+    starts, and starting one takes seconds: a second connection reuses the first session,
+    provided it asks for the same master and warehouse. The session runs with the UI off and few
+    shuffle partitions (driftline's queries return small aggregates); with a local master or one
+    on this machine it is bound to the loopback interface. Its catalog is an embedded Derby
+    metastore inside ``warehouse``, so the result tables outlive the process: Spark's default
+    in-memory catalog would forget them, and the next run could not even recreate them over
+    their leftover files. Embedded Derby admits one process at a time, so two driftline
+    processes cannot share a warehouse concurrently. The executors of a cluster write the tables'
+    files into ``warehouse`` themselves: on a cluster of several hosts it must be storage every
+    host sees at the same path. ``conf`` (the URL's ``conf.*`` options) comes last and wins.
     Nothing is downloaded.
     """
     from pyspark.sql import SparkSession
 
     running = SparkSession.getActiveSession()
     if running is not None:
-        _check_same_warehouse(running, warehouse)
+        _check_same_session(running, master, warehouse)
         return running
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no lookup of the host's public address
+    loopback = _is_loopback(master)
+    if loopback:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no lookup of the host's public address
     builder = SparkSession.builder
-    for key, value in _local_spark_settings(warehouse).items():
+    for key, value in {**_spark_settings(master, warehouse, loopback), **(conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
@@ -166,13 +223,15 @@ def local_spark_session(warehouse: Path) -> Any:
     return session
 
 
-def _local_spark_settings(warehouse: Path) -> dict[str, str]:
+def _is_loopback(master: str) -> bool:
+    return master.startswith("local") or urlparse(master).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _spark_settings(master: str, warehouse: Path, loopback: bool) -> dict[str, str]:
     metastore = warehouse / "metastore_db"
-    return {
-        "spark.master": "local[2]",
+    settings = {
+        "spark.master": master,
         "spark.app.name": "driftline",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
@@ -184,15 +243,32 @@ def _local_spark_settings(warehouse: Path) -> dict[str, str]:
         # reads naive timestamps in the Python process's local time zone.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
+    if loopback:  # a remote cluster's executors must reach the driver on an address they can see
+        settings |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    return settings
 
 
-def _check_same_warehouse(session: Any, warehouse: Path) -> None:
+def _check_same_session(session: Any, master: str, warehouse: Path) -> None:
     current = Path(urlparse(session.conf.get("spark.sql.warehouse.dir")).path)
-    if current != warehouse:
+    running_master = session.sparkContext.master
+    if current != warehouse or running_master != master:
         raise WarehouseError(
-            f"a Spark session with warehouse {current} is already running in this process, and Spark "
-            f"cannot change it to {warehouse}; use the same warehouse, or pyspark:// to attach to it"
+            f"a Spark session on {running_master} with warehouse {current} is already running in this process, and "
+            f"Spark cannot change it to {master} with {warehouse}; use the same URL, or pyspark:// to attach to it"
         )
+
+
+def spark_connect_session(address: str, conf: dict[str, str] | None = None) -> Any:
+    """A Spark Connect session on the server at ``address`` (``sc://HOST:PORT``, with Spark
+    Connect's own ``/;token=...`` parameters if any). The server owns the warehouse and catalog:
+    result tables outlive driftline's process as long as the server's catalog keeps them (an
+    in-memory catalog forgets them when the server stops). Times are read in UTC, as elsewhere."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.remote(address).config("spark.sql.session.timeZone", "UTC")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def _running_spark_session() -> Any:
@@ -200,8 +276,15 @@ def _running_spark_session() -> Any:
 
     session = SparkSession.getActiveSession()
     if session is None:
-        raise WarehouseError("pyspark:// attaches to a running Spark session and none is running; use pyspark://local to start one")
+        raise WarehouseError(
+            "pyspark:// is the Spark session of the Python process driftline runs in (a spark-submit job, a "
+            f"notebook) and this process has none; from the command line use {_SPARK_URLS}"
+        )
     return session
+
+
+def _is_spark_connect(session: Any) -> bool:
+    return type(session).__module__.startswith("pyspark.sql.connect")
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -212,15 +295,33 @@ def find_table(con: ibis.BaseBackend, name: str) -> ir.Table:
     from driftline.spec.errors import did_you_mean
 
     table, database = table_reference(name)
-    try:
-        return con.table(table, database=database)
-    except Exception:
-        pass
+    candidates = [(table, database)]
+    if con.name == "snowflake":  # Snowflake stores an unquoted name upper-case: `leads` is LEADS
+        upper = tuple(part.upper() for part in database) if isinstance(database, tuple) else database and database.upper()
+        candidates.append((table.upper(), upper))
+    for table_name, database_name in candidates:
+        try:
+            found = con.table(table_name, database=database_name)
+        except Exception:
+            continue
+        if found.columns:  # a Snowflake emulator describes a missing table as one without columns
+            return unquoted_names_lower_case(con, found)
     try:
         known = con.list_tables(database=database)
     except Exception:
         known = []
     raise LookupError(f"table {name!r} not found{did_you_mean(table, known)}")
+
+
+def unquoted_names_lower_case(con: ibis.BaseBackend, table: ir.Table) -> ir.Table:
+    """``table`` with the columns Snowflake stores upper-case named in lower case, as monitors
+    name them (``score`` for SCORE): Snowflake upper-cases every name created unquoted, which is
+    how most tables are created. A column created quoted in mixed or lower case keeps its name;
+    elsewhere nothing changes."""
+    if con.name != "snowflake":
+        return table
+    renamed = {c.lower(): c for c in table.columns if c.isupper() and c.lower() not in table.columns}
+    return table.rename(renamed) if renamed else table
 
 
 def table_reference(name: str) -> tuple[str, tuple[str, ...] | str | None]:
@@ -305,6 +406,12 @@ def _canceller(con: ibis.BaseBackend):
     """A function that stops the query running on ``con`` from another thread, or None."""
     if con.name == "duckdb":
         return con.con.interrupt
+    if con.name == "pyspark" and _is_spark_connect(con._session):
+        # Spark Connect has no job groups: the query's operations carry a tag of their own.
+        session, tag = con._session, f"driftline-{uuid.uuid4().hex}"
+        session.clearTags()
+        session.addTag(tag)
+        return lambda: session.interruptTag(tag)
     if con.name == "pyspark":
         context = con._session.sparkContext
         group = f"driftline-{uuid.uuid4().hex}"

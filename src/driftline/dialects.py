@@ -2,9 +2,10 @@
 
 The planner builds portable ibis expressions; where a backend lacks an operation (ibis raises
 ``OperationNotDefinedError``), the portable fallback is chosen here, by dialect name, and each
-fallback is proven by a compile test for that dialect. DuckDB compiles with a subclass of ibis's
-DuckDB compiler (:class:`DuckDBCompiler`), set on driftline's own connections and used by
-:func:`to_sql`, not patched into ibis.
+fallback is proven by a compile test for that dialect. DuckDB, Spark and Databricks compile with
+subclasses of ibis's compilers that write a double literal as a double (:class:`DuckDBCompiler`,
+:class:`PySparkCompiler`), set on driftline's own connections and used by :func:`to_sql`, not
+patched into ibis.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import ibis.backends.sql.compilers as sc
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
+from ibis.backends.sql.compilers.databricks import DatabricksCompiler as IbisDatabricksCompiler
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler as IbisDuckDBCompiler
+from ibis.backends.sql.compilers.pyspark import PySparkCompiler as IbisPySparkCompiler
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "clickhouse", "pyspark")
 # Dialects whose ibis compiler has no multi-quantile aggregate: one quantile per probability.
@@ -43,8 +46,32 @@ class DuckDBCompiler(IbisDuckDBCompiler):
     DOUBLE with a rounding error: about one literal in forty lands one ulp off (more inside a list,
     whose elements share one wide DECIMAL type). A bin edge is often a data value itself, so a
     value equal to its edge would fall into the wrong bin. With an exponent DuckDB parses the
-    text as a DOUBLE, exactly. (PostgreSQL and Spark convert their decimal literals exactly.)
+    text as a DOUBLE, exactly. (PostgreSQL converts its decimal literals exactly.)
     """
+
+    def visit_NonNullLiteral(self, op, *, value, dtype):
+        if dtype.is_float64() and math.isfinite(value):
+            return _double_literal(float(value))
+        return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+
+
+class PySparkCompiler(IbisPySparkCompiler):
+    """ibis's Spark compiler, writing a finite DOUBLE literal as ``0.1e0``.
+
+    ibis writes it as ``0.1``, which Spark reads as a DECIMAL(1,1): ``avg(case when c then 1.0
+    else 0.0 end)`` (a rate macro) then averages decimals and returns a DECIMAL rounded to 5
+    places, where every other backend returns the double. With an exponent Spark parses the
+    text as a DOUBLE, exactly.
+    """
+
+    def visit_NonNullLiteral(self, op, *, value, dtype):
+        if dtype.is_float64() and math.isfinite(value):
+            return _double_literal(float(value))
+        return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+
+
+class DatabricksCompiler(IbisDatabricksCompiler):
+    """ibis's Databricks compiler (Spark SQL), with :class:`PySparkCompiler`'s double literals."""
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
         if dtype.is_float64() and math.isfinite(value):
@@ -59,7 +86,7 @@ def _double_literal(value: float) -> sge.Expression:
     return sge.Neg(this=literal) if math.copysign(1.0, value) < 0 else literal
 
 
-_COMPILERS = {"duckdb": DuckDBCompiler()}
+_COMPILERS = {"duckdb": DuckDBCompiler(), "pyspark": PySparkCompiler(), "databricks": DatabricksCompiler()}
 
 
 def use_driftline_compiler(con: Any) -> Any:
@@ -208,8 +235,9 @@ def json_number(value: ir.JSONValue, dialect: str) -> ir.FloatingValue:
     """A JSON value as a double; null when it is missing or not a number.
 
     On Spark, ibis unwraps JSON with a Python UDF of the session, which a stored view cannot
-    call; Spark's own ``TRY_CAST`` of the extracted text does the same for numbers.
+    call; Spark's own ``TRY_CAST`` of the extracted text does the same for numbers. Snowflake
+    gets the same ``TRY_CAST``: ibis's ``AS_DOUBLE`` is Snowflake's, but emulators lack it.
     """
-    if dialect == "pyspark":
+    if dialect in ("pyspark", "snowflake"):
         return value.cast("string").try_cast("float64")
     return value.unwrap_as("float64")

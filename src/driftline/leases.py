@@ -139,6 +139,8 @@ def _claim(con, cursor, schema, mine: Lease, now: datetime) -> bool | Lease:
     """True when ``mine`` was written; the live holder when there is one; False when another
     claim won between the read and the write."""
     current = _read(con, cursor, schema, mine.monitor)
+    if current is None and con.name == "snowflake":
+        return _insert_if_absent(con, cursor, schema, mine)
     if current is None:
         sql = f"INSERT INTO {_table(con, schema)} VALUES ({_marks(con, 6)}) ON CONFLICT (\"monitor\") DO NOTHING"
         return _affected(con, cursor.execute(sql, _values(mine)) or cursor) == 1
@@ -151,6 +153,22 @@ def _claim(con, cursor, schema, mine: Lease, now: datetime) -> bool | Lease:
     )
     values = [mine.holder, mine.host, mine.pid, mine.acquired_at, mine.expires_at, mine.monitor, current.holder]
     return _affected(con, cursor.execute(sql, values) or cursor) == 1
+
+
+def _insert_if_absent(con, cursor, schema, mine: Lease) -> bool:
+    """Snowflake has no ``ON CONFLICT`` and enforces no primary key: the row is inserted only if
+    the monitor has none, and read back to see whether it is ours. Snowflake does not lock a
+    table for an ``INSERT``: two claims of a free lease in transactions that overlap can both
+    succeed, so on Snowflake two processes started on the same monitor in the same instant are
+    not kept apart (a lease already held is, and so is a takeover, an ``UPDATE``)."""
+    names = ", ".join(f'"{c}"' for c in LEASE_SCHEMA.names)
+    sql = (
+        f"INSERT INTO {_table(con, schema)} ({names}) SELECT {_marks(con, 6)} "
+        f'WHERE NOT EXISTS (SELECT 1 FROM {_table(con, schema)} WHERE "monitor" = {_mark(con)})'
+    )
+    cursor.execute(sql, [*_values(mine), mine.monitor])
+    found = _read(con, cursor, schema, mine.monitor)
+    return found is not None and found.holder == mine.holder
 
 
 def renew(con: ibis.BaseBackend, schema: str | None, lease: Lease, ttl: timedelta) -> Lease:

@@ -63,7 +63,8 @@ class TableWriter(Protocol):
 def writer(con: ibis.BaseBackend, schema: str | None) -> Iterator[TableWriter]:
     """Changes to the result tables in ``schema``, applied as one unit as far as the backend allows.
 
-    DuckDB and PostgreSQL run every change in one transaction: all of them or none. Spark has no
+    DuckDB, PostgreSQL and Snowflake run every change in one transaction: all of them or none
+    (Snowflake's between ``BEGIN`` and ``COMMIT``, see ``snowflake_engine``). Spark has no
     multi-statement transactions: there, the changes are collected and applied when the block
     ends without an error, one table at a time, in the order the tables were first touched; each
     table is swapped whole (see :class:`SparkWriter`), so the change is atomic per table, not
@@ -88,7 +89,7 @@ def finish_interrupted_writes(con: ibis.BaseBackend, schema: str | None, tables:
         _finish_spark_swap(con, schema, table, present)
 
 
-# DuckDB and PostgreSQL: one transaction.
+# DuckDB, PostgreSQL and Snowflake: one transaction.
 
 
 @contextlib.contextmanager
@@ -105,6 +106,11 @@ def transaction(con: ibis.BaseBackend) -> Iterator[Any]:
         raw.commit()
     elif con.name == "postgres":
         with con.con.cursor() as cursor, con.con.transaction():
+            yield cursor
+    elif con.name == "snowflake":
+        from driftline import snowflake_engine
+
+        with snowflake_engine.transaction(con) as cursor:
             yield cursor
     else:
         raise WarehouseError(f"{con.name} has no transactions driftline can use; write through writers.writer()")
@@ -148,6 +154,11 @@ def insert_frame(con: ibis.BaseBackend, cursor: Any, table_sql: str, frame: Any)
             cursor.execute(f"INSERT INTO {table_sql} ({columns}) SELECT {columns} FROM __driftline_rows")
         finally:
             cursor.unregister("__driftline_rows")
+        return
+    if con.name == "snowflake":
+        from driftline import snowflake_engine
+
+        snowflake_engine.insert_frame(cursor, table_sql, frame)
         return
     with cursor.copy(f"COPY {table_sql} ({columns}) FROM STDIN") as copy:
         for row in frame.itertuples(index=False, name=None):
