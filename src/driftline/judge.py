@@ -9,6 +9,7 @@ breaching; the judge compares the value with them, and the result row stores the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -62,28 +63,79 @@ class Verdict:
     fail_bounds: Bounds = NO_BOUNDS
 
 
-def bounds_of(threshold: float | Bound, check_type: str, metric: str, reference_value: float | None) -> Bounds | None:
+@dataclass(frozen=True)
+class Reference:
+    """What a threshold may compare with on the reference: the same metric's value there and its
+    standard error (``{drop}``/``{rise}``), and the band learned over the reference's windows
+    (``{reference_band}``: their mean and standard deviation)."""
+
+    value: float | None = None
+    std_error: float | None = None
+    band_mean: float | None = None
+    band_std: float | None = None
+
+
+
+def z_score(confidence: float) -> float:
+    """The one-sided standard normal quantile of ``confidence`` (1.645 at 0.95)."""
+    from scipy.stats import norm  # scipy is slow to import; only significance needs it
+
+    return float(norm.ppf(confidence))
+
+
+def margin(threshold: Bound, std_error: float | None, reference_std_error: float | None = None) -> float:
+    """How far beyond a bound a value must lie to be significant at ``threshold.confidence``:
+    z × its standard error; for ``{drop}``/``{rise}``, z × the error of the difference from the
+    reference value, sqrt(se² + se_ref²). 0 without a confidence, or where the error is unknown.
+
+    >>> round(margin(Bound(above=0.2, confidence=0.95), 0.01), 6)
+    0.016449
+    >>> round(margin(Bound(drop=0.05, confidence=0.95), 0.03, 0.04), 5)
+    0.08224
+    """
+    if threshold.confidence is None or std_error is None:
+        return 0.0
+    relative = threshold.drop is not None or threshold.rise is not None
+    error = math.hypot(std_error, reference_std_error or 0.0) if relative else std_error
+    return z_score(threshold.confidence) * error
+
+
+def bounds_of(threshold: float | Bound, check_type: str, metric: str, reference: Reference | float | None, std_error: float | None = None) -> Bounds | None:
     """The bounds a threshold resolves to; None for ``{drop}``/``{rise}`` without a reference
-    value to count from.
+    value to count from, and ``{reference_band}`` without a learned band.
+
+    With a ``confidence`` the bounds move out by the significance margin (:func:`margin`): an
+    ``{above: x}`` breaches above x + z·se; a ``{drop: x}`` only when the drop exceeds both x and
+    z·sqrt(se² + se_ref²), i.e. below reference − max(x, z·sqrt(se² + se_ref²)).
 
     >>> bounds_of(0.1, "drift", "psi", None), bounds_of(0.7, "performance", "roc_auc", None)
     (Bounds(lower=None, upper=0.1), Bounds(lower=0.7, upper=None))
     >>> bounds_of(Bound(drop=0.25), "performance", "roc_auc", 0.75)
     Bounds(lower=0.5, upper=None)
+    >>> bounds_of(Bound(reference_band=2), "metric", "ctr", Reference(band_mean=0.5, band_std=0.125))
+    Bounds(lower=0.25, upper=0.75)
     """
+    if not isinstance(reference, Reference):
+        reference = Reference(value=reference)
     if not isinstance(threshold, Bound):
         threshold = Bound(**{metrics.breach_side(check_type, metric): float(threshold)})
+    if threshold.reference_band is not None:
+        if reference.band_mean is None or reference.band_std is None:
+            return None
+        width = threshold.reference_band * reference.band_std
+        return Bounds(reference.band_mean - width, reference.band_mean + width)
+    widen = margin(threshold, std_error, reference.std_error)
     if threshold.above is not None:
-        return Bounds(upper=threshold.above)
+        return Bounds(upper=threshold.above + widen)
     if threshold.below is not None:
-        return Bounds(lower=threshold.below)
+        return Bounds(lower=threshold.below - widen)
     if threshold.outside is not None:
-        return Bounds(*threshold.outside)
-    if reference_value is None:
+        return Bounds(threshold.outside[0] - widen, threshold.outside[1] + widen)
+    if reference.value is None:
         return None
     if threshold.drop is not None:
-        return Bounds(lower=reference_value - threshold.drop)
-    return Bounds(upper=reference_value + threshold.rise)
+        return Bounds(lower=reference.value - max(threshold.drop, widen))
+    return Bounds(upper=reference.value + max(threshold.rise, widen))
 
 
 def judge_static(
@@ -91,11 +143,12 @@ def judge_static(
     metric: str,
     value: float | None,
     p_value: float | None = None,
-    reference_value: float | None = None,
+    reference: Reference | float | None = None,
+    std_error: float | None = None,
 ) -> Verdict:
     """Status from the check's static warn/fail thresholds (and its p_value gate for drift)."""
     resolved = {
-        level: bounds_of(threshold, check.type, metric, reference_value) if threshold is not None else NO_BOUNDS
+        level: bounds_of(threshold, check.type, metric, reference, std_error) if threshold is not None else NO_BOUNDS
         for level, threshold in ((FAIL, check.fail), (WARN, check.warn))
     }
     written = Verdict(OK, describe(check.warn), describe(check.fail), None,
@@ -122,7 +175,9 @@ def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: d
     details = dict(m.details)
     reason = details.pop("reason", None)
     reference_value = details.get("reference_value")
-    verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference_value)
+    band = details.get("reference_band") or {}
+    reference = Reference(reference_value, details.get("reference_std_error"), band.get("mean"), band.get("std"))
+    verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference, m.std_error)
     if verdict.reason is not None:  # measured, but the thresholds cannot tell
         reason, details["explanation"] = verdict.reason, NO_REFERENCE_EXPLANATION
     return {
@@ -152,9 +207,10 @@ def describe(threshold: float | Bound | None) -> str | None:
         return None
     if not isinstance(threshold, Bound):
         return f"{threshold:g}"
-    (key, value), = ((k, v) for k, v in threshold.__dict__.items() if v is not None)
+    value = getattr(threshold, threshold.form)
     shown = f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, tuple) else f"{value:g}"
-    return f"{{{key}: {shown}}}"
+    significance = f", confidence: {threshold.confidence:g}" if threshold.confidence is not None else ""
+    return f"{{{threshold.form}: {shown}{significance}}}"
 
 
 def worst(statuses: Any) -> str:

@@ -116,5 +116,10 @@ class CheckKind:
     def measure(self, check: CheckBase, column: str | None, figures: SegmentFigures, context: Context) -> Value:
         raise NotImplementedError
 
+    def has_std_error(self, check: CheckBase, macros: Mapping[str, Any]) -> bool:
+        """Whether the check's values carry a standard error (SPEC §6), which a threshold's
+        ``confidence`` needs; ``macros`` expand a custom metric's SQL."""
+        return False
+
     def validate(self, check: CheckBase, index: int, validator: Any) -> None:
         """Append a located ConfigError to ``validator`` for every problem (see check_validation)."""

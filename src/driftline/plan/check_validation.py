@@ -60,6 +60,13 @@ class Validator:
             if isinstance(threshold, Bound) and (threshold.drop is not None or threshold.rise is not None):
                 self.error(f"{level}: drop/rise compare with the reference window, but {why}; use above/below", (*path, level))
 
+    def significance(self, check: CheckBase, path: tuple, has_std_error: bool, what: str) -> None:
+        """A ``confidence`` needs the value's standard error: an error where ``what`` has none."""
+        for level in ("warn", "fail"):
+            threshold = getattr(check, level)
+            if isinstance(threshold, Bound) and threshold.confidence is not None and not has_std_error:
+                self.error(f"{level}: confidence needs the value's std_error, but {what} has none (SPEC §6 lists those that do); remove confidence", (*path, level))
+
     # -- the model block ---------------------------------------------------------------------------
 
     def model(self) -> None:

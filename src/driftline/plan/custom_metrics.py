@@ -91,5 +91,12 @@ class CustomMetric(CheckKind):
         stddev_key, count_key = _spread_keys(check)
         return value.with_error(standard_errors.mean_error(f[stddev_key], f[count_key]))
 
+    def has_std_error(self, check: MetricCheck, macros: Mapping[str, Any]) -> bool:
+        """Only a metric that is one ``avg(x)`` has one (s / sqrt(n))."""
+        try:
+            return _averaged(parse_metric(check, macros, _location(check))) is not None
+        except ConfigError:
+            return False  # the SQL's own error is reported by validate
+
     def validate(self, check: MetricCheck, index: int, validator) -> None:
         validator.metric_sql(check, index)

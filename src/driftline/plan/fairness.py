@@ -174,6 +174,9 @@ class Fairness(CheckKind):
     def needs_labels(self, check: FairnessCheck) -> bool:
         return metrics.needs_labels(self.check_type, check.metric)
 
+    def has_std_error(self, check: FairnessCheck, macros) -> bool:
+        return True
+
     def register(self, check: FairnessCheck, query: WindowQuery, context: Context) -> None:
         query.add_sum(ROWS_KEY, lambda t: t.count())  # the segment's rows: n_current, as other checks
         add_confusion(partial(query.add_per_value, check.group))

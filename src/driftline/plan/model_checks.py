@@ -149,20 +149,23 @@ class ReferenceValues:
         return entry is not None and entry["fingerprint"] == self.fingerprint(check)
 
     def save(self, check: CheckBase, measurements: list[Measurement]) -> None:
-        values = [[m.column_name, m.segment_key, m.segment_value, m.value, m.n_current] for m in measurements]
+        values = [[m.column_name, m.segment_key, m.segment_value, m.value, m.n_current, m.std_error] for m in measurements]
         self.stored[check_name(check)] = {"fingerprint": self.fingerprint(check), "values": values}
 
     def attach(self, measured: Measurement) -> None:
-        """Put the reference value in ``details["reference_value"]``, where judge reads it, and
-        the rows it was measured on in ``n_reference`` (profiles stored before it was kept
-        have only the value)."""
+        """Put the reference value in ``details["reference_value"]``, where judge reads it, its
+        standard error in ``details["reference_std_error"]``, and the rows it was measured on
+        in ``n_reference`` (profiles stored before these were kept have only the value)."""
         if not self.has(measured.check):
             return
-        for column, segment_key, segment_value, value, *n in self.stored[measured.check_name]["values"]:
+        for column, segment_key, segment_value, value, *n_and_error in self.stored[measured.check_name]["values"]:
             if (column, segment_key, segment_value) == (measured.column_name, measured.segment_key, measured.segment_value):
                 if value is not None:
                     measured.details["reference_value"] = value
-                measured.n_reference = n[0] if n else None
+                n, std_error = (n_and_error + [None, None])[:2]
+                measured.n_reference = n
+                if std_error is not None:  # a {drop}/{rise} with a confidence adds it (SPEC §3)
+                    measured.details["reference_std_error"] = std_error
                 return
 
 
@@ -179,3 +182,5 @@ def validate_model_checks(loaded: Any, table: Any, macros: Any, problems: list) 
         kind = KINDS.get(type(check))
         if kind is not None:
             kind.validate(check, index, validator)
+            what = f"{kind.check_type} {kind.metric(check)}"
+            validator.significance(check, ("checks", index, kind.check_type), kind.has_std_error(check, macros), what)

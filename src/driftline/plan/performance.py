@@ -334,6 +334,9 @@ class Performance(CheckKind):
     def needs_labels(self, check: PerformanceCheck) -> bool:
         return metrics.needs_labels(self.check_type, check.metric)
 
+    def has_std_error(self, check: PerformanceCheck, macros) -> bool:
+        return check.metric in BINARY_ERRORS or check.metric in REGRESSION_ERRORS or check.metric in MULTICLASS_ERRORS
+
     def register(self, check: PerformanceCheck, query: WindowQuery, context: Context) -> None:
         model = context.monitor.model
         if model.task == "regression":

@@ -7,7 +7,7 @@ Every model forbids unknown keys, so a misspelled key is an error with a close-m
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,15 +45,27 @@ class Bound(Strict):
     outside: tuple[float, float] | None = Field(None, description="Breach when the value is outside [lo, hi].")
     drop: float | None = Field(None, description="Breach when the value is this much (absolute) lower than on the reference window.")
     rise: float | None = Field(None, description="Breach when the value is this much (absolute) higher than on the reference window.")
+    reference_band: float | None = Field(None, gt=0, description="Breach outside the mean ± this many standard deviations of the metric over the reference cut into the schedule's windows.")
+    confidence: float | None = Field(None, gt=0, lt=1, description="With above, below, outside, drop or rise: breach only when the value is also beyond the bound by z × std_error, z the one-sided normal quantile of this confidence (1.645 at 0.95).")
+
+    # The keys naming the form; ``confidence`` qualifies one of them.
+    FORMS: ClassVar[tuple[str, ...]] = ("above", "below", "outside", "drop", "rise", "reference_band")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Bound:
-        given = [k for k, v in self.__dict__.items() if v is not None]
+        given = [k for k in self.FORMS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a threshold takes exactly one of above, below, outside, drop, rise")
+            raise ValueError("a threshold takes exactly one of above, below, outside, drop, rise, reference_band")
         if self.outside is not None and self.outside[0] > self.outside[1]:
             raise ValueError("outside: [lo, hi] needs lo <= hi")
+        if self.confidence is not None and self.reference_band is not None:
+            raise ValueError("confidence qualifies above, below, outside, drop or rise; a reference_band is already learned from the reference's spread")
         return self
+
+    @property
+    def form(self) -> str:
+        """The key naming this threshold's form (drop, outside, ...)."""
+        return next(k for k in self.FORMS if getattr(self, k) is not None)
 
 
 Threshold = Union[float, Bound]
