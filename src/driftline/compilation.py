@@ -20,7 +20,7 @@ from driftline import connect, dialects
 from driftline.bind import BoundMonitor
 from driftline.errors import ConfigError, Location
 from driftline.measure import WindowMeasurer
-from driftline.plan import model_checks
+from driftline.plan import estimated, model_checks
 from driftline.plan.monitor import MonitorPlan, build_plan
 from driftline.plan.profile import ColumnBins, ReferenceProfile
 from driftline.plan.quality import categories_key
@@ -128,6 +128,15 @@ def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: Refe
         for column in categories:
             key = categories_key(column.name, column.binning.max_categories)
             profile.metrics["categories"][key] = [f"category_{k}" for k in range(1, 4)]
+    if estimated.calibration_due(plan, unknown, now):
+        steps.append(Step("calibration of estimated_performance: the labeled reference's rows and positives per distinct score, once per profile",
+                          estimated.distinct_scores_query(plan, reference)))
+        steps.append(Step(f"calibration of estimated_performance: the same in {estimated.MAX_BINS} bins of equal rank",
+                          estimated.quantile_bins_query(plan, reference), f"only when the reference has more than {estimated.MAX_BINS} distinct scores"))
+        estimated.save_calibration(profile, plan.monitor, estimated.PLACEHOLDER)
+        note_calibration = "the calibration's points below are placeholders"
+    else:
+        note_calibration = ""
     planned = model_checks.reference_values_query(plan, unknown, now)
     if planned is not None:
         steps.append(Step("reference values of relative thresholds (drop/rise), once per profile", planned[0].expression()))
@@ -140,6 +149,7 @@ def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: Refe
         counted = {(None, None): dict.fromkeys([ROWS_KEY, *(valid_key(b.column) for b in layout.bins)], 0)}
         query = model_checks.window_query(plan, checks, context, counted)
         waits = "new_category_rate's reference categories below are placeholders" if stored is None and categories else ""
+        waits = "; ".join(w for w in (waits, note_calibration) if w)
         steps.append(Step("model and data checks, every metric x segment, one query", query.expression(), waits))
     return steps
 

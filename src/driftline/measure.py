@@ -25,7 +25,7 @@ import pandas as pd
 
 from driftline import connect
 from driftline.errors import DriftlineError, WarehouseError
-from driftline.plan import model_checks
+from driftline.plan import estimated, model_checks
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, SIZE, CountLayout, bin_counts, finish_bins, rollup
@@ -128,6 +128,7 @@ class WindowMeasurer:
     def _complete_reference(self, profile: ReferenceProfile, now: datetime) -> bool:
         """Add to ``profile.metrics`` what the checks need from the reference and it lacks;
         True when something was added (the profile is then saved again)."""
+        calibrated = self._calibrate(profile, now)  # first: a relative threshold's reference value reads it
         stored = profile.metrics.setdefault("categories", {})
         before = len(stored)
         missing = model_checks.missing_reference_categories(self.plan, profile)
@@ -145,7 +146,19 @@ class WindowMeasurer:
             references = ReferenceValues(profile, self.monitor)
             for check in checks:
                 references.save(check, check_measurements(check, figures, on_reference, None))
-        return planned is not None or len(stored) > before
+        return calibrated or planned is not None or len(stored) > before
+
+    def _calibrate(self, profile: ReferenceProfile, now: datetime) -> bool:
+        """The calibration of estimated_performance, learned on the labeled reference when the
+        profile lacks it: one query of the distinct scores, a second of binned ones when there
+        are too many (``plan.estimated``). True when it was learned."""
+        if not estimated.calibration_due(self.plan, profile, now):
+            return False
+        bins = self.execute(estimated.distinct_scores_query(self.plan, profile.window))
+        if len(bins) > estimated.MAX_BINS:
+            bins = self.execute(estimated.quantile_bins_query(self.plan, profile.window))
+        estimated.save_calibration(profile, self.monitor, estimated.fit(bins))
+        return True
 
     # -- drift ----------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ REGRESSION = "regression"
 @dataclass(frozen=True)
 class Metric:
     name: str
-    check_type: str  # drift | performance | fairness | quality | latency
+    check_type: str  # drift | performance | estimated_performance | fairness | quality | latency
     worse: str | None  # HIGHER, LOWER, or None when neither way is worse
     tasks: tuple[str, ...] = ()  # the model tasks it is defined for (performance, fairness)
     needs_labels: bool = False  # waits for ground truth (and its delay)
@@ -72,6 +72,9 @@ REGISTRY: tuple[Metric, ...] = (
       for m, w in (("mae", HIGHER), ("rmse", HIGHER), ("mape", HIGHER), ("r2", LOWER), ("mean_error", None))),
     *(Metric(m, "performance", LOWER, (MULTICLASS,), needs_labels=True)
       for m in ("macro_precision", "macro_recall", "macro_f1")),
+    # Estimated from calibrated scores (CBPE): no labels in the window, only in the reference.
+    *(Metric(m, "estimated_performance", LOWER, (BINARY,), reads_score=True)
+      for m in ("precision", "recall", "f1", "accuracy", "specificity", "roc_auc")),
     _fairness("demographic_parity_difference", HIGHER, labels=False),
     _fairness("demographic_parity_ratio", LOWER, labels=False),
     _fairness("equal_opportunity_difference", HIGHER, labels=True),

@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 from driftline.plan.histograms import as_text, clean
 from driftline.plan.labels import RAW_LABEL, labels_table, with_labels
 from driftline.plan.source import Source
-from driftline.spec.models import FairnessCheck, Model, Monitor, PerformanceCheck
+from driftline.spec.models import EstimatedPerformanceCheck, FairnessCheck, Model, Monitor, PerformanceCheck
 from driftline.windows import Window
 
 LABEL, PREDICTED, SCORE = "__label", "__predicted", "__score"
@@ -40,8 +40,9 @@ class CheckInputs:
 
 
 def uses_model(monitor: Monitor) -> bool:
-    """Whether any check reads the model's outputs (performance or fairness)."""
-    return monitor.model is not None and any(isinstance(c, (PerformanceCheck, FairnessCheck)) for c in monitor.checks)
+    """Whether any check reads the model's outputs (performance, estimated performance or fairness)."""
+    model_reading = (PerformanceCheck, EstimatedPerformanceCheck, FairnessCheck)
+    return monitor.model is not None and any(isinstance(c, model_reading) for c in monitor.checks)
 
 
 def resolve_labels(con: Any, monitor: Monitor) -> ir.Table | None:

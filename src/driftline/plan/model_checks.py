@@ -27,6 +27,7 @@ from driftline.plan.check_kind import CheckKind, Context
 from driftline.plan.check_validation import Validator
 from driftline.plan.columns import Binning, DriftColumn
 from driftline.plan.custom_metrics import CustomMetric
+from driftline.plan.estimated import EstimatedPerformance
 from driftline.plan.fairness import Fairness
 from driftline.plan.frame import window_rows
 from driftline.plan.histograms import categories_query
@@ -35,12 +36,13 @@ from driftline.plan.performance import Performance
 from driftline.plan.profile import ReferenceProfile
 from driftline.plan.window_query import Known, WindowQuery
 from driftline.spec.models import (
-    Bound, CheckBase, FairnessCheck, LatencyCheck, MetricCheck, Monitor, PerformanceCheck, QualityCheck, check_name,
+    Bound, CheckBase, EstimatedPerformanceCheck, FairnessCheck, LatencyCheck, MetricCheck, Monitor, PerformanceCheck, QualityCheck, check_name,
 )
 from driftline.windows import Window
 
 KINDS: dict[type, CheckKind] = {
     PerformanceCheck: Performance(),
+    EstimatedPerformanceCheck: EstimatedPerformance(),
     FairnessCheck: Fairness(),
     QualityCheck: quality.Quality(),
     LatencyCheck: Latency(),
@@ -176,7 +178,7 @@ def validate_model_checks(loaded: Any, table: Any, macros: Any, problems: list) 
     """Append a located ConfigError to ``problems`` for every model/data check that cannot run
     against ``table`` (unknown columns, wrong types, a metric for another task, bad SQL ...)."""
     validator = Validator(loaded, table, macros, problems)
-    if any(isinstance(c, (PerformanceCheck, FairnessCheck)) for c in loaded.spec.checks):
+    if any(isinstance(c, (PerformanceCheck, EstimatedPerformanceCheck, FairnessCheck)) for c in loaded.spec.checks):
         validator.model()
     for index, check in enumerate(loaded.spec.checks):
         kind = KINDS.get(type(check))

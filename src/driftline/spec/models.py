@@ -194,13 +194,19 @@ CHECK_TYPES = ("drift", "performance", "estimated_performance", "fairness", "qua
 class Source(Strict):
     table: str | None = Field(None, description="The table: [catalog.][schema.]table.")
     sql: str | None = Field(None, description="Or a single SELECT over tables, in the warehouse's dialect.")
+    # Resolved when the project is loaded (driftline.dbt_project), which fills in `table`.
+    dbt: str | None = Field(
+        None,
+        description="Or a dbt model (`lead_predictions`, `ref('lead_predictions')`) or source (`source('crm', 'leads')`), "
+        "read from the manifest of the project's `dbt.project_dir`.",
+    )
     timestamp: str = Field(description="The event-time column; windows are cut on it.")
     where: str | None = Field(None, description="An optional SQL predicate the rows must meet.")
 
     @model_validator(mode="after")
     def _table_or_sql(self) -> Source:
-        if (self.table is None) == (self.sql is None):
-            raise ValueError("source takes exactly one of `table` or `sql`")
+        if sum(given is not None for given in (self.table, self.sql, self.dbt)) != 1:
+            raise ValueError("source takes exactly one of `table`, `sql` or `dbt`")
         return self
 
 
