@@ -181,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     _project_options(report)
     report.add_argument("--out", default="report.html", help="the HTML file to write; missing directories are created")
 
+    dbt_sources = command("dbt-sources", _dbt_sources, "write a dbt sources file describing driftline's result tables and views")
+    _project_options(dbt_sources)
+    dbt_sources.add_argument("--out", metavar="FILE", help="the file to write (default: standard output)")
+    dbt_sources.add_argument("--schema", help="the schema of the result tables (default: results.schema, else the connection's default)")
+
     demo = command("demo", _demo, "build a synthetic warehouse and run the example monitors over it")
     demo.add_argument("--dir", default="demo")
     demo.add_argument("--rows", type=int, default=1_000_000)
@@ -311,6 +316,28 @@ def _report(args) -> int:
 
     path = write_report(args.project, Path(args.out), args.connection)
     print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _dbt_sources(args) -> int:
+    from driftline.dbt_project import results_schema_of, sources_yaml
+    from driftline.errors import ConfigError, Location
+    from driftline.project import PROJECT_FILE, load_project
+
+    project = load_project(args.project, args.connection, notify=False)
+    schema = args.schema or results_schema_of(project)
+    if schema is None:
+        raise ConfigError("cannot tell the result tables' schema for this connection; set results.schema or pass --schema", Location(str(project.root / PROJECT_FILE)))
+    text = sources_yaml(schema)
+    if args.out is None:
+        print(text, end="")
+        return EXIT_OK
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot write: {error.strerror or error}", Location(args.out)) from None
+    print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

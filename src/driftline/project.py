@@ -40,15 +40,23 @@ class ResultsConfig(Strict):
     schema_: str | None = Field(None, alias="schema", description="Where the result tables go; null: the connection's default.")
 
 
+class DbtConfig(Strict):
+    """The dbt project whose models and sources monitors may name (see driftline.dbt_project)."""
+
+    project_dir: str = Field(description="The dbt project's directory, relative to this file; its target/manifest.json is read.")
+    target: str | None = Field(None, description="The dbt target `connection: dbt` connects to; default: the profile's `target`.")
+
+
 class ProjectFile(Strict):
     name: str = Field(description="The project's name.")
     connection: str = Field(
         "duckdb://warehouse.duckdb",
-        description="The warehouse: an ibis URL; ${ENV_VAR} is interpolated.",
+        description="The warehouse: an ibis URL (${ENV_VAR} is interpolated), or `dbt`: the dbt profile's target.",
     )
     results: ResultsConfig = Field(default_factory=ResultsConfig, description="Where driftline writes its result tables.")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Where alerts are sent.")
     report_url: str | None = Field(None, description="Where report.html is published; alerts link to it.")
+    dbt: DbtConfig | None = Field(None, description="A dbt project: its models and sources as monitor sources, its profile as `connection: dbt`.")
     # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
     # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
     lease_ttl: Duration = Field("10m", validate_default=True, description="How long a monitor's lease outlives its holder's last sign of life.")
@@ -125,6 +133,10 @@ def load_project(
     settings = validate_model(ProjectFile, data or {}, positions)
     problems: list[ConfigError] = []
     monitors = _load_monitors(root, env, problems)
+    if settings.dbt is not None or any(loaded.spec.source.dbt for loaded in monitors.values()):
+        from driftline.dbt_project import resolve_dbt_sources
+
+        monitors = resolve_dbt_sources(root, settings, positions, monitors, problems)
     if notify:
         from driftline.notify.routing import unknown_receivers
 
@@ -137,6 +149,10 @@ def load_project(
     if problems:
         raise ConfigErrors(problems)
     url = connection or env.get(CONNECTION_ENV) or settings.connection
+    if url == "dbt":
+        from driftline.dbt_project import profile_connection
+
+        url = profile_connection(root, settings, env, positions)
     return Project(root, settings, url, monitors, macros)
 
 

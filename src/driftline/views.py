@@ -46,7 +46,7 @@ import sqlglot.expressions as sge
 from driftline import dialects, writers
 from driftline.judge import SEVERITY_RANK
 from driftline.reasons import LABELS_NOT_MATURE
-from driftline.result_schema import ALERTS, RESULTS
+from driftline.result_schema import ALERTS, COLUMN_DESCRIPTIONS, RESULTS
 
 LATEST = "driftline_latest"
 OPEN_ALERTS = "driftline_open_alerts"
@@ -156,36 +156,7 @@ def _one_sided(lower: ir.FloatingValue, upper: ir.FloatingValue) -> ir.FloatingV
 
 # -- comments ---------------------------------------------------------------------------------
 
-_BOUND = "the value {} {} it (the {} threshold as resolved for this window{}); null: no bound on that side"
-_RELATIVE = ", a {drop}/{rise} counted from reference_value"
-_RESULT_COLUMNS = {
-    "run_id": "the run that wrote the row (driftline_runs.run_id)",
-    "monitor": "the monitor's name",
-    "check_name": "the check's name, unique within the monitor",
-    "check_type": "drift | performance | fairness | quality | latency | metric",
-    "metric": "the metric or drift method (psi, roc_auc, null_rate, ...; a custom metric's name)",
-    "column_name": "the column the value is about; null for a check of the whole table or model",
-    "segment_key": "the segment column; null for the overall row",
-    "segment_value": "the segment column's value; null for the overall row",
-    "window_start": "start of the window evaluated (UTC)",
-    "window_end": "end of the window evaluated, exclusive (UTC)",
-    "value": "the check's value on the window; null when it could not be measured (see reason)",
-    "p_value": "the test's p-value (chi2, ks); null where the method has none",
-    "status": "ok | warn | fail | insufficient_data | error",
-    "warn_threshold": "the warn threshold as written in the monitor",
-    "fail_threshold": "the fail threshold as written in the monitor",
-    "n_current": "rows or values the value was measured on",
-    "n_reference": "rows or values of the reference window the value was compared with",
-    "details": "JSON: what else the check found (histogram summary, groups, anomaly band, explanation)",
-    "created_at": "when the row was written (UTC)",
-    "warn_lower": _BOUND.format("warns", "below", "warn", _RELATIVE),
-    "warn_upper": _BOUND.format("warns", "above", "warn", _RELATIVE),
-    "fail_lower": _BOUND.format("fails", "below", "fail", _RELATIVE + ", narrowed by the anomaly band"),
-    "fail_upper": _BOUND.format("fails", "above", "fail", _RELATIVE + ", narrowed by the anomaly band"),
-    "reference_value": "the same metric on the reference window, where a {drop}/{rise} threshold needs it",
-    "reason": "why the status is insufficient_data: labels_not_mature, min_rows, empty_window, ... (SPEC §5)",
-    "std_error": "the value's standard error (binomial for rates, Hanley-McNeil for roc_auc, s/sqrt(n) for means; SPEC §6); null where none applies",
-}
+_RESULT_COLUMNS = COLUMN_DESCRIPTIONS[RESULTS]
 _SEVERITY_RANK = "fail 4, error 3, warn 2, insufficient_data 1, ok 0: order by severity_rank desc lists fails first"
 _COMMENTS: dict[str, tuple[str, Mapping[str, str]]] = {
     LATEST: (
@@ -214,6 +185,14 @@ _COMMENTS: dict[str, tuple[str, Mapping[str, str]]] = {
         },
     ),
 }
+
+
+def descriptions(view: str) -> tuple[str, dict[str, str]]:
+    """What the view holds and what each of its columns says: its own comments over those of the
+    table it reads."""
+    about_view, about_columns = _COMMENTS[view]
+    table = ALERTS if view == OPEN_ALERTS else RESULTS
+    return about_view, {**COLUMN_DESCRIPTIONS[table], **about_columns}
 
 
 def _comment(con: ibis.BaseBackend, view: str, database: str | None) -> None:
