@@ -167,6 +167,14 @@ def test_an_unknown_model_is_a_located_error_with_a_close_match(built_dbt, tmp_p
     assert "(did you mean \"source('crm', 'leads')\"?)" in capsys.readouterr().err
 
 
+def test_a_model_dbt_has_not_built_in_the_warehouse_is_a_located_error(built_dbt, tmp_path, capsys):
+    project = driftline_project(tmp_path / "monitoring", built_dbt, "duckdb://elsewhere.duckdb", {"scored": "lead_predictions"})
+    assert main(["validate", "--project", str(project)]) == 3
+    err = capsys.readouterr().err
+    assert f"{project / 'monitors' / 'scored.yml'}:3:" in err
+    assert "source.dbt: 'lead_predictions' is table 'warehouse.main_ml.scored_leads' not found" in err and "`dbt build`" in err
+
+
 def test_a_missing_manifest_is_a_located_error(tmp_path, capsys):
     dbt_dir = tmp_path / "analytics"
     shutil.copytree(DBT_PROJECT, dbt_dir)  # never parsed: no target/

@@ -139,6 +139,8 @@ def test_dates_and_timestamps_are_accepted_as_driftline_reads_them(monitor_schem
         {"scheduel": {"every": "1d"}},
         {"checks": [{"drift": {"method": "psd"}}]},
         {"checks": [{"drfit": {}}]},
+        {"source": {"table": "leads", "sql": "select * from leads", "timestamp": "scored_at"}},
+        {"source": {"timestamp": "scored_at"}},
     ],
 )
 def test_what_driftline_refuses_the_schema_refuses_too(monitor_schema, change):

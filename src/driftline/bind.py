@@ -82,6 +82,9 @@ def _source_table(loaded: LoadedMonitor, con: ibis.BaseBackend) -> ir.Table:
     try:
         return connect.find_table(con, source.table)
     except LookupError as error:
+        if source.dbt is not None:  # the table is the relation dbt's manifest gave for it
+            message = f"source.dbt: {source.dbt!r} is {error}; has dbt built it (`dbt build`) in this warehouse?"
+            raise ConfigError(message, loaded.positions.locate(("source", "dbt"))) from None
         raise ConfigError(f"source.table: {error}", loaded.positions.locate(("source", "table"))) from None
 
 

@@ -38,6 +38,8 @@ def monitor_json_schema() -> dict[str, Any]:
             value = {"anyOf": [value, {"type": "null"}]}
         value["description"] = body.get("description", f"a {kind} check")
         variants.append({"type": "object", "properties": {kind: value}, "required": [kind], "additionalProperties": False})
+    # pydantic cannot say "exactly one of": Source's validator does, and this says it to editors.
+    definitions["Source"]["oneOf"] = [{"required": [key]} for key in ("table", "sql", "dbt")]
     checks = schema["properties"]["checks"]
     checks.pop("items", None)
     checks.update({"type": "array", "minItems": 1, "items": {"oneOf": variants}})
