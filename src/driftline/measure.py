@@ -25,7 +25,7 @@ import pandas as pd
 
 from driftline import connect
 from driftline.errors import DriftlineError, WarehouseError
-from driftline.plan import estimated, model_checks
+from driftline.plan import estimated, model_checks, reference_band
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, SIZE, CountLayout, bin_counts, finish_bins, rollup
@@ -34,7 +34,7 @@ from driftline.plan.monitor import MonitorPlan
 from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, ordered_segments, profile_key
 from driftline.plan.quality import categories_key, read_previous_schema
 from driftline.plan.source import CURRENT, REFERENCE
-from driftline.plan.window_query import ROWS_KEY, Known, WindowFigures, valid_key
+from driftline.plan.window_query import ROWS_KEY, Known, SegmentFigures, WindowFigures, valid_key
 from driftline.spec.models import CheckBase, check_name
 from driftline.spec.types import format_duration
 from driftline.store import ResultStore
@@ -146,7 +146,22 @@ class WindowMeasurer:
             references = ReferenceValues(profile, self.monitor)
             for check in checks:
                 references.save(check, check_measurements(check, figures, on_reference, None))
-        return calibrated or planned is not None or len(stored) > before
+        learned = self._learn_bands(profile, now)
+        return calibrated or planned is not None or len(stored) > before or learned
+
+    def _learn_bands(self, profile: ReferenceProfile, now: datetime) -> bool:
+        """The ``{reference_band}`` checks' bands the profile lacks, from one grouped query over
+        the reference's whole windows (``plan.reference_band``); True when one was learned."""
+        bands = reference_band.ReferenceBands(profile, self.monitor)
+        due = bands.due(model_checks.model_checks(self.monitor))
+        on_reference = model_checks.context(self.plan, profile.window, profile, now)
+        query = reference_band.bands_query(self.plan, profile, due, on_reference) if due else None
+        if query is None:
+            return False
+        windows = len(reference_band.reference_windows(self.monitor, profile.window))
+        figures = query.read(self._run(query))
+        reference_band.learn(due, figures, on_reference, bands, self.plan.segments, windows, measured_value)
+        return any(bands.has(c) for c in due)
 
     def _calibrate(self, profile: ReferenceProfile, now: datetime) -> bool:
         """The calibration of estimated_performance, learned on the labeled reference when the
@@ -208,7 +223,11 @@ class WindowMeasurer:
         query = model_checks.window_query(self.plan, checks, context, counted)
         figures = query.read(self._run(query))
         references = ReferenceValues(profile, self.monitor)
-        return [m for check in checks for m in check_measurements(check, figures, context, references)]
+        measurements = [m for check in checks for m in check_measurements(check, figures, context, references)]
+        bands = reference_band.ReferenceBands(profile, self.monitor)
+        for measured in measurements:
+            bands.attach(measured)
+        return measurements
 
     def _run(self, query) -> pd.DataFrame | None:
         expression = query.expression()
@@ -228,6 +247,11 @@ def check_measurements(check: CheckBase, figures: WindowFigures, context: Contex
                 references.attach(measured)
             measurements.append(measured)
     return measurements
+
+
+def measured_value(kind: CheckKind, check: CheckBase, column: str | None, figures: SegmentFigures, context: Context) -> Value:
+    """One check's value for one column from one segment's figures, ``min_rows`` applied."""
+    return _sized(kind, check, kind.measure(check, column, figures, context), context)
 
 
 def _sized(kind: CheckKind, check: CheckBase, value: Value, context: Context) -> Value:
