@@ -286,7 +286,7 @@ def test_profile_env_vars_and_their_defaults(tmp_path):
     settings = ProjectFile.model_validate({"name": "x", "connection": "dbt", "dbt": {"project_dir": "analytics", "target": "pg"}})
     env = {"DRIFTLINE_TEST_PG_HOST": "db.internal", "DRIFTLINE_TEST_PG_USER": "monitor", "DRIFTLINE_TEST_PG_PASSWORD": "p@ss", "DRIFTLINE_TEST_PG_DBNAME": "prod", "DRIFTLINE_TEST_PG_SCHEMA": "s"}
     positions = Positions(str(tmp_path / "driftline_project.yml"), {})
-    assert profile_connection(tmp_path, settings, env, positions) == "postgres://monitor:p%40ss@db.internal:5432/prod"
+    assert profile_connection(tmp_path, settings, env, positions) == "postgres://monitor:p%40ss@db.internal:5432/prod?sslmode=prefer"
     from driftline.errors import ConfigError
 
     with pytest.raises(ConfigError, match="env_var\\('DRIFTLINE_TEST_PG_HOST'\\) is not set"):

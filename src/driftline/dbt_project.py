@@ -193,7 +193,8 @@ def profile_connection(root: Path, settings: Any, env: Mapping[str, str], positi
         password = output.get("password") or output.get("pass") or ""
         credentials = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
         database = output.get("dbname") or output.get("database") or ""
-        return f"postgres://{credentials}{output.get('host', 'localhost')}:{output.get('port', 5432)}/{database}"
+        ssl = f"?sslmode={output['sslmode']}" if output.get("sslmode") else ""
+        return f"postgres://{credentials}{output.get('host', 'localhost')}:{output.get('port', 5432)}/{database}{ssl}"
     raise ConfigError(f"connection: dbt reads duckdb and postgres profiles; target {target_name!r} of {profiles} is {kind!r}: write its ibis URL in `connection:`", where)
 
 
