@@ -223,3 +223,26 @@ def test_a_check_that_cannot_be_estimated_is_a_located_error(tmp_path, model, wo
     with pytest.raises(ConfigError) as caught:
         api.validate(root)
     assert words in str(caught.value) and "m0.yml:" in str(caught.value), str(caught.value)
+
+
+# -- the report ----------------------------------------------------------------------------------------
+
+
+def test_the_report_shows_estimated_and_realized_side_by_side(tmp_path):
+    from driftline.report_command import write_report
+    from driftline.reporting.svg import format_number
+
+    rng = np.random.default_rng(5)
+    data = pd.concat([grid_data(rng), day(rng, 5, 400, rng.integers(2, 43, 400) / 45)], ignore_index=True)
+    checks = "  - estimated_performance: {metric: precision}\n  - performance: {metric: precision}"
+    root = make_project(tmp_path, MONITOR % ("leads", checks), {"leads": data})
+    api.backfill(START + 2 * DAY, START + 6 * DAY, project=root, at=START + 7 * DAY)
+    html = write_report(root, tmp_path / "report.html").read_text()
+    table = html[html.index("<h4>Estimated and realized precision"):]
+    table = table[: table.index("</table>")]
+    frame = results(root)
+    estimated = result(frame[frame.check_type == "estimated_performance"], START + 5 * DAY)
+    realized = result(frame[frame.check_type == "performance"], START + 5 * DAY)
+    row = table[table.index(f"<td>{format_number(estimated.value)}</td>"):]
+    assert f"<td>{format_number(realized.value)}</td>" in row[: row.index("</tr>")]
+    assert "realized (performance_precision)" in html

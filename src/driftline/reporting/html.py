@@ -17,7 +17,7 @@ import pandas as pd
 
 from driftline import triage
 from driftline.reporting import histograms as hist
-from driftline.reporting.model import CheckView, DriftGlance, HeatMap, MonitorView, SeriesView
+from driftline.reporting.model import ESTIMATED_VS_REALIZED_ROWS, CheckView, DriftGlance, HeatMap, MonitorView, SeriesView
 from driftline.reporting.svg import Line, bar_chart, format_number, line_chart
 
 STATUS_SYMBOL = {"ok": "✓", "warn": "!", "fail": "✕", "insufficient_data": "?", "error": "E"}
@@ -248,6 +248,8 @@ def _check(m: MonitorView, c: CheckView, picker: _Picker) -> str:
         parts.append(picker.panel(m, c))
     if c.fairness:
         parts.append(_fairness(c))
+    if c.realized is not None:
+        parts.append(_estimated_vs_realized(c))
     parts.append("</section>")
     return "".join(parts)
 
@@ -325,6 +327,27 @@ def _fairness(c: CheckView) -> str:
         f'<h4>Rates per group, window {esc(hist.window_label(fairness.window_start))}</h4>'
         f'<figure class="chart">{chart}<figcaption><ul class="legend">{legend}</ul>'
         f'<p class="quiet">Rows per group: {sizes}.{excluded}</p></figcaption></figure>'
+    )
+
+
+def _estimated_vs_realized(c: CheckView) -> str:
+    """The latest windows' estimates beside the realized values, once their labels are in."""
+    rows = c.realized.rows.head(ESTIMATED_VS_REALIZED_ROWS)
+
+    def number(value) -> str:
+        return "" if value is None or pd.isna(value) else esc(format_number(float(value)))
+
+    body = "".join(
+        f"<tr><td>{esc(hist.window_label(r.window_start))}</td><td>{number(r.estimated)}</td>"
+        f"<td>{number(r.std_error)}</td>"
+        f"<td>{number(r.realized) or '<span class=quiet>labels to come</span>'}</td>"
+        f"<td>{number(None if pd.isna(r.realized) or pd.isna(r.estimated) else r.realized - r.estimated)}</td></tr>"
+        for r in rows.itertuples(index=False)
+    )
+    return (
+        f"<h4>Estimated and realized {esc(c.metric)} (overall; realized from {esc(c.realized.realized_check)})</h4>"
+        "<table class=\"estimated\"><thead><tr><th>window</th><th>estimated</th><th>std_error</th>"
+        f"<th>realized</th><th>realized − estimated</th></tr></thead><tbody>{body}</tbody></table>"
     )
 
 

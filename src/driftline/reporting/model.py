@@ -24,7 +24,7 @@ from driftline.reporting.summary import Waiting
 # From harmless to alarming; the worst status of a set is the one furthest right.
 STATUS_ORDER = ("ok", "insufficient_data", "warn", "fail", "error")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_ORDER)}
-CHECK_TYPE_ORDER = ("drift", "performance", "fairness", "quality", "latency", "metric")
+CHECK_TYPE_ORDER = ("drift", "performance", "estimated_performance", "fairness", "quality", "latency", "metric")
 SERIES_KEY = ["column_name", "segment_key", "segment_value"]
 MAX_OVERALL_LINES = 8  # overall lines per chart (one per column)
 MAX_SEGMENT_LINES = 3  # plus the worst few segments
@@ -85,6 +85,16 @@ class CheckView:
     fairness: FairnessView | None = None
     drift_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # column -> overall rows
     waiting: Waiting | None = None  # newer windows whose labels are still to come
+    realized: EstimatedVsRealized | None = None  # estimated_performance: the realized value beside it
+
+
+@dataclass(frozen=True)
+class EstimatedVsRealized:
+    """An estimated_performance check's overall values beside the realized ones of the
+    performance check of the same metric (known once the labels mature), latest window first."""
+
+    realized_check: str
+    rows: pd.DataFrame  # window_start, estimated, std_error, realized, realized_status
 
 
 @dataclass(frozen=True)
@@ -302,6 +312,9 @@ def _check(
     details = frames.details[frames.details.check_name == name]
     known = summary.latest_known(rows)
     known = known.merge(latest[summary.SERIES].drop_duplicates(), on=summary.SERIES)
+    realized = _estimated_vs_realized(rows, frames.history) if last.check_type == "estimated_performance" else None
+    if realized is not None:
+        lines += (_realized_line(realized, f"s{len(lines)}"),)
     return CheckView(
         monitor=monitor,
         name=name,
@@ -321,7 +334,42 @@ def _check(
         fairness=_fairness(details),
         drift_rows=_drift_rows(last.check_type, drawn, series),
         waiting=summary.waiting(rows, frames.pending[frames.pending.check_name == name]),
+        realized=realized,
     )
+
+
+ESTIMATED_VS_REALIZED_ROWS = 8  # the latest windows the table shows
+
+
+def _estimated_vs_realized(rows: pd.DataFrame, history: pd.DataFrame) -> EstimatedVsRealized | None:
+    """The overall estimated values beside the realized ones of a performance check of the same
+    metric in the monitor; None without such a check."""
+    metric = rows.metric.iloc[-1]
+    realized = history[(history.check_type == "performance") & (history.metric == metric)
+                       & history.segment_key.isna() & history.column_name.isna()]  # fmt: skip
+    if realized.empty:
+        return None
+    name = sorted(realized.check_name.unique())[0]
+    realized = realized[realized.check_name == name].sort_values("created_at").drop_duplicates("window_start", keep="last")
+    estimated = rows[rows.segment_key.isna() & rows.column_name.isna()].drop_duplicates("window_start", keep="last")
+    error = estimated.std_error if "std_error" in estimated.columns else np.nan
+    both = pd.DataFrame({"window_start": estimated.window_start, "estimated": estimated.value, "std_error": error})
+    both = both.merge(realized[["window_start", "value", "status"]].rename(columns={"value": "realized", "status": "realized_status"}),
+                      on="window_start", how="left")  # fmt: skip
+    return EstimatedVsRealized(name, both.sort_values("window_start", ascending=False).reset_index(drop=True))
+
+
+def _realized_line(realized: EstimatedVsRealized, css: str) -> SeriesView:
+    """The realized overall value as one more line of the estimated check's chart."""
+    rows = realized.rows.sort_values("window_start")
+    y = _floats(rows.realized)
+    known = np.flatnonzero(np.isfinite(y))
+    last = rows.iloc[known[-1]] if len(known) else None
+    value = None if last is None else float(last.realized)
+    status = None if last is None else _text(last.realized_status)
+    stale = last is not None and known[-1] != len(y) - 1
+    return SeriesView(f"realized ({realized.realized_check})", f"{css} realized", epoch_seconds(rows.window_start), y,
+                      value, status, last.window_start if stale else None)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: it holds a DataFrame
