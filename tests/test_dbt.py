@@ -147,12 +147,12 @@ def test_a_monitor_reads_the_relation_dbt_built_for_a_model_or_source(built_dbt,
 
 def test_the_model_name_is_not_the_relation(built_dbt):
     """What resolution returns is the manifest's database.schema.alias, not the model's name."""
-    from driftline.dbt_project import load_manifest, parse_reference
+    from driftline.dbt_project import load_manifest, parse_dbt_name
     from driftline.errors import Location
 
     manifest = load_manifest(built_dbt, Location("x"))
-    assert manifest.relation(parse_reference("lead_predictions")) == "warehouse.main_ml.scored_leads"
-    assert manifest.relation(parse_reference("source('crm', 'leads')")) == "warehouse.main.crm_leads"
+    assert manifest.relation(parse_dbt_name("lead_predictions")) == "warehouse.main_ml.scored_leads"
+    assert manifest.relation(parse_dbt_name("source('crm', 'leads')")) == "warehouse.main.crm_leads"
 
 
 def test_an_unknown_model_is_a_located_error_with_a_close_match(built_dbt, tmp_path, capsys):
@@ -165,6 +165,10 @@ def test_an_unknown_model_is_a_located_error_with_a_close_match(built_dbt, tmp_p
     (project / "monitors" / "scored.yml").write_text(MONITOR.format(name="scored", reference="source('crm', 'lead')"), encoding="utf-8")
     assert main(["validate", "--project", str(project)]) == 3
     assert "(did you mean \"source('crm', 'leads')\"?)" in capsys.readouterr().err
+
+    (project / "monitors" / "scored.yml").write_text(MONITOR.format(name="scored", reference="ref(lead_predictions)"), encoding="utf-8")
+    assert main(["validate", "--project", str(project)]) == 3
+    assert "is not a dbt model or source; write a model's name, ref('model') or source(" in capsys.readouterr().err
 
 
 def test_a_model_dbt_has_not_built_in_the_warehouse_is_a_located_error(built_dbt, tmp_path, capsys):

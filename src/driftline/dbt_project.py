@@ -39,7 +39,7 @@ _BARE = re.compile(r"^\s*([A-Za-z_][\w]*)\s*$")
 
 
 @dataclass(frozen=True)
-class Reference:
+class DbtName:
     """What a monitor names: a model (``package`` optional) or a source table."""
 
     kind: str  # "model" or "source"
@@ -53,22 +53,22 @@ class Reference:
         return f"ref('{self.package}', '{self.name}')" if self.package else self.name
 
 
-def parse_reference(text: str) -> Reference:
+def parse_dbt_name(text: str) -> DbtName:
     """What ``source.dbt`` names.
 
-    >>> parse_reference("source('crm', 'leads')")
-    Reference(kind='source', name='leads', package=None, source='crm')
-    >>> parse_reference("ref('analytics', 'scores')").package
+    >>> parse_dbt_name("source('crm', 'leads')")
+    DbtName(kind='source', name='leads', package=None, source='crm')
+    >>> parse_dbt_name("ref('analytics', 'scores')").package
     'analytics'
     """
     if match := _BARE.match(text):
-        return Reference("model", match.group(1))
+        return DbtName("model", match.group(1))
     if match := _REF.match(text):
         if match.group(4):
-            return Reference("model", match.group(4), package=match.group(2))
-        return Reference("model", match.group(2))
+            return DbtName("model", match.group(4), package=match.group(2))
+        return DbtName("model", match.group(2))
     if match := _SOURCE.match(text):
-        return Reference("source", match.group(4), source=match.group(2))
+        return DbtName("source", match.group(4), source=match.group(2))
     raise ValueError(f"{text!r} is not a dbt model or source; write a model's name, ref('model') or source('source_name', 'table_name')")
 
 
@@ -83,21 +83,21 @@ class Manifest:
     models: Mapping[tuple[str, str], str]  # (package, name) → database.schema.alias
     sources: Mapping[tuple[str, str], str]  # (source name, table name) → database.schema.identifier
 
-    def relation(self, reference: Reference) -> str:
+    def relation(self, wanted: DbtName) -> str:
         """The relation named, or LookupError naming the closest ones."""
-        if reference.kind == "source":
-            found = self.sources.get((reference.source, reference.name))
-            known = [str(Reference("source", name, source=source)) for source, name in self.sources]
+        if wanted.kind == "source":
+            found = self.sources.get((wanted.source, wanted.name))
+            known = [str(DbtName("source", name, source=source)) for source, name in self.sources]
         else:
-            matches = [relation for (package, name), relation in self.models.items() if name == reference.name and reference.package in (None, package)]
+            matches = [relation for (package, name), relation in self.models.items() if name == wanted.name and wanted.package in (None, package)]
             found = matches[0] if len(matches) == 1 else None
             if len(matches) > 1:
-                raise LookupError(f"dbt model {reference.name!r} is in several packages; write ref('package', '{reference.name}')")
+                raise LookupError(f"dbt model {wanted.name!r} is in several packages; write ref('package', '{wanted.name}')")
             known = sorted({name for _, name in self.models})
         if found is None:
-            kind = "source" if reference.kind == "source" else "model"
-            close = did_you_mean(str(reference) if reference.kind == "source" else reference.name, known)
-            raise LookupError(f"dbt {kind} {str(reference)!r} is not in {self.path}{close}")
+            kind = "source" if wanted.kind == "source" else "model"
+            close = did_you_mean(str(wanted) if wanted.kind == "source" else wanted.name, known)
+            raise LookupError(f"dbt {kind} {str(wanted)!r} is not in {self.path}{close}")
         return found
 
 
@@ -148,7 +148,7 @@ def resolve_dbt_sources(root: Path, settings: Any, positions: Positions, monitor
     for name, loaded in named.items():
         where = loaded.positions.locate(("source", "dbt"))
         try:
-            table = manifest.relation(parse_reference(loaded.spec.source.dbt))
+            table = manifest.relation(parse_dbt_name(loaded.spec.source.dbt))
         except (ValueError, LookupError) as error:
             problems.append(ConfigError(f"source.dbt: {error}", where))
             del resolved[name]
