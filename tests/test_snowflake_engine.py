@@ -200,6 +200,38 @@ def test_a_connection_error_is_one_line_without_the_password(engines, tmp_path):
     assert "SECRETPW" not in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_key_pair_authentication_reads_the_key_with_its_passphrase(engines, tmp_path):
+    """The connector decrypts the key before it logs in (the emulator then takes any login): the
+    right passphrase connects, a wrong one is one line naming neither passphrase nor key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encrypted = serialization.BestAvailableEncryption(b"RIGHTPHRASE")
+    (tmp_path / "rsa_key.p8").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted))
+    without_password = engines.url.replace("fake:snow@", "fake@") + "&private_key_file=rsa_key.p8"
+
+    con = connect.connect(without_password + "&private_key_file_pwd=RIGHTPHRASE", tmp_path)
+    assert con.raw_sql("SELECT 1").fetchall() == [(1,)]
+    with pytest.raises(WarehouseError) as raised:
+        connect.connect(without_password + "&private_key_file_pwd=WRONGPHRASE", tmp_path)
+    assert "WRONGPHRASE" not in str(raised.value) and "decrypt" in str(raised.value)
+
+
+def test_the_password_comes_from_the_environment(engines, tmp_path):
+    """``${VAR}`` in the project file's connection, as the README shows it."""
+    project = {"name": "from_env", "connection": engines.url.replace("fake:snow@", "fake:${DRIFTLINE_TEST_SNOWFLAKE_PASSWORD}@")}
+    (tmp_path / "driftline_project.yml").write_text(yaml.safe_dump(project), encoding="utf-8")
+    (tmp_path / "monitors").mkdir()
+    (tmp_path / "monitors" / "main.yml").write_text(monitor_yaml(), encoding="utf-8")
+    command = [sys.executable, "-m", "driftline.cli", "validate", "--project", str(tmp_path)]
+    unset = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD"})
+    assert unset.returncode == 3 and "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD" in unset.stderr
+    given = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD": "snow"})
+    assert given.returncode == 0, given.stderr
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 
