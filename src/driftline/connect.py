@@ -4,7 +4,8 @@ Connection URLs are ibis URLs, plus two forms of our own:
 
 ``duckdb://PATH[?memory_limit=1GB&threads=2]``
     A DuckDB file, relative to the project directory (``duckdb://`` or ``duckdb://:memory:``
-    for an in-memory database), with DuckDB's own settings for the resources it may use.
+    for an in-memory database), with DuckDB's own settings for the resources it may use;
+    the project's ``duckdb:`` block sets those the URL leaves out.
 ``pyspark://local[?warehouse=DIR]``
     A local Spark session started in this process (see :func:`spark_session`). ``DIR``
     holds the tables and their catalog; relative to the project directory, default
@@ -31,7 +32,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -47,12 +48,14 @@ from driftline.errors import WarehouseError
 SPARK_WAREHOUSE = "spark-warehouse"  # default local warehouse, inside the project directory
 
 
-def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis.BaseBackend:
+def connect(url: str, root: Path | None = None, read_only: bool = False, duckdb: Mapping[str, str] | None = None) -> ibis.BaseBackend:
     """Open an ibis backend; relative paths in the URL are relative to the project directory.
-    ``read_only`` opens a DuckDB file without write access (elsewhere the user's grants decide)."""
+    ``read_only`` opens a DuckDB file without write access (elsewhere the user's grants decide).
+    ``duckdb``: the project's DuckDB settings (its ``duckdb:`` block), which the URL's own
+    options override; other backends ignore them."""
     try:
         if url.startswith("duckdb:"):
-            path, settings = _duckdb_path(url, root), _duckdb_settings(url)
+            path, settings = _duckdb_path(url, root), {**(duckdb or {}), **_duckdb_settings(url, root)}
             con = ibis.duckdb.connect(path, read_only=read_only and path != ":memory:", **settings)
             # driftline reads tables only; a query that reaches for a file or URL (read_text,
             # read_csv, 'x.csv' in FROM) fails in DuckDB itself, beyond source.sql's allowlist.
@@ -77,11 +80,13 @@ def connect(url: str, root: Path | None = None, read_only: bool = False) -> ibis
 DUCKDB_SETTINGS = ("memory_limit", "threads", "temp_directory")
 
 
-def _duckdb_settings(url: str) -> dict[str, str]:
+def _duckdb_settings(url: str, root: Path | None = None) -> dict[str, str]:
     options = {key: values[-1] for key, values in parse_qs(urlparse(url).query).items()}
     unknown = sorted(set(options) - set(DUCKDB_SETTINGS))
     if unknown:
         raise WarehouseError(f"{redact(url)}: unknown option {unknown[0]!r}; duckdb URLs take {', '.join(DUCKDB_SETTINGS)}")
+    if "temp_directory" in options:  # like the file itself, relative to the project directory
+        options["temp_directory"] = str(_under(root, options["temp_directory"]))
     return options
 
 

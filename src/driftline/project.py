@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +41,40 @@ class ResultsConfig(Strict):
     schema_: str | None = Field(None, alias="schema", description="Where the result tables go; null: the connection's default.")
 
 
+# DuckDB's spelling of a memory size: KB, MB, GB, TB count 1000s, KiB ... TiB 1024s, any case.
+_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b|b)\s*$", re.IGNORECASE)
+
+
+class DuckDBConfig(Strict):
+    """The resources an embedded DuckDB may use (``duckdb://`` connections only). An option of the
+    same name in the connection URL wins: the URL is the narrower setting (one environment's
+    ``DRIFTLINE_CONNECTION``, one ``--connection``) and the project file the shared one."""
+
+    memory_limit: str | None = Field(
+        None,
+        description="DuckDB's memory_limit, e.g. 2GB or 1.5GiB: it also bounds DuckDB's cache of the database file, "
+        "most of a run's memory; null: DuckDB's default, 80 % of RAM.",
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB's worker threads; null: DuckDB's default, one per core.")
+    temp_directory: str | None = Field(
+        None, description="Where DuckDB spills what exceeds memory_limit, relative to this file; null: DuckDB's default (next to the database file)."
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_size(cls, size: str | None) -> str | None:
+        if size is not None and not _MEMORY_SIZE.match(size):
+            raise ValueError(f"memory_limit {size!r} is not a size: write a number and a unit, e.g. 2GB, 512MB or 1.5GiB")
+        return size
+
+    def settings(self, root: Path | None) -> dict[str, str]:
+        """The settings given, as ``connect`` takes them; a relative temp_directory is under ``root``."""
+        given = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "temp_directory" in given and root is not None:
+            given["temp_directory"] = str(root / given["temp_directory"])
+        return {k: str(v).strip() for k, v in given.items()}
+
+
 class DbtConfig(Strict):
     """The dbt project whose models and sources monitors may name (see driftline.dbt_project)."""
 
@@ -57,6 +92,7 @@ class ProjectFile(Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Where alerts are sent.")
     report_url: str | None = Field(None, description="Where report.html is published; alerts link to it.")
     dbt: DbtConfig | None = Field(None, description="A dbt project: its models and sources as monitor sources, its profile as `connection: dbt`.")
+    duckdb: DuckDBConfig = Field(default_factory=DuckDBConfig, description="DuckDB's memory_limit, threads and temp_directory (duckdb:// connections; a URL option of the same name wins).")
     # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
     # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
     lease_ttl: Duration = Field("10m", validate_default=True, description="How long a monitor's lease outlives its holder's last sign of life.")
