@@ -177,8 +177,8 @@ def _drift_glance(m: MonitorView, glance: DriftGlance, picker: _Picker) -> str:
     )
     grid = f'{legend}<div class="multiples">{figures}</div>' if figures else ""
     return (
-        f'<h3 id="{esc(m.anchor)}-drift">Drift at a glance: '
-        f'<span class="drifted">{k} of {n}</span> features drifted</h3>{grid}'
+        f'<h3 id="{esc(m.anchor)}-drift"><span>Drift at a glance: '
+        f'<b class="drifted">{k} of {n}</b> features drifted</span></h3>{grid}'
     )
 
 
