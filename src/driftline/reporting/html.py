@@ -86,7 +86,7 @@ def _overview(monitors: list[MonitorView]) -> str:
         f'<td class="headline">{esc(m.summary.headline)}</td>'
         f'<td class="num">{m.open_alert_count}</td>'
         f'<td class="nowrap">{esc(m.info.owner)}</td>'
-        f"<td>{_runbook(m.info.runbook)}</td>"
+        f"<td>{_runbook_link(m.info.runbook)}</td>"
         f"<td>{esc(_window(m.latest_window))}</td>"
         "</tr>"
         for m in monitors
