@@ -9,8 +9,8 @@ session works in a database of its own, created here.
 The source rows are those of ``drift_model.py``, written to a table created with unquoted names,
 so Snowflake stores it as EVENTS with upper-case columns, while the monitor says ``events`` and
 ``x``, as users write them. A psi + chi2 + ks monitor with segments runs over a drifted day and
-an empty day with ``driftline backfill --connection snowflake://...``, its results in a schema of
-their own, and once more on DuckDB. The Snowflake results must equal the numpy/scipy model and the
+an empty day with ``driftline backfill --notify`` on ``snowflake://...``, its results in a schema
+of their own and its alerts sent to a local stand-in for Slack, and once more on DuckDB. The Snowflake results must equal the numpy/scipy model and the
 DuckDB results to 1e-9; running the window again must replace its rows, and the views must read.
 """
 
@@ -28,6 +28,7 @@ import ibis
 import pandas as pd
 import pytest
 import yaml
+from slack_server import FakeSlack
 from drift_model import DAY, DRIFTED, EMPTY, ONE_ROW, arrow_table, compare, generate_rows
 from test_spark_engine import CHECKS, expected_results, monitor_yaml
 
@@ -69,6 +70,7 @@ class Engines:
     snowflake: ibis.BaseBackend
     first: subprocess.CompletedProcess
     duckdb_exit: int
+    sent: dict[str, int]  # Slack messages delivered by each engine's backfill
 
     def snowflake_table(self, name: str) -> pd.DataFrame:
         return self.snowflake.table(name, database=RESULTS_SCHEMA).execute()
@@ -80,10 +82,10 @@ class Engines:
         finally:
             con.disconnect()
 
-    def backfill(self, start, end) -> subprocess.CompletedProcess:
+    def backfill(self, start, end, *options: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "driftline.cli", "backfill", "--project", str(self.root),
-                   "--start", start.isoformat(), "--end", end.isoformat(), "--at", NOW.isoformat()]
-        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+                   "--start", start.isoformat(), "--end", end.isoformat(), "--at", NOW.isoformat(), *options]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=_without_proxies())
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +101,6 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
 
     root = tmp_path_factory.mktemp("snowflake_project")
     url = _with_database(server, database)
-    project = {"name": "snowflake_parity", "connection": url, "results": {"schema": RESULTS_SCHEMA}}
-    (root / "driftline_project.yml").write_text(yaml.safe_dump(project), encoding="utf-8")
-    (root / "monitors").mkdir()
-    (root / "monitors" / "main.yml").write_text(monitor_yaml(), encoding="utf-8")
-
     data = generate_rows()
     snowflake = connect.connect(url)
     _load_events(snowflake, data)
@@ -111,11 +108,22 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
     duckdb.create_table("events", arrow_table(data))
     duckdb.disconnect()
 
-    engines = Engines(root, url, data, snowflake, None, 0)
-    engines.first = engines.backfill(WINDOWS[0], WINDOWS[-1] + DAY)
-    from driftline import api
-
-    engines.duckdb_exit = api.backfill(WINDOWS[0], WINDOWS[-1] + DAY, root, at=NOW, connection="duckdb://warehouse.duckdb").exit_code
+    engines = Engines(root, url, data, snowflake, None, 0, {})
+    slack = FakeSlack().start()
+    try:
+        notify = {"slack": {"token": slack.token, "channel": "#ml", "base_url": slack.base_url}}
+        project = {"name": "snowflake_parity", "connection": url, "results": {"schema": RESULTS_SCHEMA}, "notify": notify}
+        (root / "driftline_project.yml").write_text(yaml.safe_dump(project), encoding="utf-8")
+        (root / "monitors").mkdir()
+        (root / "monitors" / "main.yml").write_text(monitor_yaml(), encoding="utf-8")
+        engines.first = engines.backfill(WINDOWS[0], WINDOWS[-1] + DAY, "--notify")
+        engines.sent["snowflake"] = len(slack.delivered)
+        command = [sys.executable, "-m", "driftline.cli", "backfill", "--project", str(root), "--connection", "duckdb://warehouse.duckdb",
+                   "--start", WINDOWS[0].isoformat(), "--end", (WINDOWS[-1] + DAY).isoformat(), "--at", NOW.isoformat(), "--notify"]
+        engines.duckdb_exit = subprocess.run(command, capture_output=True, text=True, timeout=600, env=_without_proxies()).returncode
+        engines.sent["duckdb"] = len(slack.delivered) - engines.sent["snowflake"]
+    finally:
+        slack.stop()
     return engines
 
 
@@ -154,9 +162,10 @@ def test_snowflake_results_match_duckdb(engines):
         assert _cells(snowflake[column]) == _cells(duckdb[column]), column
 
 
-def test_alerts_and_profiles_are_written(engines):
+def test_alerts_and_profiles_are_written_and_alerts_sent(engines):
     alerts, duckdb_alerts = engines.snowflake_table("driftline_alerts"), engines.duckdb_table("driftline_alerts")
-    assert sorted(alerts.fingerprint) == sorted(duckdb_alerts.fingerprint)
+    assert sorted(zip(alerts.fingerprint, alerts.notify_status)) == sorted(zip(duckdb_alerts.fingerprint, duckdb_alerts.notify_status))
+    assert engines.sent["snowflake"] == engines.sent["duckdb"] > 0  # through the outbox, as on DuckDB
     assert len(engines.snowflake_table("driftline_profiles")) == len(engines.duckdb_table("driftline_profiles")) > 0
     assert engines.snowflake_table("driftline_leases").empty  # released when the backfill ended
 
@@ -233,6 +242,11 @@ def test_the_password_comes_from_the_environment(engines, tmp_path):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _without_proxies() -> dict[str, str]:
+    """slack-sdk would route through a proxy; the fake Slack is on loopback."""
+    return {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
 
 
 def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
