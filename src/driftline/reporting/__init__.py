@@ -1,8 +1,9 @@
 """The HTML report: one static, self-contained page built from the result tables.
 
 ``build_report`` reads small frames from the result tables (:mod:`.data`), turns them into what
-the page shows (:mod:`.model`, :mod:`.histograms`), and renders HTML with inline SVG charts
-(:mod:`.html`, :mod:`.svg`). The page needs no network: it opens from a mail attachment.
+the page shows (:mod:`.model`; :mod:`.summary` for each monitor's headline and rows of breaching
+checks, written by :mod:`driftline.triage`; :mod:`.histograms`), and renders HTML with inline SVG
+charts (:mod:`.html`, :mod:`.svg`). The page needs no network: it opens from a mail attachment.
 
 >>> import ibis
 >>> from driftline.reporting import MonitorInfo, build_report
