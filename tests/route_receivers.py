@@ -12,8 +12,9 @@
   shape (:func:`card_problem`); a bad card is answered 400 with the problem, as Teams does.
 
 Each request takes the next scripted reply (``ok`` once there is none): ``status(n)`` answers
-HTTP n without taking the request; ``lost_answer()`` takes it, then drops the connection without
-answering (the sender cannot know it arrived).
+HTTP n without taking the request; ``hang(s)`` waits s seconds, then answers 503 without taking it
+(longer than the sender's timeout: it gave up already); ``lost_answer()`` takes it, then drops the
+connection without answering (the sender cannot know it arrived).
 
 :class:`MailReceiver` is an SMTP server (aiosmtpd) in a thread that keeps every message it takes.
 
@@ -28,6 +29,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -58,6 +60,10 @@ def status(code: int) -> tuple[str, int]:
 
 def lost_answer() -> tuple[str, int]:
     return ("lost", 0)
+
+
+def hang(seconds: int) -> tuple[str, int]:
+    return ("hang", seconds)
 
 
 class HookReceiver:
@@ -110,6 +116,8 @@ class HookReceiver:
             reply = self._replies.popleft() if self._replies else ("ok", 200)
             if reply[0] == "status":
                 return reply[1], "scripted"
+            if reply[0] == "hang":
+                return -reply[1], "too late"
             if path.startswith("/teams/"):
                 problem = card_problem(json.loads(raw))
                 if problem:
@@ -136,6 +144,9 @@ class HookReceiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 self.raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 code, text = receiver._take(self)
+                if code < 0:  # hang: answer (503) only after the sender stopped waiting
+                    time.sleep(-code)
+                    code = 503
                 if code == 0:  # taken, but the answer is lost on the way back
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -176,9 +187,11 @@ def card_problem(message: dict) -> str | None:
 
 class MailReceiver:
     """An SMTP server (aiosmtpd) on 127.0.0.1 in a thread, keeping every message it takes;
-    :meth:`stop` and :meth:`start` take it down and bring it back on the same port."""
+    :meth:`stop` and :meth:`start` take it down and bring it back on the same port. With
+    ``login=(user, password)`` it wants an AUTH LOGIN/PLAIN with those (over plain text: a test)."""
 
-    def __init__(self):
+    def __init__(self, login: tuple[str, str] | None = None):
+        self.login = login
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.port = _free_port()
@@ -200,11 +213,20 @@ class MailReceiver:
                 receiver.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
                 return "250 Message accepted for delivery"
 
-        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        options = {}
+        if self.login is not None:
+            options = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        given = (auth_data.login.decode(), auth_data.password.decode())
+        return AuthResult(success=given == self.login, handled=False)  # False: the server answers 535
 
     def __enter__(self) -> MailReceiver:
         return self

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import pytest
 from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
-from route_receivers import HookReceiver, MailReceiver, lost_answer, status
+from route_receivers import HookReceiver, MailReceiver, hang, lost_answer, status
 
 from driftline import api, cli
 
@@ -194,6 +194,19 @@ def test_a_lost_answer_is_sent_again_and_the_receiver_takes_it_once(make_project
     assert hooks.taken[0].raw == sent_first and hooks.bad_signatures == []
 
 
+def test_a_receiver_slower_than_its_timeout_gets_the_change_on_the_next_run(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          when: opened
+""")
+    hooks.script(hang(3))  # the receiver's timeout is 2 s
+    [note] = run_day(project, 5).notifications
+    assert note.status == "retry" and "could not reach webhook retrain" in note.error and "timed out" in note.error
+    run_day(project, 6)
+    overall, eu = alert_ids(project)
+    assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"] and hooks.duplicates == []
+
+
 def test_a_server_error_is_retried_and_a_refusal_is_not(make_project, hooks, mail, monkeypatch, capsys):
     project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
         - webhook: retrain
@@ -251,3 +264,59 @@ def test_a_body_template_shapes_the_request(make_project, hooks, mail, monkeypat
     assert body["client_payload"]["transition"] == "opened" and len(body["client_payload"]) <= 10
     assert datetime.fromisoformat(body["client_payload"]["window"]["start"]) == START + 5 * DAY
     assert json.loads(hooks.taken[0].raw) == body
+
+
+# -- Slack as one route among others ------------------------------------------------------------
+
+
+def test_a_slack_route_keeps_slack_and_hears_from_its_own_severity(make_project, hooks, mail, slack, monkeypatch):
+    """`- slack: "#growth-ml"` posts as `alerts.channel` did; with min_severity fail, the warn
+    days are not posted and the escalation is announced as the episode's opening."""
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      cooldown: 3d
+      routes:
+        - slack: "#growth-ml"
+          min_severity: fail
+        - webhook: audit
+""")
+    settings = (project.root / "driftline_project.yml").read_text()
+    slack_settings = f"  slack: {{token: {slack.token}, channel: '#ml-alerts', base_url: '{slack.base_url}'}}\n"
+    (project.root / "driftline_project.yml").write_text(settings.replace("notify:\n", "notify:\n" + slack_settings, 1))
+    for n in range(5, 9):
+        run_day(project, n)
+    assert slack.delivered == [] and len(hooks.keys["audit"]) == 4  # opened, then a reminder
+    run_day(project, 9)  # warn → fail
+    [message] = slack.delivered
+    assert message.channel == "#growth-ml" and "escalated" not in message.text and "2 failing" in message.text
+    run_day(project, 11)  # resolved: in the thread of that message
+    assert [m.thread_ts for m in slack.delivered[1:]] == [message.ts, message.ts]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # a local test server
+def test_email_logs_in_with_credentials_from_the_environment(make_project, hooks, no_proxy, monkeypatch):
+    monkeypatch.setenv("SMTP_USER", "driftline")
+    monkeypatch.setenv("SMTP_PASSWORD", "right")
+    with MailReceiver(login=("driftline", "right")) as guarded:
+        project = routed_project(make_project, hooks, guarded, monkeypatch, routes="""      routes:
+        - email: oncall
+""")
+        settings = (project.root / "driftline_project.yml").read_text()
+        login = "      user: ${SMTP_USER}\n      password: ${SMTP_PASSWORD}\n"
+        (project.root / "driftline_project.yml").write_text(settings.replace("      from: driftline@example.com\n", "      from: driftline@example.com\n" + login, 1))
+        assert [note.status for note in run_day(project, 5).notifications] == ["sent"]
+        assert len(guarded.messages) == 1
+
+        monkeypatch.setenv("SMTP_PASSWORD", "wrong")
+        notes = run_day(project, 9).notifications  # the escalation
+        assert [note.status for note in notes] == ["failed"] and "login refused" in notes[0].error, notes[0].error
+        assert "wrong" not in notes[0].error and len(guarded.messages) == 1
+
+
+def test_a_dry_run_shows_route_messages_and_leaves_them_for_the_next_run(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch)
+    preview = api.run(project.root, at=START + 6 * DAY, dry_run=True)
+    shown = [note.text.splitlines()[0] for note in preview.notifications]
+    assert shown == ["to webhook audit", "to webhook audit", "to teams ml-oncall", "to email oncall"]
+    assert {note.status for note in preview.notifications} == {"preview"}
+    assert hooks.requests == 0 and mail.messages == []
+    run_day(project, 5)
+    assert len(hooks.keys["audit"]) == 2 and len(mail.messages) == 1 and hooks.duplicates == []

@@ -1,4 +1,5 @@
-"""The alert outbox: notifications wait in ``driftline_alerts`` until Slack has them.
+"""The alert outbox: notifications wait in ``driftline_alerts`` until Slack, and every other route
+of the monitor (webhook, Teams, email: ``alerts.routes``), has them.
 
 Nothing is sent twice, and nothing is dropped without a word:
 
@@ -53,12 +54,22 @@ the thread of the episode's first delivered message (``slack_ts``), or as a norm
 there is none (the announcement failed, was suppressed, or went through a webhook, which cannot
 thread). A resolution waits while its own announcement is still pending.
 
+**Routes beyond Slack.** Which changes of an episode each route hears is decided as they are
+queued (:func:`driftline.notify.routing.told`); they wait in ``payload`` (``routes``, per route in
+order; ``route_errors``, the last error of each) and are delivered after Slack's, by
+:class:`_RouteCourier`, with Slack's rules for retries and giving up, and without claims: a webhook
+receiver recognises a change sent again by its idempotency key; Teams and SMTP cannot be asked, so
+a crash between a send and the write of its outcome sends that message again. ``notify_status`` is
+``pending`` while any route waits, else the outcome of the last delivery.
+
 **Modes.** ``send``: Slack is configured, deliver. ``print``: no Slack in the project
 (``notify.slack`` missing, or neither a token nor a webhook): messages are returned for the
 caller to print, and stored as ``suppressed``. ``preview`` (``--dry-run``): messages are
 rendered and returned, and stay pending for the next run to send. ``silent`` (``--no-notify``,
 and ``backfill`` by default): nothing is queued; the episode's new notices are ``suppressed``, and
-an episode that resolves in silence drops an announcement nobody has seen yet.
+an episode that resolves in silence drops an announcement nobody has seen yet. Routes other than
+Slack are delivered in ``send`` and ``print`` mode, rendered in ``preview``, and hear nothing in
+``silent``.
 """
 
 from __future__ import annotations
