@@ -293,8 +293,10 @@ def test_profile_env_vars_and_their_defaults(tmp_path):
     assert profile_connection(tmp_path, settings, env, positions) == "postgres://monitor:p%40ss@db.internal:5432/prod?sslmode=prefer"
     from driftline.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="env_var\\('DRIFTLINE_TEST_PG_HOST'\\) is not set"):
+    with pytest.raises(ConfigError, match="env_var\\('DRIFTLINE_TEST_PG_HOST'\\) is not set") as raised:
         profile_connection(tmp_path, settings, {k: v for k, v in env.items() if k != "DRIFTLINE_TEST_PG_HOST"}, positions)
+    host_line = next(i for i, line in enumerate((dbt_dir / "profiles.yml").read_text().splitlines(), 1) if "PG_HOST" in line)
+    assert str(raised.value.location).startswith(f"{dbt_dir / 'profiles.yml'}:{host_line}:")
     dev = ProjectFile.model_validate({"name": "x", "connection": "dbt", "dbt": {"project_dir": "analytics"}})
     assert profile_connection(tmp_path, dev, env, positions) == f"duckdb://{(dbt_dir / 'warehouse.duckdb').resolve()}"
     (dbt_dir / "profiles.yml").rename(tmp_path / "profiles.yml")

@@ -176,13 +176,13 @@ def profile_connection(root: Path, settings: Any, env: Mapping[str, str], positi
     profile = _read_yaml(profiles, where).get(profile_name)
     if not isinstance(profile, dict):
         raise ConfigError(f"{profiles} has no profile {profile_name!r} (named in {project_dir / 'dbt_project.yml'})", where)
-    target_name = settings.dbt.target or _expand(str(profile.get("target", "")), env, profiles)
+    target_name = settings.dbt.target or _expand(str(profile.get("target", "")), env, _line_of(profiles, (profile_name, "target")))
     outputs = profile.get("outputs") or {}
     output = outputs.get(target_name)
     if not isinstance(output, dict):
         message = f"profile {profile_name!r} in {profiles} has no target {target_name!r}{did_you_mean(target_name, outputs)}"
         raise ConfigError(message, positions.locate(("dbt", "target")) if settings.dbt.target else where)
-    output = {key: _expand(str(value), env, profiles) for key, value in output.items()}
+    output = {key: _expand(str(value), env, _line_of(profiles, (profile_name, "outputs", target_name, key))) for key, value in output.items()}
     kind = output.get("type")
     if kind == "duckdb":
         path = output.get("path", ":memory:")
@@ -228,18 +228,35 @@ def _read_yaml(path: Path, where: Location) -> dict:
     return document if isinstance(document, dict) else {}
 
 
-def _expand(text: str, env: Mapping[str, str], profiles: Path) -> str:
+def _line_of(path: Path, keys: tuple[str, ...]) -> Location:
+    """Where the value at ``keys`` is in a YAML file (the file itself when it cannot be found)."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return Location(str(path))
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return Location(str(path))
+        node = next((value for name, value in node.value if name.value == key), None)
+        if node is None:
+            return Location(str(path))
+    return Location(str(path), node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _expand(text: str, env: Mapping[str, str], where: Location) -> str:
     def value(match: re.Match) -> str:
         name, default = match.group(2), match.group(4)
         if name in env:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"env_var('{name}') is not set and has no default", Location(str(profiles)))
+        raise ConfigError(f"env_var('{name}') is not set and has no default; set it as for dbt", where)
 
     expanded = _ENV_VAR.sub(value, text)
     if "{{" in expanded or "{%" in expanded:
-        raise ConfigError(f"only {{{{ env_var(...) }}}} is read in profiles.yml; cannot read {text!r}", Location(str(profiles)))
+        raise ConfigError(f"only {{{{ env_var(...) }}}} is read in profiles.yml; cannot read {text!r}", where)
     return expanded
 
 
