@@ -83,7 +83,7 @@ def _overview(monitors: list[MonitorView]) -> str:
         f'<th scope="row"><a href="{_href(m.anchor)}">{esc(m.info.name)}</a>'
         f'<div class="sub">{esc(m.info.description or "")}</div></th>'
         f"<td>{_badge(m.status)}</td>"
-        f'<td class="headline">{esc(m.summary.headline)}</td>'
+        f'<td class="headline">{esc(_headline(m))}</td>'
         f'<td class="num">{m.open_alert_count}</td>'
         f'<td class="nowrap">{esc(m.info.owner)}</td>'
         f"<td>{_runbook_link(m.info.runbook)}</td>"
@@ -106,7 +106,7 @@ def _monitor(m: MonitorView, picker: _Picker) -> str:
     parts = [
         f'<section class="monitor" id="{esc(m.anchor)}">',
         f'<h2>{esc(m.info.name)} {_badge(m.status)} <a class="up" href="#top">↑ top</a></h2>',
-        f'<p class="headline">{esc(m.summary.headline)}</p>',
+        f'<p class="headline">{esc(_headline(m))}</p>',
         _facts(m),
         _triage(m),
     ]
@@ -137,11 +137,16 @@ def _facts(m: MonitorView) -> str:
     return f'{about}<dl class="facts">{items}</dl>'
 
 
+def _headline(m: MonitorView) -> str:
+    """The monitor's headline; a monitor without results says so rather than "nothing breaches"."""
+    return m.summary.headline if m.checks else "No results yet."
+
+
 def _triage(m: MonitorView) -> str:
     """One row per breaching check, worst first (see :mod:`driftline.triage`): its affected
     series collapsed, since when, and links to its chart and the runbook."""
     if not m.summary.rows:
-        return '<h3>What is broken</h3><p class="quiet">Nothing breaches in the latest judged windows.</p>'
+        return ""  # the headline said it: nothing breaches, or no results yet
     checks = {c.name: c for c in m.checks}
     runbook = _runbook_link(m.info.runbook)
     rows = "".join(_triage_row(m, row, checks.get(row.check_name), runbook) for row in m.summary.rows)
@@ -241,6 +246,7 @@ def _check(m: MonitorView, c: CheckView, picker: _Picker) -> str:
         f'<section class="check" id="{esc(c.anchor)}">',
         f'<h3><a class="self" href="{_href(c.anchor)}">{esc(c.name)}</a> {_badge(c.status)}</h3>',
         f'<p class="meta">{meta}</p>',
+        f'<p class="explained">Explained by {esc(c.explained_by)}</p>' if c.explained_by else "",
         _waiting(c),
         f'<figure class="chart">{_chart(c, m.x_domain)}{_legend(c)}</figure>',
     ]
