@@ -288,6 +288,7 @@ def breach_of(result: Mapping[str, Any], severity: str, kind: str, episode: Epis
         segment_value=result["segment_value"], severity=severity, value=plain_value(result["value"]),
         threshold=threshold_text(result, severity), reference_value=_details(result).get("reference_value"),
         kind=kind, opened_at=episode.opened_at, anchor=f"{episode.monitor}-{result['check_name']}",
+        explained_by=_details(result).get("explained_by"),
     )
 
 

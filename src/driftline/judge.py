@@ -180,6 +180,8 @@ def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: d
     verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference, m.std_error)
     if verdict.reason is not None:  # measured, but the thresholds cannot tell
         reason, details["explanation"] = verdict.reason, NO_REFERENCE_EXPLANATION
+    if verdict.status in (WARN, FAIL):  # what explains the breach (see Measurement.explain)
+        details.update(m.explain)
     return {
         "run_id": run_id, "monitor": monitor, "check_name": m.check_name,
         "check_type": m.check_type, "metric": m.metric, "column_name": m.column_name,

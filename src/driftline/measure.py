@@ -25,7 +25,7 @@ import pandas as pd
 
 from driftline import connect
 from driftline.errors import DriftlineError, WarehouseError
-from driftline.plan import estimated, model_checks, reference_band
+from driftline.plan import estimated, model_checks, reference_band, segment_shares
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
 from driftline.plan.histograms import ROWS, SIZE, CountLayout, bin_counts, finish_bins, rollup
@@ -147,7 +147,23 @@ class WindowMeasurer:
             for check in checks:
                 references.save(check, check_measurements(check, figures, on_reference, None))
         learned = self._learn_bands(profile, now)
-        return calibrated or planned is not None or len(stored) > before or learned
+        shared = self._learn_segment_shares(profile, now)
+        return calibrated or planned is not None or len(stored) > before or learned or shared
+
+    def _learn_segment_shares(self, profile: ReferenceProfile, now: datetime) -> bool:
+        """Each segment's value and weight on the reference, for the checks whose overall change
+        the segments explain (``plan.segment_shares``), by one query; True when one was learned."""
+        shares = segment_shares.SegmentShares(profile, self.monitor)
+        on_reference = model_checks.context(self.plan, profile.window, profile, now)
+        due = [c for c in shares.due(model_checks.model_checks(self.monitor))
+               if not (model_checks.kind_of(c).needs_labels(c) and not on_reference.labels_mature)]  # fmt: skip
+        if not due:
+            return False
+        query = model_checks.window_query(self.plan, due, on_reference)
+        figures = query.read(self._run(query))
+        for check in due:
+            shares.save(check, check_measurements(check, figures, on_reference, None))
+        return True
 
     def _learn_bands(self, profile: ReferenceProfile, now: datetime) -> bool:
         """The ``{reference_band}`` checks' bands the profile lacks, from one grouped query over
@@ -227,6 +243,7 @@ class WindowMeasurer:
         bands = reference_band.ReferenceBands(profile, self.monitor)
         for measured in measurements:
             bands.attach(measured)
+        segment_shares.SegmentShares(profile, self.monitor).explain(measurements)
         return measurements
 
     def _run(self, query) -> pd.DataFrame | None:
@@ -242,7 +259,7 @@ def check_measurements(check: CheckBase, figures: WindowFigures, context: Contex
     for column in kind.columns(check, context.monitor):
         for segment in segments:
             value = _sized(kind, check, kind.measure(check, column, figures.segment(segment), context), context)
-            measured = Measurement(check, kind.check_type, kind.metric(check), column, *segment, value.value, None, value.n, None, value.details, value.std_error)
+            measured = Measurement(check, kind.check_type, kind.metric(check), column, *segment, value.value, None, value.n, None, value.details, value.std_error, value.weight)
             if references is not None:
                 references.attach(measured)
             measurements.append(measured)

@@ -79,6 +79,8 @@ class Breach:
     # breach began, also when earlier windows were backfilled after it opened.
     opened_at: datetime | None
     anchor: str  # the breach's anchor in the report, e.g. "lead_scoring-drift_psi"
+    # which segments explain an overall change, e.g. "region: latam −0.21 of −0.25 (region mix −0.03)"
+    explained_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,8 @@ def _measurement(breach: Breach) -> str:
     if breach.value is not None and breach.reference_value is not None:
         change = breach.value - breach.reference_value
         notes.append(f"{_number(change, signed=True)} since reference")
+    if breach.explained_by and breach.kind != "resolved":
+        notes.append(f"explained by {_field(breach.explained_by)}")
     measured = f"{_field(breach.metric)} *{_number(breach.value)}*"
     return f"{measured} ({', '.join(notes)})" if notes else measured
 

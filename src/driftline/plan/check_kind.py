@@ -61,6 +61,9 @@ class Value:
     n: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     std_error: float | None = None  # the value's sampling error (driftline.standard_errors)
+    # the value's weight when segments add up to the whole (its denominator: precision's predicted
+    # positives, a mean's values); None where the metric is no weighted mean (driftline.contributions)
+    weight: float | None = None
 
     @classmethod
     def of(cls, value: float | None, n: int | None, undefined: Reason, empty: Reason = NOTHING_TO_MEASURE, **details: Any) -> Value:
@@ -68,6 +71,11 @@ class Value:
         if value is None:
             details.update((undefined if n else empty).details)
         return cls(value, n, details)
+
+    def weighted(self, weight: float | None) -> Value:
+        """This value with its weight (see ``driftline.contributions``)."""
+        self.weight = weight if self.value is not None else None
+        return self
 
     def with_error(self, std_error: float | None) -> Value:
         """This value with its standard error (none for a missing value)."""

@@ -89,7 +89,7 @@ class CustomMetric(CheckKind):
         f = figures.main
         value = Value.of(f[_key(check)], f.count(ROWS_KEY), Reason(reasons.NO_VALUES, f"metric {check.name} is null here"))
         stddev_key, count_key = _spread_keys(check)
-        return value.with_error(standard_errors.mean_error(f[stddev_key], f[count_key]))
+        return value.with_error(standard_errors.mean_error(f[stddev_key], f[count_key])).weighted(f[count_key])
 
     def has_std_error(self, check: MetricCheck, macros: Mapping[str, Any]) -> bool:
         """Only a metric that is one ``avg(x)`` has one (s / sqrt(n))."""

@@ -33,6 +33,10 @@ class Measurement:
     n_reference: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
     std_error: float | None = None  # the value's sampling error, where a closed form gives it
+    weight: float | None = None  # the value's weight when segments add up (driftline.contributions)
+    # what explains a breach, put in details only when the value breaches (contributions of the
+    # segments to an overall change, the bins a drifted column moved most)
+    explain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def check_name(self) -> str:
@@ -64,7 +68,18 @@ def binned_drift(check: DriftCheck, column: str, segment: SegmentKey, histogram:
         measured.value = stats.BINNED_METHODS[check.method](reference, current, check.epsilon)
     else:
         measured.value = stats.BINNED_METHODS[check.method](reference, current)
+    measured.explain["moved_bins"] = moved_bins(histogram)
     return measured
+
+
+def moved_bins(histogram: Histogram, top: int = 3) -> list[dict[str, Any]]:
+    """The bins whose share moved most between the reference and the window, largest first."""
+    p = np.asarray(histogram.reference, dtype="float64")
+    q = np.asarray(histogram.current, dtype="float64")
+    p, q = p / max(p.sum(), 1.0), q / max(q.sum(), 1.0)
+    labels = histogram.bins.labels()
+    order = sorted(range(len(p)), key=lambda i: (-abs(q[i] - p[i]), i))[:top]
+    return [{"bin": labels[i], "reference_share": float(p[i]), "current_share": float(q[i]), "change": float(q[i] - p[i])} for i in order]
 
 
 def exact_drift(check: DriftCheck, column: str, segment: SegmentKey, row: pd.Series | None, enough_rows: bool) -> Measurement:

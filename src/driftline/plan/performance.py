@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from driftline import dialects, metrics, reasons, standard_errors
+from driftline import contributions, dialects, metrics, reasons, standard_errors
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import NOTHING_TO_MEASURE, CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE
@@ -259,6 +259,14 @@ BINARY_ERRORS: dict[str, Callable[[Binary], float | None]] = {
 }
 
 
+def binary_weight(metric: str, b: Binary) -> float | None:
+    """The metric's denominator on this segment: its weight when segments add up."""
+    if metric in contributions.CONFUSION_DENOMINATORS:
+        return contributions.CONFUSION_DENOMINATORS[metric](b.tp, b.fp, b.fn, b.tn)
+    return {"roc_auc": b.auc_pairs, "log_loss": b.scored, "brier": b.scored,
+            "positive_rate": b.predictions, "label_rate": b.labeled}.get(metric)  # fmt: skip
+
+
 def _sqrt(value: float | None) -> float | None:
     return None if value is None else math.sqrt(value)
 
@@ -364,19 +372,21 @@ class Performance(CheckKind):
         empty = Reason(reasons.NO_LABELS, "no labeled rows") if f.count(ROWS_KEY) else NOTHING_TO_MEASURE
         if task == "regression":
             error = REGRESSION_ERRORS.get(check.metric, lambda f: None)(f)
-            return Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details).with_error(error)
+            value = Value.of(REGRESSION[check.metric](f), f.count("evaluated"), undefined, empty, **details).with_error(error)
+            return value.weighted(f.count("evaluated") if check.metric in ("mae", "mape", "mean_error") else None)
         if task == "multiclass_classification":
             classes = list(figures.values("classes").values())
             n = sum(c.count("actual") for c in classes)
             value = Value.of(MULTICLASS[check.metric](classes), n, undefined, empty, classes=len(classes), **details)
-            return value.with_error(MULTICLASS_ERRORS[check.metric](classes))
+            value = value.with_error(MULTICLASS_ERRORS[check.metric](classes))
+            return value.weighted(n if check.metric == "accuracy" else None)
         binary = Binary.read(figures)
         sample, formula = BINARY[check.metric]
         unusable = _unusable(check, f) if self.needs_labels(check) else None
         if unusable is not None:
             return Value.missing(unusable, sample(binary), **details)
         value = Value.of(formula(binary), sample(binary), undefined, empty, **details)
-        return value.with_error(BINARY_ERRORS[check.metric](binary))
+        return value.with_error(BINARY_ERRORS[check.metric](binary)).weighted(binary_weight(check.metric, binary))
 
     def validate(self, check: PerformanceCheck, index: int, validator) -> None:
         model = validator.spec.model

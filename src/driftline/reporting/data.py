@@ -42,7 +42,7 @@ class ReportData:
     history: pd.DataFrame  # driftline_check_history rows
     runs: pd.DataFrame  # one row per monitor window evaluated
     alerts: pd.DataFrame  # every alert episode, open and resolved
-    details: pd.DataFrame  # details JSON of fairness rows
+    details: pd.DataFrame  # details JSON of fairness rows and of explained overall breaches
     histograms: pd.DataFrame  # overall (unsegmented) drift bins per monitor, column and window
     pending: pd.DataFrame  # overall windows waiting for labels, and when each matures
 
@@ -64,8 +64,10 @@ def load(con: ibis.BaseBackend, database: str | None = None) -> ReportData:
 
 
 def _details(con: ibis.BaseBackend, database: str | None):
+    """Fairness rows, and the overall breaches whose details say which segments explain them."""
     results = con.table(RESULTS, database=database)
-    return results.filter(results.check_type == "fairness").select(*_DETAIL_COLUMNS)
+    explained = results.segment_key.isnull() & results.status.isin(["warn", "fail"]) & results.details.contains('"explained_by"')
+    return results.filter((results.check_type == "fairness") | explained.fill_null(False)).select(*_DETAIL_COLUMNS)
 
 
 def _pending(con: ibis.BaseBackend, database: str | None) -> pd.DataFrame:

@@ -86,6 +86,7 @@ class CheckView:
     drift_rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # column -> overall rows
     waiting: Waiting | None = None  # newer windows whose labels are still to come
     realized: EstimatedVsRealized | None = None  # estimated_performance: the realized value beside it
+    explained_by: str | None = None  # which segments explain the latest overall breach
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,8 @@ def _check(
         rules=primary.rules() if primary else (),
         markers=_alert_markers(frames.alerts[frames.alerts.check_name == name], drawn),
         pending=_pending_span(rows),
-        fairness=_fairness(details),
+        fairness=_fairness(details[details.check_type == "fairness"]),
+        explained_by=_explained_by(details),
         drift_rows=_drift_rows(last.check_type, drawn, series),
         waiting=summary.waiting(rows, frames.pending[frames.pending.check_name == name]),
         realized=realized,
@@ -484,6 +486,16 @@ def _pending_span(rows: pd.DataFrame) -> svg.Span | None:
     end = epoch_seconds(rows.window_start.tail(1))[0]
     count = waiting.window_start.nunique()
     return svg.Span(float(start), float(end), f"labels not mature ({count} windows)")
+
+
+def _explained_by(details: pd.DataFrame) -> str | None:
+    """``details.explained_by`` of the check's latest overall breach (see driftline.contributions)."""
+    explained = details[details.segment_key.isna() & details.status.isin(["warn", "fail"])]
+    for row in explained.sort_values("window_start", ascending=False).itertuples():
+        found = _json(row.details).get("explained_by")
+        if found:
+            return str(found)
+    return None
 
 
 def _fairness(details: pd.DataFrame) -> FairnessView | None:
