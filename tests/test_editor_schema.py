@@ -23,7 +23,10 @@ from driftline.scaffold import scaffold
 from driftline.spec.models import Monitor
 
 ROOT = Path(__file__).resolve().parents[1]
-REGENERATE = "driftline schema > schemas/monitor.schema.json && driftline schema --project > schemas/project.schema.json"
+REGENERATE = (
+    "driftline schema > schemas/monitor.schema.json && driftline schema --project > schemas/project.schema.json"
+    " && driftline schema --macros > schemas/macros.schema.json"
+)
 
 
 def printed_schema(capsys, *args: str) -> dict:
@@ -39,6 +42,11 @@ def monitor_schema(capsys) -> dict:
 @pytest.fixture
 def project_schema(capsys) -> dict:
     return printed_schema(capsys, "--project")
+
+
+@pytest.fixture
+def macros_schema(capsys) -> dict:
+    return printed_schema(capsys, "--macros")
 
 
 class EditorLoader(yaml.SafeLoader):
@@ -65,14 +73,14 @@ def yaml_blocks(path: Path) -> list[str]:
     return re.findall(r"^```yaml\n(.*?)^```", path.read_text(encoding="utf-8"), flags=re.M | re.S)
 
 
-def test_the_committed_schemas_are_the_generated_ones(monitor_schema, project_schema):
-    for kind, printed in (("monitor", monitor_schema), ("project", project_schema)):
+def test_the_committed_schemas_are_the_generated_ones(monitor_schema, project_schema, macros_schema):
+    for kind, printed in (("monitor", monitor_schema), ("project", project_schema), ("macros", macros_schema)):
         committed = json.loads((ROOT / "schemas" / f"{kind}.schema.json").read_text(encoding="utf-8"))
         assert committed == printed, f"schemas/{kind}.schema.json is stale; run: {REGENERATE}"
 
 
-def test_the_schemas_are_valid_draft_2020_12(monitor_schema, project_schema):
-    for schema in (monitor_schema, project_schema):
+def test_the_schemas_are_valid_draft_2020_12(monitor_schema, project_schema, macros_schema):
+    for schema in (monitor_schema, project_schema, macros_schema):
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         jsonschema.Draft202012Validator.check_schema(schema)
 
@@ -84,7 +92,26 @@ def test_every_shipped_monitor_validates(monitor_schema):
         validate(monitor_schema, as_editor_reads(file.read_text(encoding="utf-8")))
 
 
-def test_every_yaml_block_of_the_readme_and_spec_validates(monitor_schema, project_schema):
+def test_every_shipped_macro_file_validates(macros_schema):
+    files = sorted((ROOT / "macros").glob("*.yml"))
+    assert files
+    for file in files:
+        validate(macros_schema, as_editor_reads(file.read_text(encoding="utf-8")))
+
+
+def test_what_the_macro_loader_refuses_the_schema_refuses_too(tmp_path, macros_schema):
+    from driftline.errors import ConfigError
+    from driftline.macros import load_macros
+
+    for text in ("macros:\n  Rate: {sql: avg(x)}\n", "macros:\n  rate: {args: [x]}\n", "macros:\n  rate: {sql: avg(x), arg: [x]}\n", "macro: {}\n"):
+        (tmp_path / "m.yml").write_text(text, encoding="utf-8")
+        with pytest.raises(AssertionError):
+            validate(macros_schema, as_editor_reads(text))
+        with pytest.raises(ConfigError):
+            load_macros([tmp_path / "m.yml"])
+
+
+def test_every_yaml_block_of_the_readme_and_spec_validates(monitor_schema, project_schema, macros_schema):
     """A block is a whole monitor, a whole project file, or a piece of one (checks, notify)."""
     blocks = yaml_blocks(ROOT / "README.md") + yaml_blocks(ROOT / "docs" / "SPEC.md")
     kinds = []
@@ -94,28 +121,33 @@ def test_every_yaml_block_of_the_readme_and_spec_validates(monitor_schema, proje
             kinds.append("checks")
             validate({**monitor_schema, **monitor_schema["properties"]["checks"], "minItems": 0}, document)
         elif "macros" in document:
-            kinds.append("macros")  # macros/*.yml has no editor schema
+            kinds.append("macros")
+            validate(macros_schema, document)
         elif "source" in document or "checks" in document:
             kinds.append("monitor")
             validate(monitor_schema if "name" in document else {**monitor_schema, "required": []}, document)
         else:
             kinds.append("project")
             validate(project_schema, {"name": "example", **document})
-    assert {"monitor", "project", "checks"} <= set(kinds), kinds
+    assert {"monitor", "project", "checks", "macros"} <= set(kinds), kinds
 
 
-def test_the_demo_and_init_projects_validate(tmp_path, monitor_schema, project_schema):
+def test_the_demo_and_init_projects_validate(tmp_path, monitor_schema, project_schema, macros_schema):
     demo.prepare_project(tmp_path / "demo")
     validate(project_schema, as_editor_reads((tmp_path / "demo" / "driftline_project.yml").read_text(encoding="utf-8")))
     scaffold(tmp_path / "new")
     validate(project_schema, as_editor_reads((tmp_path / "new" / "driftline_project.yml").read_text(encoding="utf-8")))
     validate(monitor_schema, as_editor_reads((tmp_path / "new" / "monitors" / "example_model.yml").read_text(encoding="utf-8")))
+    validate(macros_schema, as_editor_reads((tmp_path / "new" / "macros" / "kpi.yml").read_text(encoding="utf-8")))
 
 
-def test_init_points_each_file_at_its_schema_by_a_relative_path(tmp_path, monitor_schema, project_schema):
+def test_init_points_each_file_at_its_schema_by_a_relative_path(tmp_path, monitor_schema, project_schema, macros_schema):
     """The path in the first line resolves, from the YAML file's own directory, to the schema."""
     scaffold(tmp_path)
-    for yaml_file, schema in (("driftline_project.yml", project_schema), ("monitors/example_model.yml", monitor_schema)):
+    yaml_files = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.yml")}
+    expected = {"driftline_project.yml": project_schema, "monitors/example_model.yml": monitor_schema, "macros/kpi.yml": macros_schema}
+    assert yaml_files == set(expected)
+    for yaml_file, schema in expected.items():
         first_line = (tmp_path / yaml_file).read_text(encoding="utf-8").splitlines()[0]
         match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first_line)
         assert match, first_line
@@ -164,8 +196,8 @@ def properties(schema: dict):
             stack.extend((f"{path}/{i}", value) for i, value in enumerate(node))
 
 
-def test_every_key_has_a_description(monitor_schema, project_schema):
-    for schema in (monitor_schema, project_schema):
+def test_every_key_has_a_description(monitor_schema, project_schema, macros_schema):
+    for schema in (monitor_schema, project_schema, macros_schema):
         missing = [f"{path}: {name}" for path, name, value in properties(schema) if not value.get("description")]
         assert not missing, missing
 

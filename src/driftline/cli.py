@@ -191,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=1_000_000)
 
     schema = command("schema", _schema, "print the JSON Schema of the monitor YAML (editors: see schemas/)")
-    schema.add_argument("--project", action="store_true", help="the schema of driftline_project.yml instead")
+    which = schema.add_mutually_exclusive_group()
+    which.add_argument("--project", action="store_true", help="the schema of driftline_project.yml instead")
+    which.add_argument("--macros", action="store_true", help="the schema of macros/*.yml instead")
     parser.set_defaults(debug=False)
     return parser
 
@@ -350,7 +352,7 @@ def _demo(args) -> int:
 def _schema(args) -> int:
     from driftline.spec.schema import schema_text
 
-    print(schema_text("project" if args.project else "monitor"), end="")
+    print(schema_text("project" if args.project else "macros" if args.macros else "monitor"), end="")
     return EXIT_OK
 
 

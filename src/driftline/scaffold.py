@@ -65,10 +65,11 @@ alerts:
 """
 
 MACROS = """\
+{modeline}
 macros:
   conversion_rate:
     args: [flag]
-    sql: avg(case when {flag} then 1.0 else 0.0 end)
+    sql: avg(case when {{flag}} then 1.0 else 0.0 end)
 """
 
 
@@ -82,7 +83,7 @@ def scaffold(directory: Path) -> list[Path]:
     files = {
         directory / "driftline_project.yml": PROJECT.format(modeline=modeline("project"), name=name),
         directory / "monitors" / "example_model.yml": MONITOR.format(modeline=modeline("monitor", "monitors")),
-        directory / "macros" / "kpi.yml": MACROS,
+        directory / "macros" / "kpi.yml": MACROS.format(modeline=modeline("macros", "macros")),
         **{directory / path: schema_text(kind) for kind, path in SCHEMA_FILES.items()},
     }
     existing = [path for path in files if path.exists()]

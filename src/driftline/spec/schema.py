@@ -1,6 +1,6 @@
-"""The JSON Schemas of a monitor file and of ``driftline_project.yml``, for editors.
+"""The JSON Schemas of a monitor file, of ``driftline_project.yml`` and of a macros file, for editors.
 
-``driftline schema [--project]`` prints them; the same documents are committed under
+``driftline schema [--project | --macros]`` prints them; the same documents are committed under
 ``schemas/`` and written by ``driftline init`` into a new project, where the first line of each
 YAML file points an editor at them (``# yaml-language-server: $schema=...``). They describe what
 an editor sees, the text: dates and durations are strings there, whatever YAML would make of them.
@@ -16,7 +16,11 @@ from driftline.spec.models import CHECK_TYPES, Monitor
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 # The committed files, relative to the repository root and to a project made by `driftline init`.
-SCHEMA_FILES = {"monitor": "schemas/monitor.schema.json", "project": "schemas/project.schema.json"}
+SCHEMA_FILES = {
+    "monitor": "schemas/monitor.schema.json",
+    "project": "schemas/project.schema.json",
+    "macros": "schemas/macros.schema.json",
+}
 
 
 def monitor_json_schema() -> dict[str, Any]:
@@ -53,13 +57,47 @@ def project_json_schema() -> dict[str, Any]:
     return _document(schema, "driftline project", "The project's settings (driftline_project.yml).")
 
 
+def macros_json_schema() -> dict[str, Any]:
+    """driftline.macros reads macro files itself, node by node to keep every line, with no model
+    to derive a schema from: this states its rules (MACRO_KEYS, the name patterns) for editors."""
+    macro = {
+        "type": "object",
+        "description": "One macro: `{arg}` placeholders in `sql` are replaced by the call's arguments.",
+        "properties": {
+            "description": {"type": "string", "description": "What the macro computes."},
+            "args": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "uniqueItems": True,
+                "description": "The argument names, each used as {name} in `sql`.",
+            },
+            "sql": {"type": "string", "description": "One SQL expression (an aggregate, for a metric check); other macros may be called."},
+        },
+        "required": ["sql"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "macros": {
+                "type": ["object", "null"],
+                "description": "Macro name (lowercase snake case, not a SQL function or keyword) to its definition.",
+                "propertyNames": {"pattern": "^[a-z_][a-z0-9_]*$"},
+                "additionalProperties": macro,
+            }
+        },
+        "additionalProperties": False,
+    }
+    return _document(schema, "driftline macros", "Reusable, parameterised SQL expressions (macros/*.yml).")
+
+
 def _document(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
     return {"$schema": DRAFT, "title": title, "description": description, **{k: v for k, v in schema.items() if k not in ("title", "description")}}
 
 
 def schema_text(kind: str) -> str:
     """The document as committed and printed: the same bytes every time, so staleness is a diff."""
-    schema = monitor_json_schema() if kind == "monitor" else project_json_schema()
+    schema = {"monitor": monitor_json_schema, "project": project_json_schema, "macros": macros_json_schema}[kind]()
     return json.dumps(schema, indent=2) + "\n"
 
 
