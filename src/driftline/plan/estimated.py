@@ -175,7 +175,7 @@ def _fingerprint(monitor: Monitor) -> str:
 def calibrated(score: ir.FloatingValue, calibration: Calibration) -> ir.FloatingValue:
     """p at ``score``: the curve's first value up to its first point, linear between points,
     its last value beyond the last (as scikit-learn's isotonic predict with clip)."""
-    xs, ys = calibration.scores, calibration.probabilities
+    xs, ys = _knots(calibration.scores, calibration.probabilities)
     leaves = [ibis.literal(ys[0], "float64")]
     for i in range(1, len(xs)):
         if ys[i] == ys[i - 1]:
@@ -186,6 +186,14 @@ def calibrated(score: ir.FloatingValue, calibration: Calibration) -> ir.Floating
     leaves.append(ibis.literal(ys[-1], "float64"))
     # leaf i holds the scores in (xs[i - 1], xs[i]]; the last one those above xs[-1]
     return _search(score, xs, leaves, 0, len(leaves) - 1)
+
+
+def _knots(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The points the curve bends at: of a run of equal probabilities (a pooled block) only its
+    first and last point, as the curve is flat between them. The same curve with fewer CASE
+    branches — the thousand bins of a large reference pool into a few hundred blocks."""
+    kept = [i for i in range(len(xs)) if i in (0, len(xs) - 1) or not ys[i - 1] == ys[i] == ys[i + 1]]
+    return [xs[i] for i in kept], [ys[i] for i in kept]
 
 
 def _search(score: ir.FloatingValue, uppers: Sequence[float], leaves: Sequence[ir.Value], low: int, high: int) -> ir.Value:
