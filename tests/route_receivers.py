@@ -14,7 +14,9 @@
 Each request takes the next scripted reply (``ok`` once there is none): ``status(n)`` answers
 HTTP n without taking the request; ``hang(s)`` waits s seconds, then answers 503 without taking it
 (longer than the sender's timeout: it gave up already); ``lost_answer()`` takes it, then drops the
-connection without answering (the sender cannot know it arrived).
+connection without answering (the sender cannot know it arrived); ``hold()`` takes it, sets
+:attr:`HookReceiver.holding` and answers 200 only once the test sets :attr:`HookReceiver.release`
+(a test kills the sender in between).
 
 :class:`MailReceiver` is an SMTP server (aiosmtpd) in a thread that keeps every message it takes.
 
@@ -66,6 +68,10 @@ def hang(seconds: int) -> tuple[str, int]:
     return ("hang", seconds)
 
 
+def hold() -> tuple[str, int]:
+    return ("hold", 0)
+
+
 class HookReceiver:
     """A webhook and Teams receiver; see the module docstring."""
 
@@ -78,6 +84,7 @@ class HookReceiver:
         self.card_problems: list[str] = []
         self.requests = 0
         self._replies: deque[tuple[str, int]] = deque()
+        self.holding, self.release = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -135,7 +142,7 @@ class HookReceiver:
                 else:
                     taken.append(key)
                     self.taken.append(Taken(path, headers, raw))
-            return (0 if reply[0] == "lost" else 200), "ok"
+            return {"lost": 0, "hold": 1}.get(reply[0], 200), "ok"
 
     def _handler(self):
         receiver = self
@@ -147,6 +154,10 @@ class HookReceiver:
                 if code < 0:  # hang: answer (503) only after the sender stopped waiting
                     time.sleep(-code)
                     code = 503
+                if code == 1:  # hold: taken; answered once the test has killed the sender
+                    receiver.holding.set()
+                    receiver.release.wait()
+                    code = 200
                 if code == 0:  # taken, but the answer is lost on the way back
                     self.close_connection = True
                     self.connection.shutdown(2)

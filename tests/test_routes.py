@@ -14,11 +14,14 @@ import hashlib
 import hmac
 import json
 import math
+import signal
+import subprocess
+import sys
 from datetime import datetime
 
 import pytest
 from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
-from route_receivers import HookReceiver, MailReceiver, hang, lost_answer, status
+from route_receivers import HookReceiver, MailReceiver, hang, hold, lost_answer, status
 
 from driftline import api, cli
 
@@ -192,6 +195,38 @@ def test_a_lost_answer_is_sent_again_and_the_receiver_takes_it_once(make_project
     assert hooks.duplicates == [f"{overall}:opened"]  # the same change again, recognised by its key
     assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"]
     assert hooks.taken[0].raw == sent_first and hooks.bad_signatures == []
+
+
+# How long a killed run may take to reach the receiver (a busy machine): a bound, not a timing.
+PATIENCE = 120.0
+
+
+def test_a_run_killed_before_the_answer_arrives_is_taken_once_by_its_key(make_project, hooks, mail, monkeypatch, tmp_path):
+    """SIGKILL while the receiver holds its answer: the change was taken, driftline never wrote
+    the outcome; the next run sends it again under the same key and the receiver keeps one."""
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - webhook: retrain
+          when: opened
+""")
+    hooks.script(hold())
+    run = "import sys; from driftline import api; api.run(sys.argv[1], at=sys.argv[2])"
+    process = subprocess.Popen([sys.executable, "-c", run, str(project.root), (START + 6 * DAY).isoformat()])
+    try:
+        assert hooks.holding.wait(PATIENCE), "the run never reached the receiver"
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=PATIENCE) == -signal.SIGKILL
+    finally:
+        hooks.release.set()
+        if process.poll() is None:
+            process.kill()
+    overall, eu = alert_ids(project)
+    assert hooks.keys["retrain"] == [f"{overall}:opened"]  # taken, but the run died before the answer
+    assert list(project.query("select notify_status from driftline_alerts").notify_status) == ["pending", "pending"]
+
+    run_day(project, 5)
+    assert hooks.duplicates == [f"{overall}:opened"]  # sent again, recognised
+    assert hooks.keys["retrain"] == [f"{overall}:opened", f"{eu}:opened"]
+    assert list(project.query("select notify_status from driftline_alerts").notify_status) == ["sent", "sent"]
 
 
 def test_a_receiver_slower_than_its_timeout_gets_the_change_on_the_next_run(make_project, hooks, mail, monkeypatch):
