@@ -19,6 +19,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pandas as pd
 import pytest
 from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
 from route_receivers import HookReceiver, MailReceiver, hang, hold, lost_answer, status
@@ -355,3 +356,23 @@ def test_a_dry_run_shows_route_messages_and_leaves_them_for_the_next_run(make_pr
     assert hooks.requests == 0 and mail.messages == []
     run_day(project, 5)
     assert len(hooks.keys["audit"]) == 2 and len(mail.messages) == 1 and hooks.duplicates == []
+
+
+def test_one_email_and_one_card_name_every_alert_of_the_run(make_project, hooks, mail, monkeypatch):
+    """Eight regions drift together: nine alerts (overall and each region), all of them in the
+    one email and the one card of the run, none left out as "+N more"."""
+    regions = [f"r{i}" for i in range(8)]
+    frames = [events(STORY).assign(region=region) for region in regions]
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - email: oncall
+        - teams: ml-oncall
+""")
+    project.load("events", pd.concat(frames, ignore_index=True))
+    run_day(project, 5)
+    [email] = mail.messages
+    text = email.get_content()
+    assert email["Subject"] == "[driftline] leads: 9 opened (warn)"
+    assert all(f"(region={region})" in text for region in regions) and "drift_psi on c: psi" in text
+    assert "more" not in text
+    [card] = [t.body["attachments"][0]["content"] for t in hooks.taken]
+    assert len(card["body"][2]["facts"]) == 9
