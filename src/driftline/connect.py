@@ -18,6 +18,9 @@ Connection URLs are ibis URLs, plus two forms of our own:
 ``pyspark://``
     The Spark session already running in this process: a cluster job started by
     ``spark-submit`` (YARN, Kubernetes), a Databricks or Jupyter notebook.
+``snowflake://USER[:PASSWORD]@ACCOUNT/DATABASE[/SCHEMA]?warehouse=..&role=..``
+    Snowflake, through a connector connection opened by ``snowflake_engine`` (whose URL
+    options, key-pair authentication among them, reach the connector).
 
 The three Spark URLs that start a session also take Spark settings as ``conf.<setting>=VALUE``
 query parameters, e.g. ``spark://10.0.0.5:7077?conf.spark.executor.memory=4g``.

@@ -14,6 +14,9 @@ Guarantees per backend (SPEC §5):
   written checks and renews the lease in the write's own transaction (:func:`fence`): a process
   whose lease was taken over cannot write, and on PostgreSQL the row lock serialises two writers
   of one monitor.
+- Snowflake: as DuckDB and PostgreSQL, but a free lease is claimed by an ``INSERT`` only where
+  no row exists (Snowflake has no ``ON CONFLICT`` and enforces no key), which two processes in
+  the same instant could both pass; see :func:`_insert_if_absent`.
 - Spark has no transactions: acquiring is read, write, read back, serialised by a lock inside
   the process. Across processes that is not atomic; a local Spark warehouse admits one process
   anyway (its embedded Derby metastore), and on a shared cluster catalog two processes starting

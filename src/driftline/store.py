@@ -36,8 +36,8 @@ class WindowRecord:
 class ResultStore:
     """The result tables of one connection, in ``schema`` (None: the connection's default).
 
-    Every write goes through :func:`driftline.writers.writer`: one transaction on DuckDB and
-    PostgreSQL; on Spark, one atomic swap per table, in the order the tables are touched here.
+    Every write goes through :func:`driftline.writers.writer`: one transaction on DuckDB,
+    PostgreSQL and Snowflake; on Spark, one atomic swap per table, in the order the tables are touched here.
     """
 
     def __init__(self, con: ibis.BaseBackend, schema: str | None = None):
@@ -193,7 +193,7 @@ class ResultStore:
     def replace_window(self, record: WindowRecord) -> None:
         """Swap this window's previous rows for the new ones: no duplicates, nothing half-written.
 
-        One transaction on DuckDB and PostgreSQL. On Spark each table is swapped atomically, the
+        One transaction on DuckDB, PostgreSQL and Snowflake. On Spark each table is swapped atomically, the
         run row last, so readers never see a window twice, but a failure between two tables
         leaves the window half replaced: the run row, still ``running`` (or ``error`` once
         :meth:`record_error` has run), says so, and the window's next run finds every run id of
