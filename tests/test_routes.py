@@ -376,3 +376,19 @@ def test_one_email_and_one_card_name_every_alert_of_the_run(make_project, hooks,
     assert "more" not in text
     [card] = [t.body["attachments"][0]["content"] for t in hooks.taken]
     assert len(card["body"][2]["facts"]) == 9
+
+
+def test_more_alerts_than_a_card_holds_make_several_cards(make_project, hooks, mail, monkeypatch):
+    from driftline.notify.teams import TeamsRoute
+
+    monkeypatch.setattr(TeamsRoute, "max_alerts", 4)  # 40 in use; 4 keeps the project small
+    regions = [f"r{i}" for i in range(8)]
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      routes:
+        - teams: ml-oncall
+""")
+    project.load("events", pd.concat([events(STORY).assign(region=region) for region in regions], ignore_index=True))
+    run_day(project, 5)
+    cards = [t.body["attachments"][0]["content"] for t in hooks.taken]
+    assert [len(card["body"][2]["facts"]) for card in cards] == [4, 4, 1] and hooks.card_problems == []
+    named = " ".join(fact["value"] for card in cards for fact in card["body"][2]["facts"])
+    assert all(f"(region={region})" in named for region in regions)

@@ -441,7 +441,8 @@ class _RouteCourier:
 
     def _send(self, key: str, route: Route, waiting: list[tuple[Episode, RouteNotice]]) -> None:
         sender = _sender(route, self.project)
-        for batch in ([[w] for w in waiting] if sender.one_per_alert else [waiting]):
+        size = sender.max_alerts or len(waiting)
+        for batch in (waiting[i:i + size] for i in range(0, len(waiting), size)):
             episodes = list({e.alert_id: e for e, _ in batch}.values())
             message = sender.render(self._run([n for _, n in batch]), [_routed(e, n) for e, n in batch])
             if self.mode == PREVIEW:

@@ -32,7 +32,7 @@ SUBJECT_PREFIX = "[driftline]"
 class EmailRoute:
     """Sends the alerts of one message to one named email receiver."""
 
-    one_per_alert = False
+    max_alerts = None  # per message: one email names every alert waiting for it
 
     def __init__(self, name: str, receiver: EmailReceiver):
         self.name, self.receiver = name, receiver

@@ -42,7 +42,7 @@ _TRY_AGAIN = {408, 425, 429}
 class WebhookRoute:
     """Sends alert changes to one named webhook receiver."""
 
-    one_per_alert = True  # the idempotency key names one change of one episode
+    max_alerts = 1  # per message: the idempotency key names one change of one episode
 
     def __init__(self, name: str, receiver: WebhookReceiver):
         self.name, self.receiver = name, receiver
