@@ -166,6 +166,13 @@ def judge_static(
     return written
 
 
+def verdict_of(m: Measurement) -> Verdict:
+    """The static verdict on a measurement, with what its details hold of the reference."""
+    band = m.details.get("reference_band") or {}
+    reference = Reference(m.details.get("reference_value"), m.details.get("reference_std_error"), band.get("mean"), band.get("std"))
+    return judge_static(m.check, m.metric, m.value, m.p_value, reference, m.std_error)
+
+
 def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: datetime) -> dict[str, Any]:
     """The ``driftline_results`` row of a judged measurement (before anomaly bands, if any).
 
@@ -175,9 +182,7 @@ def result_row(m: Measurement, run_id: str, monitor: str, window: Window, now: d
     details = dict(m.details)
     reason = details.pop("reason", None)
     reference_value = details.get("reference_value")
-    band = details.get("reference_band") or {}
-    reference = Reference(reference_value, details.get("reference_std_error"), band.get("mean"), band.get("std"))
-    verdict = judge_static(m.check, m.metric, m.value, m.p_value, reference, m.std_error)
+    verdict = verdict_of(m)
     if verdict.reason is not None:  # measured, but the thresholds cannot tell
         reason, details["explanation"] = verdict.reason, NO_REFERENCE_EXPLANATION
     if verdict.status in (WARN, FAIL):  # what explains the breach (see Measurement.explain)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from driftline import connect
 from driftline.errors import DriftlineError, WarehouseError
+from driftline.judge import FAIL, WARN, verdict_of
 from driftline.plan import estimated, model_checks, reference_band, segment_shares
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.drift import Histogram, Measurement, binned_drift, exact_drift
@@ -147,23 +148,7 @@ class WindowMeasurer:
             for check in checks:
                 references.save(check, check_measurements(check, figures, on_reference, None))
         learned = self._learn_bands(profile, now)
-        shared = self._learn_segment_shares(profile, now)
-        return calibrated or planned is not None or len(stored) > before or learned or shared
-
-    def _learn_segment_shares(self, profile: ReferenceProfile, now: datetime) -> bool:
-        """Each segment's value and weight on the reference, for the checks whose overall change
-        the segments explain (``plan.segment_shares``), by one query; True when one was learned."""
-        shares = segment_shares.SegmentShares(profile, self.monitor)
-        on_reference = model_checks.context(self.plan, profile.window, profile, now)
-        due = [c for c in shares.due(model_checks.model_checks(self.monitor))
-               if not (model_checks.kind_of(c).needs_labels(c) and not on_reference.labels_mature)]  # fmt: skip
-        if not due:
-            return False
-        query = model_checks.window_query(self.plan, due, on_reference)
-        figures = query.read(self._run(query))
-        for check in due:
-            shares.save(check, check_measurements(check, figures, on_reference, None))
-        return True
+        return calibrated or planned is not None or len(stored) > before or learned
 
     def _learn_bands(self, profile: ReferenceProfile, now: datetime) -> bool:
         """The ``{reference_band}`` checks' bands the profile lacks, from one grouped query over
@@ -243,8 +228,25 @@ class WindowMeasurer:
         bands = reference_band.ReferenceBands(profile, self.monitor)
         for measured in measurements:
             bands.attach(measured)
-        segment_shares.SegmentShares(profile, self.monitor).explain(measurements)
+        self._explain_breaches(measurements, profile, now)
         return measurements
+
+    def _explain_breaches(self, measurements: list[Measurement], profile: ReferenceProfile, now: datetime) -> None:
+        """Split each overall breach's change over the segments (``plan.segment_shares``). The
+        reference's segment values are measured the first time a breach needs them, by one query
+        for every check that breaches, and kept in the profile."""
+        shares = segment_shares.SegmentShares(profile, self.monitor)
+        breaching = [m.check for m in measurements if m.segment_key is None and verdict_of(m).status in (WARN, FAIL)]
+        on_reference = model_checks.context(self.plan, profile.window, profile, now)
+        due = [c for c in shares.due(list({check_name(c): c for c in breaching}.values()))
+               if not (model_checks.kind_of(c).needs_labels(c) and not on_reference.labels_mature)]  # fmt: skip
+        if due:
+            query = model_checks.window_query(self.plan, due, on_reference)
+            figures = query.read(self._run(query))
+            for check in due:
+                shares.save(check, check_measurements(check, figures, on_reference, None))
+            self.store.save_profile(profile.key, self.monitor.name, profile.window, profile.to_json(), now)
+        shares.explain(measurements)
 
     def _run(self, query) -> pd.DataFrame | None:
         expression = query.expression()
