@@ -392,3 +392,17 @@ def test_more_alerts_than_a_card_holds_make_several_cards(make_project, hooks, m
     assert [len(card["body"][2]["facts"]) for card in cards] == [4, 4, 1] and hooks.card_problems == []
     named = " ".join(fact["value"] for card in cards for fact in card["body"][2]["facts"])
     assert all(f"(region={region})" in named for region in regions)
+
+
+def test_a_receiver_with_a_mistake_is_a_located_error(make_project, hooks, mail, monkeypatch, capsys):
+    project = routed_project(make_project, hooks, mail, monkeypatch)
+    settings = (project.root / "driftline_project.yml").read_text()
+    settings = settings.replace("      timeout: 2\n", "      timeout: 2\n      body: {event_type: 'retrain-{severty}'}\n", 1)
+    settings = settings.replace(mail.url, "smtp//127.0.0.1")
+    (project.root / "driftline_project.yml").write_text(settings)
+    assert cli.main(["validate", "--project", str(project.root)]) == 3
+    err = capsys.readouterr().err
+    [body] = [line for line in err.splitlines() if "severty" in line]
+    assert "driftline_project.yml:" in body and "(did you mean 'severity'?)" in body
+    [smtp] = [line for line in err.splitlines() if "smtp//" in line]
+    assert "driftline_project.yml:" in smtp and "expected smtp://host:port" in smtp

@@ -43,7 +43,7 @@ class WebhookReceiver(Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        return _http(url, "url")
+        return _http(url)
 
     @field_validator("body")
     @classmethod
@@ -56,7 +56,10 @@ class WebhookReceiver(Strict):
             except ValueError as error:  # a lone { or }
                 raise ValueError(f"body template {text!r}: {error}; write a literal brace as {{{{ or }}}}") from None
             if unknown:
-                raise ValueError(f"body template {text!r} names {{{unknown[0]}}}; it may name {', '.join(TEMPLATE_FIELDS)}, or be \"{{alert}}\"")
+                from driftline.spec.errors import did_you_mean
+
+                hint = did_you_mean(unknown[0], TEMPLATE_FIELDS)
+                raise ValueError(f"body template {text!r} names {{{unknown[0]}}}{hint}; it may name {', '.join(TEMPLATE_FIELDS)}, or be \"{{alert}}\"")
         return body
 
 
@@ -67,7 +70,7 @@ class TeamsReceiver(Strict):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        return _http(url, "webhook_url")
+        return _http(url)
 
 
 class EmailReceiver(Strict):
@@ -84,18 +87,18 @@ class EmailReceiver(Strict):
     def _smtp_url(cls, url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError(f"smtp: expected smtp://host:port or smtps://host:port, got {url!r}")
+            raise ValueError(f"expected smtp://host:port or smtps://host:port, got {url!r}")
         try:
             parts.port
         except ValueError:
-            raise ValueError(f"smtp: the port of {url!r} is not a number") from None
+            raise ValueError(f"the port of {url!r} is not a number") from None
         return url
 
 
-def _http(url: str, key: str) -> str:
+def _http(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{key}: expected an http:// or https:// URL")  # the URL itself may be a secret
+        raise ValueError("expected an http:// or https:// URL")  # not shown: the URL itself may be a secret
     return url
 
 
