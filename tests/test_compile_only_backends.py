@@ -20,8 +20,6 @@ import pytest
 import yaml
 from drift_model import small_monitor
 
-pytest.importorskip("ibis.backends.sqlite", reason="ibis's SQLite backend is not installed")
-
 REFUSAL = "`{command}` on sqlite is not supported yet; `compile --dialect <duckdb|postgres|snowflake|bigquery|trino|databricks|clickhouse|pyspark>` prints its SQL"
 
 
