@@ -246,3 +246,42 @@ def test_the_report_shows_estimated_and_realized_side_by_side(tmp_path):
     row = table[table.index(f"<td>{format_number(estimated.value)}</td>"):]
     assert f"<td>{format_number(realized.value)}</td>" in row[: row.index("</tr>")]
     assert "realized (performance_precision)" in html
+
+
+# -- labels that arrive late ----------------------------------------------------------------------------
+
+
+LATE = """
+name: late
+source: {table: scored, timestamp: ts}
+model:
+  task: binary_classification
+  score: score
+  threshold: 0.5
+  labels: {table: outcomes, key: lead_id, column: converted, delay: 3d}
+schedule: {every: 1d}
+reference: {start: 2024-03-01, end: 2024-03-03}
+min_rows: 1
+checks:
+  - estimated_performance: {metric: accuracy, warn: {drop: 0.05}}
+"""
+
+
+def test_the_calibration_and_the_reference_value_wait_for_the_reference_labels(tmp_path):
+    rng = np.random.default_rng(9)
+    data = grid_data(rng)
+    data.insert(0, "lead_id", np.arange(len(data)))
+    outcomes = data[["lead_id", "converted"]].dropna()
+    root = make_project(tmp_path, LATE, {"scored": data.drop(columns="converted"), "outcomes": outcomes})
+
+    api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1))  # the reference's labels: complete on day 5
+    early = result(results(root, check_name="estimated_performance_accuracy"), START + 2 * DAY)
+    assert (early.status, early.reason) == ("insufficient_data", "no_reference")
+
+    api.run(root, at=START + 5 * DAY + pd.Timedelta(hours=1))
+    later = results(root, check_name="estimated_performance_accuracy")
+    model = calibrator(data[data.ts < START + 2 * DAY])
+    row = result(later, START + 4 * DAY)
+    assert_value(row, expected_metric(rows_of(data, START + 4 * DAY, None), model, "accuracy"))
+    reference = expected_metric(data[data.ts < START + 2 * DAY], model, "accuracy")
+    assert row.details["reference_value"] == pytest.approx(reference, abs=1e-9)

@@ -118,6 +118,12 @@ class CheckKind:
         """Whether the value waits for mature labels."""
         return False
 
+    def ready_on_reference(self, check: CheckBase, context: Context) -> bool:
+        """Whether the check can be measured on the reference window yet, for a relative
+        threshold's reference value: not before the reference's labels are complete, if it
+        reads them (a value measured too early would be kept for good)."""
+        return not (self.needs_labels(check) and not context.labels_mature)
+
     def register(self, check: CheckBase, query: WindowQuery, context: Context) -> None:
         raise NotImplementedError
 

@@ -293,6 +293,10 @@ FORMULAS: dict[str, tuple[Callable[[Expected], float | None], Callable[[Expected
 class EstimatedPerformance(CheckKind):
     check_type = "estimated_performance"
 
+    def ready_on_reference(self, check: EstimatedPerformanceCheck, context: Context) -> bool:
+        """Once the calibration is learned (the reference's labels complete), not before."""
+        return stored_calibration(context.profile, context.monitor) is not None
+
     def register(self, check: EstimatedPerformanceCheck, query: WindowQuery, context: Context) -> None:
         calibration = stored_calibration(context.profile, context.monitor)
         if calibration is None:

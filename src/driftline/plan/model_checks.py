@@ -93,7 +93,7 @@ def reference_values_query(plan: Any, profile: ReferenceProfile, now: datetime) 
     references = ReferenceValues(profile, plan.monitor)
     on_reference = context(plan, profile.window, profile, now)
     due = [c for c in model_checks(plan.monitor) if _relative(c) and not references.has(c)]
-    ready = [c for c in due if not (kind_of(c).needs_labels(c) and not on_reference.labels_mature)]
+    ready = [c for c in due if kind_of(c).ready_on_reference(c, on_reference)]
     if not ready:
         return None
     return window_query(plan, ready, on_reference), ready
