@@ -213,3 +213,14 @@ def test_spark_connect_matches_duckdb_and_keeps_its_tables(duckdb_results, demo_
              "connect.connect(sys.argv[1]).raw_sql(f'DROP DATABASE IF EXISTS {sys.argv[2]} CASCADE')", url, schema],
             capture_output=True, timeout=300,
         )
+
+
+def test_pyspark_without_a_session_tells_the_command_line_what_to_use(tmp_path):
+    """``pyspark://`` is the session of the calling Python process; the command line has none."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'driftline[spark]')")
+    demo.prepare_project(tmp_path)
+    command = [str(Path(sys.executable).with_name("driftline")), "run", "--project", str(tmp_path), "--connection", "pyspark://"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "pyspark://" in line]
+    assert "spark://HOST:PORT" in line and "sc://HOST:PORT" in line and "pyspark://local" in line

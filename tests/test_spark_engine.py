@@ -271,6 +271,10 @@ def test_another_warehouse_in_the_same_process_is_one_clear_error(engines, tmp_p
     [
         ("pyspark://local?threads=4", "unknown option 'threads'"),
         ("pyspark://cluster", "expected pyspark://local"),
+        ("spark://127.0.0.1:7077?threads=4", "unknown option 'threads'"),
+        ("spark://127.0.0.1", "expected spark://HOST:PORT"),
+        ("sc://127.0.0.1:15002?warehouse=elsewhere", "unknown option 'warehouse'.*the server owns its warehouse"),
+        ("pyspark://?conf.spark.executor.memory=1g", "pyspark:// takes no options"),
     ],
 )
 def test_a_wrong_spark_url_is_one_clear_error(url, message):
