@@ -280,3 +280,27 @@ def test_another_warehouse_in_the_same_process_is_one_clear_error(engines, tmp_p
 def test_a_wrong_spark_url_is_one_clear_error(url, message):
     with pytest.raises(WarehouseError, match=message):
         connect.connect(url, Path("."))
+
+
+@pytest.mark.parametrize(
+    ("url", "master", "warehouse", "conf"),
+    [
+        # the project's spark: block alone
+        ("spark://127.0.0.1:7077", "spark://127.0.0.1:7077", "shared/wh", {"spark.executor.memory": "2g", "spark.sql.shuffle.partitions": "8"}),
+        # a URL option wins over the same key of the block; the block's other keys stay
+        ("pyspark://local?warehouse=/mnt/wh&conf.spark.executor.memory=4g", "local[2]", "/mnt/wh", {"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "8"}),
+        # a Connect server owns its warehouse: only the settings apply
+        ("sc://127.0.0.1:15002/;user_id=ci?conf.spark.sql.ansi.enabled=true", "sc://127.0.0.1:15002/;user_id=ci", None,
+         {"spark.executor.memory": "2g", "spark.sql.shuffle.partitions": "8", "spark.sql.ansi.enabled": "true"}),
+    ],
+)
+def test_the_project_spark_block_under_the_url_options(make_project, url, master, warehouse, conf):
+    from driftline.project import load_project
+
+    block = {"warehouse": "shared/wh", "conf": {"spark.executor.memory": "2g", "spark.sql.shuffle.partitions": 8}}
+    project = make_project(settings={"spark": block})
+    loaded = load_project(project.root)
+    target = connect.spark_target(url, loaded.root, loaded.settings.spark.settings(loaded.root))
+    assert target.address == master
+    assert target.warehouse == (None if warehouse is None else (loaded.root / warehouse).resolve())
+    assert target.conf == conf

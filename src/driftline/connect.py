@@ -51,11 +51,14 @@ from driftline.errors import WarehouseError
 SPARK_WAREHOUSE = "spark-warehouse"  # default local warehouse, inside the project directory
 
 
-def connect(url: str, root: Path | None = None, read_only: bool = False, duckdb: Mapping[str, str] | None = None) -> ibis.BaseBackend:
+def connect(
+    url: str, root: Path | None = None, read_only: bool = False, duckdb: Mapping[str, str] | None = None, spark: Mapping | None = None
+) -> ibis.BaseBackend:
     """Open an ibis backend; relative paths in the URL are relative to the project directory.
     ``read_only`` opens a DuckDB file without write access (elsewhere the user's grants decide).
     ``duckdb``: the project's DuckDB settings (its ``duckdb:`` block), which the URL's own
-    options override; other backends ignore them."""
+    options override; other backends ignore them. ``spark``: the project's ``spark:`` block
+    (``warehouse`` and ``conf``), which the URL's own options override likewise."""
     try:
         if url.startswith("duckdb:"):
             path, settings = _duckdb_path(url, root), {**(duckdb or {}), **_duckdb_settings(url, root)}
@@ -66,7 +69,7 @@ def connect(url: str, root: Path | None = None, read_only: bool = False, duckdb:
             con.raw_sql("SET enable_external_access = false")
             return use_driftline_compiler(con)
         if url.startswith(("pyspark:", "spark:", "sc:")):
-            return _connect_spark(url, root)
+            return _connect_spark(url, root, spark or {})
         if url.startswith("snowflake:"):
             from driftline import snowflake_engine
 
@@ -165,13 +168,37 @@ def _spark_options(url: str, *, takes_warehouse: bool) -> SparkOptions:
     return SparkOptions(warehouse, conf)
 
 
-def _connect_spark(url: str, root: Path | None) -> ibis.BaseBackend:
+def _connect_spark(url: str, root: Path | None, project: Mapping) -> ibis.BaseBackend:
     """``pyspark://local``, ``spark://HOST:PORT`` and ``sc://HOST:PORT`` start (or reuse) a
     session of this process; ``pyspark://`` attaches to the session already running in it."""
-    parsed = urlparse(url)
+    target = spark_target(url, root, project)
+    if target.address is None:
+        session = _running_spark_session()
+    elif target.address.startswith("sc:"):
+        session = spark_connect_session(target.address, target.conf)
+    else:
+        session = spark_session(target.address, target.warehouse, target.conf)
+    return use_driftline_compiler(ibis.pyspark.connect(session))
+
+
+@dataclass(frozen=True)
+class SparkTarget:
+    """The session a Spark URL asks for: a master (``local[2]``, ``spark://HOST:PORT``) with its
+    warehouse, a Spark Connect address (``sc://...``, no warehouse), or None: the running session.
+    ``conf``: the project's ``spark.conf`` under the URL's ``conf.*`` options."""
+
+    address: str | None
+    warehouse: Path | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+def spark_target(url: str, root: Path | None, project: Mapping | None = None) -> SparkTarget:
+    """What a Spark URL and the project's ``spark:`` block (``warehouse``, ``conf``) ask for,
+    without starting anything; a wrong URL is a one-line WarehouseError."""
+    parsed, project = urlparse(url), project or {}
     if parsed.scheme == "sc":
-        session = spark_connect_session(url.split("?", 1)[0], _spark_options(url, takes_warehouse=False).conf)
-        return use_driftline_compiler(ibis.pyspark.connect(session))
+        options = _spark_options(url, takes_warehouse=False)
+        return SparkTarget(url.split("?", 1)[0], None, {**(project.get("conf") or {}), **options.conf})
     if parsed.scheme == "spark":
         if not parsed.hostname or parsed.port is None:
             raise WarehouseError(f"{redact(url)}: expected spark://HOST:PORT, the standalone master's address")
@@ -180,13 +207,13 @@ def _connect_spark(url: str, root: Path | None) -> ibis.BaseBackend:
         master = "local[2]"
     elif parsed.netloc:
         raise WarehouseError(f"{redact(url)}: expected {_SPARK_URLS}, or pyspark:// for the session of a spark-submit job")
+    elif parsed.query:
+        raise WarehouseError(f"{redact(url)}: pyspark:// takes no options; the running session has its own")
     else:
-        if parsed.query:
-            raise WarehouseError(f"{redact(url)}: pyspark:// takes no options; the running session has its own")
-        return use_driftline_compiler(ibis.pyspark.connect(_running_spark_session()))
+        return SparkTarget(None)
     options = _spark_options(url, takes_warehouse=True)
-    warehouse = _under(root or Path.cwd(), options.warehouse or SPARK_WAREHOUSE).resolve()
-    return use_driftline_compiler(ibis.pyspark.connect(spark_session(master, warehouse, options.conf)))
+    warehouse = _under(root or Path.cwd(), options.warehouse or project.get("warehouse") or SPARK_WAREHOUSE).resolve()
+    return SparkTarget(master, warehouse, {**(project.get("conf") or {}), **options.conf})
 
 
 def local_spark_session(warehouse: Path) -> Any:

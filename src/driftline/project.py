@@ -75,6 +75,30 @@ class DuckDBConfig(Strict):
         return {k: str(v).strip() for k, v in given.items()}
 
 
+class SparkConfig(Strict):
+    """The Spark session driftline starts (``pyspark://local``, ``spark://``, ``sc://``). A URL
+    option wins over the same key here, as for DuckDB."""
+
+    warehouse: str | None = Field(
+        None,
+        description="Where pyspark://local and spark:// keep the tables and their catalog, relative to this file; "
+        "null: spark-warehouse. On a cluster of several hosts, storage every host sees at the same path.",
+    )
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Spark settings for the session, e.g. spark.executor.memory: 2g; a conf.<setting> option of the URL wins.",
+    )
+
+    def settings(self, root: Path | None) -> dict:
+        """``warehouse`` (under ``root`` when relative) and ``conf`` as Spark reads it (text)."""
+        warehouse = self.warehouse if self.warehouse is None or root is None else str(root / self.warehouse)
+        return {"warehouse": warehouse, "conf": {key: _spark_text(value) for key, value in self.conf.items()}}
+
+
+def _spark_text(value: str | int | float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class DbtConfig(Strict):
     """The dbt project whose models and sources monitors may name (see driftline.dbt_project)."""
 
@@ -93,6 +117,7 @@ class ProjectFile(Strict):
     report_url: str | None = Field(None, description="Where report.html is published; alerts link to it.")
     dbt: DbtConfig | None = Field(None, description="A dbt project: its models and sources as monitor sources, its profile as `connection: dbt`.")
     duckdb: DuckDBConfig = Field(default_factory=DuckDBConfig, description="DuckDB's memory_limit, threads and temp_directory (duckdb:// connections; a URL option of the same name wins).")
+    spark: SparkConfig = Field(default_factory=SparkConfig, description="The warehouse and Spark settings of the Spark session driftline starts (a URL option of the same name wins).")
     # How long a monitor's lease outlives its holder's last sign of life (see driftline.leases):
     # longer than one window takes to evaluate, or a slow holder loses its lease mid-window.
     lease_ttl: Duration = Field("10m", validate_default=True, description="How long a monitor's lease outlives its holder's last sign of life.")

@@ -30,7 +30,10 @@ def monitor_infos(project: Project) -> list[MonitorInfo]:
 
 def write_report(project: str | Path, out: Path, connection: str | None = None) -> Path:
     loaded = load_project(project, connection, notify=False)
-    con = connect.connect(loaded.connection, loaded.root, read_only=True, duckdb=loaded.settings.duckdb.settings(loaded.root))
+    con = connect.connect(
+        loaded.connection, loaded.root, read_only=True,
+        duckdb=loaded.settings.duckdb.settings(loaded.root), spark=loaded.settings.spark.settings(loaded.root),
+    )
     _check_current(con, loaded.results_schema)
     html = build_report(con, monitor_infos(loaded), database=loaded.results_schema, title=f"driftline: {loaded.name}")
     _write(out, html)

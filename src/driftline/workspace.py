@@ -28,7 +28,9 @@ class Workspace:
     @classmethod
     def open(cls, project: str | Path = ".", connection: str | None = None) -> Workspace:
         loaded = load_project(project, connection)
-        con = connect.connect(loaded.connection, loaded.root, duckdb=loaded.settings.duckdb.settings(loaded.root))
+        con = connect.connect(
+            loaded.connection, loaded.root, duckdb=loaded.settings.duckdb.settings(loaded.root), spark=loaded.settings.spark.settings(loaded.root)
+        )
         return cls(loaded, con, ResultStore(con, loaded.results_schema))
 
     def bind(self, names: Sequence[str] | None = None, dialect: str | None = None) -> list[BoundMonitor]:
