@@ -17,6 +17,7 @@ import math
 import signal
 import subprocess
 import sys
+import uuid
 from datetime import datetime
 
 import pandas as pd
@@ -52,8 +53,9 @@ def mail():
         yield receiver
 
 
-def routed_project(make_project, hooks, mail, monkeypatch, routes=ROUTES):
-    """The story's project, its receivers at the local servers; the secret comes from ${ENV}."""
+def routed_project(make_project, hooks, mail, monkeypatch, routes=ROUTES, table="events", **settings):
+    """The story's project (its events in ``table``), its receivers at the local servers, and
+    further project ``settings``; the secret comes from ${ENV}."""
     monkeypatch.setenv("RETRAIN_SECRET", SECRET)
     notify = {
         "webhooks": {
@@ -63,11 +65,9 @@ def routed_project(make_project, hooks, mail, monkeypatch, routes=ROUTES):
         "teams": {"ml-oncall": {"webhook_url": hooks.url("teams", "ml-oncall"), "timeout": 2}},
         "email": {"oncall": {"smtp": mail.url, "from": "driftline@example.com", "to": ["ml-oncall@example.com", "lead@example.com"], "timeout": 2}},
     }
-    return make_project(
-        monitors={"leads": story_monitor(routes, header="    owner: growth-ml\n")},
-        tables={"events": events(STORY)},
-        settings={"report_url": REPORT, "notify": notify},
-    )
+    monitor = story_monitor(routes, header="    owner: growth-ml\n").replace("table: events", f"table: {table}")
+    tables = {"events": events(STORY)} if table == "events" else {}
+    return make_project(monitors={"leads": monitor}, tables=tables, settings={"report_url": REPORT, "notify": notify, **settings})
 
 
 def run_day(project, day: int) -> api.RunSummary:
@@ -406,3 +406,36 @@ def test_a_receiver_with_a_mistake_is_a_located_error(make_project, hooks, mail,
     assert "driftline_project.yml:" in body and "(did you mean 'severity'?)" in body
     [smtp] = [line for line in err.splitlines() if "smtp//" in line]
     assert "driftline_project.yml:" in smtp and "expected smtp://host:port" in smtp
+
+
+@pytest.mark.postgres
+def test_routes_on_postgres_wait_out_an_outage_and_deliver_once(make_project, hooks, mail, postgres_url, monkeypatch):
+    """The same outbox on PostgreSQL: the route notices wait in payload through an outage."""
+    import ibis
+
+    schema = f"driftline_routes_{uuid.uuid4().hex[:8]}"
+    con = ibis.connect(postgres_url)
+    try:
+        con.create_database(schema)
+        con.create_table("events", events(STORY), database=schema)
+        routes = """      cooldown: 3d
+      routes:
+        - webhook: audit
+        - email: oncall
+"""
+        project = routed_project(
+            make_project, hooks, mail, monkeypatch, routes, table=f"{schema}.events",
+            connection=postgres_url, results={"schema": schema},
+        )
+        hooks.stop()
+        mail.stop()
+        assert {note.status for note in run_day(project, 5).notifications} == {"retry"}
+        hooks.start()
+        mail.start()
+        run_day(project, 6)
+        rows = con.table("driftline_alerts", database=schema).to_pandas().sort_values("segment_key", na_position="first")
+        assert hooks.keys["audit"] == [f"{a}:opened" for a in rows.alert_id] and len(mail.messages) == 1
+        assert list(rows.notify_status) == ["sent", "sent"] and rows.payload.isna().all()
+    finally:
+        con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        con.disconnect()
