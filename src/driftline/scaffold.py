@@ -58,6 +58,12 @@ checks:
       method: psi
       warn: 0.1
       fail: 0.25
+  # With a `model:` block (task, score, label) and `segments:`, a per-segment performance check
+  # that opens an alert only for a drop that is both material and beyond sampling noise:
+  # - performance:
+  #     metric: precision
+  #     warn: {drop: 0.05, confidence: 0.95}   # drop > 0.05 and > 1.645 standard errors
+  #     fail: {reference_band: 3}              # outside the reference's own mean ± 3σ
 
 alerts:
   min_severity: warn
