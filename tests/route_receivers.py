@@ -199,10 +199,11 @@ def card_problem(message: dict) -> str | None:
 class MailReceiver:
     """An SMTP server (aiosmtpd) on 127.0.0.1 in a thread, keeping every message it takes;
     :meth:`stop` and :meth:`start` take it down and bring it back on the same port. With
-    ``login=(user, password)`` it wants an AUTH LOGIN/PLAIN with those (over plain text: a test)."""
+    ``login=(user, password)`` it wants an AUTH LOGIN/PLAIN with those; with ``tls`` (a server
+    SSL context) it wants STARTTLS before anything else, login included."""
 
-    def __init__(self, login: tuple[str, str] | None = None):
-        self.login = login
+    def __init__(self, login: tuple[str, str] | None = None, tls=None):
+        self.login, self.tls = login, tls
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.port = _free_port()
@@ -226,7 +227,9 @@ class MailReceiver:
 
         options = {}
         if self.login is not None:
-            options = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+            options = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": self.tls is not None}
+        if self.tls is not None:
+            options.update(tls_context=self.tls, require_starttls=True)
         self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
@@ -252,3 +255,34 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def self_signed_tls(directory) -> tuple:
+    """A server SSL context with a self-signed certificate for 127.0.0.1, and the certificate's
+    path (for a client to trust it, e.g. through SSL_CERT_FILE)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path

@@ -23,7 +23,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 from alert_story import DAY, FAIL, OK, START, WARN, events, story_monitor
-from route_receivers import HookReceiver, MailReceiver, hang, hold, lost_answer, status
+from route_receivers import HookReceiver, MailReceiver, hang, hold, lost_answer, self_signed_tls, status
 
 from driftline import api, cli
 
@@ -325,6 +325,22 @@ def test_a_slack_route_keeps_slack_and_hears_from_its_own_severity(make_project,
     assert message.channel == "#growth-ml" and "escalated" not in message.text and "2 failing" in message.text
     run_day(project, 11)  # resolved: in the thread of that message
     assert [m.thread_ts for m in slack.delivered[1:]] == [message.ts, message.ts]
+
+
+def test_email_upgrades_with_starttls_before_it_logs_in(make_project, hooks, no_proxy, monkeypatch, tmp_path):
+    pytest.importorskip("cryptography", reason="makes the test server's certificate")
+    tls, certificate = self_signed_tls(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # the client trusts the test certificate, and only it
+    monkeypatch.setenv("SMTP_PASSWORD", "right")
+    with MailReceiver(login=("driftline", "right"), tls=tls) as guarded:
+        project = routed_project(make_project, hooks, guarded, monkeypatch, routes="""      routes:
+        - email: oncall
+""")
+        settings = (project.root / "driftline_project.yml").read_text()
+        secure = "      starttls: true\n      user: driftline\n      password: ${SMTP_PASSWORD}\n"
+        (project.root / "driftline_project.yml").write_text(settings.replace("      from: driftline@example.com\n", "      from: driftline@example.com\n" + secure, 1))
+        assert [note.status for note in run_day(project, 5).notifications] == ["sent"]
+        assert len(guarded.messages) == 1
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # a local test server
