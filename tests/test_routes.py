@@ -455,3 +455,19 @@ def test_routes_on_postgres_wait_out_an_outage_and_deliver_once(make_project, ho
     finally:
         con.raw_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         con.disconnect()
+
+
+def test_a_route_removed_from_the_monitor_drops_what_waited_for_it(make_project, hooks, mail, monkeypatch):
+    project = routed_project(make_project, hooks, mail, monkeypatch, routes="""      cooldown: 3d
+      routes:
+        - webhook: audit
+""")
+    hooks.stop()
+    run_day(project, 5)
+    assert list(project.query("select notify_status from driftline_alerts").notify_status) == ["pending", "pending"]
+    hooks.start()
+    project.write_monitor("leads", story_monitor("      cooldown: 3d\n      routes:\n        - email: oncall\n"))
+    assert run_day(project, 6).notifications == []  # nothing new for email; nothing left for audit
+    rows = project.query("select notify_status, payload from driftline_alerts")
+    assert list(rows.notify_status) == ["suppressed", "suppressed"] and rows.payload.isna().all()
+    assert hooks.requests == 0 and mail.messages == []
