@@ -62,8 +62,8 @@ checks:
   # that opens an alert only for a drop that is both material and beyond sampling noise:
   # - performance:
   #     metric: precision
-  #     warn: {drop: 0.05, confidence: 0.95}   # drop > 0.05 and > 1.645 standard errors
-  #     fail: {reference_band: 3}              # outside the reference's own mean ± 3σ
+  #     warn: {{drop: 0.05, confidence: 0.95}}   # drop > 0.05 and > 1.645 standard errors
+  #     fail: {{reference_band: 3}}              # outside the reference's own mean ± 3σ
 
 alerts:
   min_severity: warn
