@@ -3,7 +3,7 @@ implementation of the same algorithm: scikit-learn's ``IsotonicRegression`` fitt
 bin aggregates of the reference, numpy's expected confusion matrix over the window's rows, and
 scikit-learn's weighted ``roc_auc_score`` (each row once as a positive of weight p, once as a
 negative of weight 1 − p: the trapezoidal area under the expected ROC curve). Every stored value,
-overall and per segment, must match to 1e-9, on DuckDB and PostgreSQL.
+overall and per segment, must match to 1e-9, on DuckDB, PostgreSQL and Spark.
 """
 
 from __future__ import annotations
@@ -285,3 +285,39 @@ def test_the_calibration_and_the_reference_value_wait_for_the_reference_labels(t
     assert_value(row, expected_metric(rows_of(data, START + 4 * DAY, None), model, "accuracy"))
     reference = expected_metric(data[data.ts < START + 2 * DAY], model, "accuracy")
     assert row.details["reference_value"] == pytest.approx(reference, abs=1e-9)
+
+
+# -- Spark ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.spark
+def test_spark_estimates_equal_an_independent_implementation(tmp_path):
+    import shutil
+
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'driftline[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java and no `java` is on the PATH")
+    from pyspark.sql import SparkSession
+
+    from driftline import connect
+
+    rng = np.random.default_rng(11)
+    data = grid_data(rng)
+    table = f"leads_{uuid.uuid4().hex[:8]}"
+    root = make_project(tmp_path, MONITOR % (table, CHECKS), connection="pyspark://local", results_schema=f"driftline_{table}")
+    started_here = SparkSession.getActiveSession() is None
+    connect.connect("pyspark://local", root)
+    spark = SparkSession.getActiveSession()
+    import pyarrow as pa
+
+    types = {"ts": pa.timestamp("us"), "region": pa.string(), "score": pa.float64(), "converted": pa.int64()}
+    rows = pa.table({name: pa.array(data[name].astype(object).where(data[name].notna(), None).tolist(), type=t) for name, t in types.items()})
+    spark.createDataFrame(rows).write.saveAsTable(table)
+    try:
+        summary = api.backfill(START + 2 * DAY, START + 4 * DAY, project=root, at=START + 6 * DAY)
+        assert [o.status for o in summary.outcomes] == ["success"] * 2, [o.error for o in summary.outcomes]
+        assert_matches(results(root), data, [START + d * DAY for d in (2, 3)])
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+        if started_here:
+            spark.stop()
