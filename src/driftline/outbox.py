@@ -256,9 +256,9 @@ def _queue_for_slack(episode: Episode, pending: Pending, notice: Notice, told: t
 def _merged_route(waiting: list[RouteNotice], notice: RouteNotice) -> list[RouteNotice]:
     """A route's waiting changes with ``notice`` added: a newer reminder replaces a waiting one
     (its failed tries still count), the other changes queue up in order."""
-    kind = notice.transition.split("-")[0]
+    reminder = routing.kind_of(notice.transition) == routing.REMINDER
     for i, earlier in enumerate(waiting):
-        if earlier.transition.split("-")[0] == kind == routing.REMINDER or earlier.transition == notice.transition:
+        if earlier.transition == notice.transition or (reminder and routing.kind_of(earlier.transition) == routing.REMINDER):
             newer = RouteNotice(notice.transition, replace(notice.notice, failures=earlier.notice.failures))
             return waiting[:i] + [newer] + waiting[i + 1:]
     return waiting + [notice]

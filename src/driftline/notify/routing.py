@@ -125,6 +125,11 @@ def told(route: Route, breach: Breach, monitor_floor: str, window_start: datetim
     return (ESCALATED if breach.kind == "escalated" else RESOLVED), breach
 
 
+def kind_of(transition: str) -> str:
+    """``reminder`` for ``reminder-2026-03-09``; the other transitions are their own kind."""
+    return transition.split("-")[0]
+
+
 # -- words for routes other than Slack ----------------------------------------------------------
 
 
@@ -132,8 +137,7 @@ def headline(run: MonitorRun, alerts: list[RoutedAlert]) -> str:
     """``leads: 2 opened (fail), 1 resolved`` — what a message about ``alerts`` says first."""
     counts: dict[str, list[str]] = {}
     for alert in alerts:
-        name = alert.transition.split("-")[0]
-        counts.setdefault(name, []).append(alert.breach.severity)
+        counts.setdefault(kind_of(alert.transition), []).append(alert.breach.severity)
     parts = []
     for name in (OPENED, ESCALATED, REMINDER, RESOLVED):
         severities = counts.get(name)
