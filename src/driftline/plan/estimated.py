@@ -18,9 +18,10 @@ expected weights Σp and Σ(1 − p) of the rows with that score.
    in the profile as rows [score, probability, rows, positives].
 2. Per window, p is the fitted curve read at the row's score with linear interpolation between
    points and the end values beyond them (scikit-learn's ``IsotonicRegression(out_of_bounds=
-   "clip")``), written in SQL as a balanced tree of CASE expressions over the points (about
-   log2(points) comparisons a row); the expected matrix is four sums of the window's one checks
-   query, and the AUC one more branch of it.
+   "clip")``), written in SQL as a balanced tree of CASE expressions over the curve's knots
+   (about log2(knots) comparisons a row); the expected matrix comes from two sums of the
+   window's one checks query (Σp and Σp·ŷ, beside the counts of rows and of ŷ), and the AUC
+   from one more branch of it.
 
 The assumption (SPEC §6): what the model's score means — the chance of a positive at a given
 score — has not changed since the reference. A drop caused by inputs moving to where the model
@@ -52,7 +53,7 @@ from driftline.reasons import Reason
 from driftline.spec.models import EstimatedPerformanceCheck, Monitor
 from driftline.windows import Window
 
-MAX_BINS = 1000  # fewer bins measurably lose accuracy on NannyML's car-loan data
+MAX_BINS = 1000  # the distinct reference scores calibrated on, at most; beyond, bins of equal rank
 PROFILE_KEY = "calibration"
 AUC_BRANCH = "estimated_auc"
 _BIN, _ROWS, _POSITIVES = "__bin", "rows", "positives"
@@ -69,10 +70,6 @@ class Calibration:
     probabilities: tuple[float, ...]
     rows: tuple[int, ...]  # the reference's labeled rows behind each point
     positives: tuple[int, ...]
-
-    @property
-    def reference_rows(self) -> int:
-        return sum(self.rows)
 
     def to_rows(self) -> list[list[float]]:
         return [[x, y, n, k] for x, y, n, k in zip(self.scores, self.probabilities, self.rows, self.positives)]
