@@ -321,3 +321,21 @@ def test_spark_estimates_equal_an_independent_implementation(tmp_path):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
         if started_here:
             spark.stop()
+
+
+def test_thresholds_read_an_estimate_as_the_metric_it_estimates(tmp_path):
+    """A plain number breaches below, as for the realized metric (lower is worse); the
+    explicit forms and a relative drop judge it like any value."""
+    rng = np.random.default_rng(5)
+    checks = "\n".join([
+        "  - estimated_performance: {name: plain, metric: precision, warn: 0.99}",
+        "  - estimated_performance: {name: outside, metric: recall, fail: {outside: [0.0, 0.01]}}",
+        "  - estimated_performance: {name: drop, metric: accuracy, warn: {drop: 0.5}}",
+    ])
+    root = make_project(tmp_path, MONITOR % ("leads", checks), {"leads": grid_data(rng)})
+    api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1))
+    frame = results(root)
+    assert result(frame[frame.check_name == "plain"], START + 2 * DAY).status == "warn"
+    assert result(frame[frame.check_name == "outside"], START + 2 * DAY).status == "fail"
+    drop = result(frame[frame.check_name == "drop"], START + 2 * DAY)
+    assert drop.status == "ok" and drop.reference_value is not None and not pd.isna(drop.reference_value)
