@@ -20,7 +20,8 @@ import pytest
 import yaml
 from drift_model import small_monitor
 
-REFUSAL = "`{command}` on sqlite is not supported yet; `compile --dialect <duckdb|postgres|snowflake|bigquery|trino|databricks|clickhouse|pyspark>` prints its SQL"
+DIALECTS = "duckdb|postgres|snowflake|bigquery|trino|databricks|clickhouse|pyspark"  # SQLite is none of them
+REFUSAL = "`{command}` on sqlite is not supported yet; `compile --dialect <" + DIALECTS + ">` prints its SQL"
 
 
 @pytest.fixture()

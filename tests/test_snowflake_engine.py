@@ -10,8 +10,10 @@ The source rows are those of ``drift_model.py``, written to a table created with
 so Snowflake stores it as EVENTS with upper-case columns, while the monitor says ``events`` and
 ``x``, as users write them. A psi + chi2 + ks monitor with segments runs over a drifted day and
 an empty day with ``driftline backfill --notify`` on ``snowflake://...``, its results in a schema
-of their own and its alerts sent to a local stand-in for Slack, and once more on DuckDB. The Snowflake results must equal the numpy/scipy model and the
-DuckDB results to 1e-9; running the window again must replace its rows, and the views must read.
+of their own and its alerts sent to a local stand-in for Slack, and once more on DuckDB. The
+Snowflake results must equal the numpy/scipy model and the DuckDB results to 1e-9, and its alerts
+DuckDB's; running the window again must replace its rows, and the views must read. Key-pair
+logins and a password from the environment are tried on the same server.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ RESULTS_SCHEMA = "monitoring"
 WINDOWS = (DRIFTED, EMPTY)
 NOW = ONE_ROW + 2 * DAY
 RESULT_KEY = ["window_start", "check_name", "column_name", "segment_key", "segment_value"]
-TYPES = {"ts": "TIMESTAMP_NTZ", "x": "DOUBLE", "y": "DOUBLE", "visits": "BIGINT", "const": "DOUBLE", "cat": "TEXT", "code": "BIGINT", "region": "TEXT"}
+TYPES = {"ts": "TIMESTAMP_NTZ", "x": "DOUBLE", "y": "DOUBLE", "visits": "BIGINT", "const": "DOUBLE",
+         "cat": "TEXT", "code": "BIGINT", "region": "TEXT"}
 
 
 def _with_database(url: str, database: str) -> str:
@@ -237,7 +240,8 @@ def test_the_password_comes_from_the_environment(engines, tmp_path):
     unset = subprocess.run(command, capture_output=True, text=True, timeout=120,
                            env={k: v for k, v in os.environ.items() if k != "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD"})
     assert unset.returncode == 3 and "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD" in unset.stderr
-    given = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD": "snow"})
+    given = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "DRIFTLINE_TEST_SNOWFLAKE_PASSWORD": "snow"})
     assert given.returncode == 0, given.stderr
 
 
