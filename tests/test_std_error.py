@@ -205,3 +205,39 @@ def test_a_results_table_and_views_of_the_previous_version_gain_std_error(backen
         if schema is not None:
             con.drop_database(schema, force=True, cascade=True)
         con.disconnect()
+
+
+# -- Spark ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.spark
+def test_spark_writes_the_same_std_error(tmp_path, data):
+    """Spark's result table and views carry std_error, equal to the closed forms on its rows."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'driftline[spark]')")
+    import shutil
+
+    import yaml
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java and no `java` is on the PATH")
+    from pyspark.sql import SparkSession
+
+    started_here = SparkSession.getActiveSession() is None
+    project = {"name": "spark_std_error", "connection": "pyspark://local", "results": {"schema": "std_error_results"}}
+    (tmp_path / "driftline_project.yml").write_text(yaml.safe_dump(project), encoding="utf-8")
+    (tmp_path / "monitors").mkdir()
+    checks = "\n".join(line for line in MONITOR.splitlines() if "drift:" not in line).replace("table: leads", "table: leads_std_error")
+    (tmp_path / "monitors" / "leads.yml").write_text(checks, encoding="utf-8")
+    spark = connect.connect("pyspark://local", tmp_path)
+    try:
+        SparkSession.getActiveSession().createDataFrame(data).write.mode("overwrite").saveAsTable("leads_std_error")
+        summary = api.backfill(START + 3 * DAY, START + 4 * DAY, project=tmp_path, at=START + 9 * DAY, notify=False)
+        assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
+        stored = spark.table(RESULTS, database="std_error_results").execute()
+        for metric in ("precision", "recall", "roc_auc", "log_loss"):
+            row = result(stored[stored.check_name == f"performance_{metric}"], WINDOW)
+            assert row.std_error == pytest.approx(expected(rows_of(data, WINDOW, None), metric), rel=1e-9)
+        assert "std_error" in spark.table(LATEST, database="std_error_results").columns
+    finally:
+        if started_here:
+            SparkSession.getActiveSession().stop()
