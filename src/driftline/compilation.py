@@ -20,7 +20,7 @@ from driftline import connect, dialects
 from driftline.bind import BoundMonitor
 from driftline.errors import ConfigError, Location
 from driftline.measure import WindowMeasurer
-from driftline.plan import estimated, model_checks
+from driftline.plan import estimated, model_checks, reference_band
 from driftline.plan.monitor import MonitorPlan, build_plan
 from driftline.plan.profile import ColumnBins, ReferenceProfile
 from driftline.plan.quality import categories_key
@@ -140,6 +140,12 @@ def run_steps(plan: MonitorPlan, window: Window, reference: Window, stored: Refe
     planned = model_checks.reference_values_query(plan, unknown, now)
     if planned is not None:
         steps.append(Step("reference values of relative thresholds (drop/rise), once per profile", planned[0].expression()))
+    bands = reference_band.ReferenceBands(unknown, plan.monitor).due(model_checks.model_checks(plan.monitor))
+    if bands:
+        on_reference = model_checks.context(plan, reference, unknown, now)
+        query = reference_band.bands_query(plan, unknown, bands, on_reference)
+        if query is not None:
+            steps.append(Step("reference_band: the checks on each whole window of the reference, once per profile", query.expression()))
     for (check, column), expr in plan.exact_queries(window, reference).items():
         steps.append(Step(f"exact distances for {check} on {column}", expr))
     steps.append(Step("previous run's schema, for schema_change", model_checks.previous_schema_query(plan, window)))
