@@ -339,3 +339,20 @@ def test_thresholds_read_an_estimate_as_the_metric_it_estimates(tmp_path):
     assert result(frame[frame.check_name == "outside"], START + 2 * DAY).status == "fail"
     drop = result(frame[frame.check_name == "drop"], START + 2 * DAY)
     assert drop.status == "ok" and drop.reference_value is not None and not pd.isna(drop.reference_value)
+
+
+def test_knots_a_hair_apart_keep_their_digits(tmp_path):
+    """Two reference scores 1e-12 apart with different rates: the slope between them is 1e11,
+    where intercept + slope · score would lose every digit; the estimate still equals sklearn's."""
+    rng = np.random.default_rng(21)
+    close = np.array([0.3, 0.5, 0.5 + 1e-12, 0.8])
+    reference = day(rng, 0, 800, close[rng.integers(0, 4, 800)])
+    reference["converted"] = pd.array(np.where(reference.score == 0.5, 0, np.where(reference.score > 0.5, 1, rng.integers(0, 2, 800))), dtype="Int64")
+    current = day(rng, 2, 300, np.concatenate([np.full(100, 0.5 + 4e-13), rng.uniform(0.2, 0.9, 200)]), labeled=False)
+    data = pd.concat([reference, current], ignore_index=True)
+    root = make_project(tmp_path, MONITOR % ("leads", CHECKS), {"leads": data})
+    api.run(root, at=START + 3 * DAY + pd.Timedelta(hours=1))
+    frame, model = results(root), calibrator(reference)
+    for metric in METRICS:
+        row = result(frame[frame.check_name == f"estimated_performance_{metric}"], START + 2 * DAY)
+        assert_value(row, expected_metric(rows_of(data, START + 2 * DAY, None), model, metric))
