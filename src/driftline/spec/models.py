@@ -38,7 +38,7 @@ class Strict(BaseModel):
 
 
 class Bound(Strict):
-    """A threshold in one of its explicit forms; exactly one key is set."""
+    """A threshold in one of its explicit forms (exactly one form key), with an optional confidence."""
 
     above: float | None = Field(None, description="Breach when the value is above this number.")
     below: float | None = Field(None, description="Breach when the value is below this number.")
