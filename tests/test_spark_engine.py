@@ -304,3 +304,20 @@ def test_the_project_spark_block_under_the_url_options(make_project, url, master
     assert target.address == master
     assert target.warehouse == (None if warehouse is None else (loaded.root / warehouse).resolve())
     assert target.conf == conf
+
+
+def test_spark_sql_writes_every_decimal_literal_as_a_double(tmp_path):
+    """Spark reads ``1.0`` as a DECIMAL, and the average of the demo's conversion_rate macro
+    (``avg(case when converted then 1.0 else 0.0 end)``) as a DECIMAL rounded to 5 places;
+    ``1.0e0`` is a double. The values themselves are compared with pandas' on a cluster in
+    test_spark_cluster."""
+    import re
+
+    from driftline import demo
+    from driftline.demo_data import MIN_ROWS, build_demo_warehouse
+
+    demo.prepare_project(tmp_path)
+    build_demo_warehouse(tmp_path / "warehouse.duckdb", rows=MIN_ROWS)  # compiling reads the tables' columns
+    sql = api.compile(tmp_path, "lead_conversion", "pyspark", None, "2026-10-09")
+    assert "AVG(CASE WHEN `converted` THEN 1.0e0 ELSE 0.0e0 END)" in re.sub(r"`t\d+`\.", "", sql)
+    assert not re.findall(r"(?<![\w.])\d+\.\d+(?![\d.e])", re.sub(r"'[^']*'", "''", sql)), "a decimal literal without an exponent"
