@@ -163,6 +163,19 @@ def bytes_per_run(scan: dict) -> dict:
     return {"first": first, "first_total": sum(first.values()), "steady": {"counts": every * current}, "steady_total": every * current}
 
 
+def interleaved(database: Path, limits: list[str], repeat: int, threads: int | None) -> dict:
+    """First runs with each ``memory_limit`` in turn, ``repeat`` rounds: what a limit costs in
+    time, measured under the same load (on a shared machine the load moves within minutes)."""
+    runs: dict[str, list] = {limit: [] for limit in limits}
+    for _ in range(repeat):
+        for limit in limits:
+            directory = project(database, None if limit.lower() == "none" else limit, threads)
+            forget_profile(database)
+            runs[limit].append(driftline_run(directory))
+            print(f"  {limit}: first run {runs[limit][-1]}", flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000_000)
@@ -171,6 +184,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="DuckDB's threads; default: DuckDB's (one per core)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--name", default="large", help="the results file: data/results/<name>.json")
+    parser.add_argument("--interleave", help="only first runs, with each of these comma-separated memory_limits in turn (e.g. none,512MB)")
     args = parser.parse_args()
     memory_limit = None if args.memory_limit.lower() == "none" else args.memory_limit
     database = args.database or database_for(args.rows)
@@ -180,6 +194,10 @@ def main() -> None:
         print(f"[large] generating {database.name} ({args.rows:,} rows) ...", flush=True)
         made = make(database, rows=args.rows)
         print(f"  {made['seconds']:.0f}s", flush=True)
+    if args.interleave:
+        runs = interleaved(database, args.interleave.split(","), args.repeat, args.threads)
+        print(f"[large] results: {save(args.name, {'machine': machine(), 'database': str(database), 'threads': args.threads, 'first_runs': runs})}")
+        return
     directory = project(database, memory_limit, args.threads)
     payload: dict = {"machine": machine(), "load_average_start": load_average(), "database": str(database),
                      "database_bytes": database.stat().st_size, "memory_limit": memory_limit, "threads": args.threads, "repeat": args.repeat}
