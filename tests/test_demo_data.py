@@ -1,9 +1,10 @@
-"""The demo warehouse: its tables, its determinism, and the incident it promises.
+"""The demo warehouse: its tables, its determinism, and the two incidents it promises.
 
 The statistics here are computed independently of driftline, in numpy and scikit-learn, on rows
 read back from the DuckDB file: PSI with SPEC section 6's binning (10 reference quantile bins,
 top categories plus ``__other__``, eps 1e-4), precision at threshold 0.5, and the demographic
-parity ratio (min / max selection rate across gender).
+parity ratio (min / max selection rate across gender). The last test runs driftline itself on
+the second incident and compares its verdicts with precision computed here from the raw rows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from driftline.demo_data import (
     DEMO_START,
     INCIDENT_AT,
     LABEL_DELAY,
+    RESELLER_AT,
     build_demo_warehouse,
 )
 
@@ -165,6 +167,9 @@ def test_facts_describe_the_build(built):
     assert len(built.numeric_features) >= 8 and len(built.categorical_features) >= 4
     assert built.shifted_score_region == "latam"
     assert "latam" in built.summary()
+    assert (built.reseller_at, built.reseller_channel) == (RESELLER_AT, "partner")
+    assert INCIDENT_AT < RESELLER_AT < DEMO_END - LABEL_DELAY  # some of its days have labels
+    assert "partner" in built.summary()
 
 
 def test_rows_span_the_ninety_days_with_a_weekly_pattern(built, leads):
@@ -285,9 +290,14 @@ def test_shifted_features_drift_every_day_after_the_incident(psi_by_day, feature
     assert after.min() > 0.25, after.idxmin()
 
 
+def campaign_only(leads: pd.DataFrame) -> pd.DataFrame:
+    """The leads from the campaign's start until the reseller's."""
+    return leads[(leads["scored_at"] >= INCIDENT_AT) & (leads["scored_at"] < RESELLER_AT)]
+
+
 def test_precision_falls_in_the_shifted_region_only(leads):
     before = leads[leads["scored_at"] < INCIDENT_AT]
-    after = leads[leads["scored_at"] >= INCIDENT_AT]
+    after = campaign_only(leads)
     for region, group in before.groupby("region"):
         assert 0.55 < precision(group) < 0.75, region
         was, now = precision(group), precision(after[after["region"] == region])
@@ -309,7 +319,7 @@ def test_the_shifted_region_is_over_scored(leads):
 
 def test_demographic_parity_holds_before_and_breaks_after(leads):
     assert parity_ratio(leads[leads["scored_at"] < INCIDENT_AT]) > 0.9
-    assert parity_ratio(leads[leads["scored_at"] >= INCIDENT_AT]) < 0.8
+    assert parity_ratio(campaign_only(leads)) < 0.8
 
 
 def test_volume_and_channel_mix_change_with_the_campaign(leads):
@@ -317,3 +327,93 @@ def test_volume_and_channel_mix_change_with_the_campaign(leads):
     assert daily[daily.index >= INCIDENT_AT].mean() > 1.1 * daily[daily.index < INCIDENT_AT].mean()
     social = (leads["channel"] == "social").groupby(leads["scored_at"] >= INCIDENT_AT).mean()
     assert social[False] < 0.15 and social[True] > 0.35
+
+
+# --- The second incident: covariate shift in the reseller's channel -----------------------------
+
+RESELLER_BAND = (THRESHOLD, 0.51)  # the scores the reseller's leads get
+
+
+def in_channel(leads: pd.DataFrame, start, end) -> pd.DataFrame:
+    """The reseller channel's leads scored in [start, end)."""
+    channel = leads[leads["channel"] == "partner"]
+    return channel[(channel["scored_at"] >= start) & (channel["scored_at"] < end)]
+
+
+def test_the_reseller_sends_leads_that_just_clear_the_threshold(leads):
+    before = in_channel(leads, DEMO_START, RESELLER_AT)
+    after = in_channel(leads, RESELLER_AT, DEMO_END)
+    share_of_leads = (leads["channel"] == "partner").groupby(leads["scored_at"] >= RESELLER_AT).mean()
+    assert share_of_leads[False] < 0.2 and share_of_leads[True] > 0.25
+
+    def band_share_of_positives(frame):
+        positives = frame[frame["score"] >= THRESHOLD]
+        return positives["score"].between(*RESELLER_BAND).mean()
+
+    assert band_share_of_positives(before) < 0.1
+    assert band_share_of_positives(after) > 0.85
+
+
+def test_the_model_stays_calibrated_on_the_reseller_leads(leads):
+    """Pure covariate shift: leads in the band convert at their score, after as before."""
+    band = in_channel(leads, RESELLER_AT, DEMO_END)
+    band = band[band["score"].between(*RESELLER_BAND) & band["converted"].notna()]
+    converted = band["converted"].astype(float)
+    standard_error = np.sqrt(converted.mean() * (1 - converted.mean()) / len(converted))
+    assert len(band) > 1_000
+    assert abs(converted.mean() - band["score"].mean()) < 3 * standard_error
+
+
+def test_precision_falls_in_the_reseller_channel_on_every_labeled_day(leads):
+    reference = precision(in_channel(leads, DEMO_START, REFERENCE_END))
+    before = in_channel(leads, REFERENCE_END, RESELLER_AT)
+    after = in_channel(leads, RESELLER_AT, DEMO_END - LABEL_DELAY)
+    assert 0.6 < reference < 0.7
+    assert abs(precision(before) - reference) < 0.03
+    assert reference - precision(after) > 0.1
+    daily = after.groupby("day").apply(precision)
+    assert len(daily) == (DEMO_END - LABEL_DELAY - RESELLER_AT).days
+    assert (daily < 0.6).all(), daily
+    # The reseller's days have no features of their own: no feature drifts in its channel.
+    stable = before.sample(n=min(len(before), len(after)), random_state=0)
+    for feature in demo_data.NUMERIC_FEATURES + demo_data.CATEGORICAL_FEATURES:
+        categorical = feature in demo_data.CATEGORICAL_FEATURES
+        assert psi(stable[feature], after[feature], categorical) < 0.1, feature
+
+
+def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature(tmp_path):
+    """driftline on the reseller's first day: the estimate flags it at once, the labels later.
+
+    The realized drop asserted here is recomputed from the raw rows (precision above)."""
+    from driftline import api, demo
+
+    directory = tmp_path / "demo"
+    demo.prepare_project(directory)
+    build_demo_warehouse(directory / "warehouse.duckdb", rows=ROWS)
+    first_day = (RESELLER_AT - timedelta(days=1), RESELLER_AT + timedelta(days=1))
+
+    def verdicts(at):
+        api.backfill(*first_day, project=directory, monitors=["lead_scoring"], at=at, notify=False)
+        results = api.Workspace.open(directory).con.table("driftline_results").to_pandas()
+        partner = results[(results["segment_value"] == "partner")
+                          & results["check_type"].isin(["performance", "estimated_performance"])]
+        latest = partner.sort_values("created_at").groupby(["window_start", "check_type"]).last()
+        return latest["status"].unstack(), latest["value"].unstack()
+
+    day_before, day = pd.Timestamp(RESELLER_AT) - pd.Timedelta(days=1), pd.Timestamp(RESELLER_AT)
+    on_the_day, _ = verdicts(RESELLER_AT + timedelta(days=1, hours=1))
+    assert on_the_day.loc[day_before, "estimated_performance"] == "ok"
+    assert on_the_day.loc[day, "estimated_performance"] in ("warn", "fail")
+    assert (on_the_day["performance"] == "insufficient_data").all()  # no labels yet
+
+    matured, values = verdicts(RESELLER_AT + LABEL_DELAY + timedelta(days=1, hours=1))
+    assert matured.loc[day_before, "performance"] == "ok"
+    assert matured.loc[day, "performance"] in ("warn", "fail")
+    with duckdb.connect(str(directory / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT p.score, o.converted FROM lead_predictions p JOIN lead_outcomes o USING (lead_id) "
+            "WHERE p.model_version = 'v3' AND p.channel = 'partner' AND p.scored_at >= ? AND p.scored_at < ?",
+            [RESELLER_AT, RESELLER_AT + timedelta(days=1)],
+        ).df()
+    expected = precision_score(rows["converted"].astype(bool), rows["score"] >= THRESHOLD)
+    assert values.loc[day, "performance"] == pytest.approx(expected, abs=1e-12)

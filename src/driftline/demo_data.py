@@ -1,4 +1,4 @@
-"""A synthetic lead-scoring warehouse with one known incident, for ``driftline demo``.
+"""A synthetic lead-scoring warehouse with two known incidents, for ``driftline demo``.
 
 The story
 ---------
@@ -24,11 +24,32 @@ paid-social campaign (figures below are for the default million rows and seed):
   segment shows its drift (0.6-0.7 in latam);
 * the campaign's audience is 92 % men, so the over-scored latam leads are mostly ``m``, and the
   demographic parity ratio across ``gender`` falls from 0.99 to 0.68 (daily: at least 0.81
-  before, at most 0.72 after; weekly: at least 0.95 before).
+  before, at most 0.72 until the second incident; weekly: at least 0.95 before).
 
 Every other feature keeps its distribution after the incident (daily PSI below 0.01 overall,
 below 0.05 in any region or channel), so drift monitors on them must stay quiet; before the
-incident no drift monitor should fire at all.
+incident no drift, performance or fairness monitor should fire at all.
+
+The campaign's drop is concept drift: the same scores now convert worse, which only the labels
+show, a week later. On ``RESELLER_AT`` (2026-10-15) comes a drop of the other kind, covariate
+shift, that the scores alone reveal on the day:
+
+* a lead reseller joins the ``partner`` channel and sends 20 % of each day's leads (in every
+  region alike; they take the place of leads the campaign did not bring, so neither the volume
+  nor the campaign's share changes);
+* it is paid for every lead the model accepts, so it sends only leads that just clear the 0.5
+  threshold (scores 0.50-0.51). Their logged features are drawn as everyone's; what the reseller
+  selects on is the rest of what the model knows about a lead, so no feature drifts, but the
+  score does (daily PSI above 2 in ``partner``, 0.27-0.29 overall);
+* the model is right about them: they convert at their score, about 0.51. They are nine
+  predicted positives in ten in ``partner``, so its daily precision falls from 0.65 to 0.51-0.54
+  (each day more than 0.1 below the reference), and CBPE's estimated precision falls with it on
+  the first day; the realized precision confirms it once that day's labels arrive (the last
+  seven days have none yet). Outside latam they are about half of each region's predicted
+  positives, so its precision falls by less (0.65 to about 0.58).
+* every one of its leads is accepted, whatever its gender, so every gender's selection rate
+  rises alike and the parity ratio recovers (0.87-0.97 a day): a ratio of rates can hide a gap
+  that is still there in the campaign's leads.
 
 How the data is made
 --------------------
@@ -51,6 +72,7 @@ DEMO_START = datetime(2026, 8, 1)  # naive UTC
 DEMO_DAYS = 90
 DEMO_END = DEMO_START + timedelta(days=DEMO_DAYS)
 INCIDENT_AT = DEMO_START + timedelta(days=60)  # 2026-09-30
+RESELLER_AT = DEMO_START + timedelta(days=75)  # 2026-10-15: the second incident
 LABEL_DELAY = timedelta(days=7)
 
 PREDICTIONS_TABLE = "lead_predictions"
@@ -76,6 +98,7 @@ STABLE_FEATURES = tuple(
     f for f in NUMERIC_FEATURES + CATEGORICAL_FEATURES if f not in SHIFTED_FEATURES
 )
 SHIFTED_SCORE_REGION = "latam"
+RESELLER_CHANNEL = "partner"
 
 # --- The world before the incident -------------------------------------------------------------
 # A mix is {value: probability}, summing to 1.
@@ -146,6 +169,12 @@ CAMPAIGN_INDUSTRY_MIX = {
 CAMPAIGN_VISITS_FACTOR = {"latam": 30.0, "other": 2.5}
 CAMPAIGN_TIME_ON_SITE_FACTOR = 0.3
 
+# A lead reseller joins the partner channel. It is paid for every lead the model accepts, so it
+# screens its list with a copy of the scoring rule and sends only the leads that just clear the
+# threshold: their log-odds lie in this range (scores 0.50-0.51). The model is right about them.
+RESELLER_SHARE = 0.20  # of the leads from RESELLER_AT on; they take the place of other leads
+RESELLER_LOGIT_RANGE = (0.0, 0.04)
+
 # --- The model ---------------------------------------------------------------------------------
 # v3 is a logistic regression on the features. Its log-odds, centred on typical values:
 MODEL_INTERCEPT = -0.8
@@ -186,6 +215,8 @@ UNIFORM_STREAMS = (
     "label",
     "label_sync",
     *(f"null_{column}" for column in NULL_RATES),
+    "reseller",
+    "reseller_logit",
 )
 NORMAL_STREAMS = (
     "hour",
@@ -225,6 +256,8 @@ class DemoFacts:
     shifted_features: tuple[str, ...]
     stable_features: tuple[str, ...]
     shifted_score_region: str
+    reseller_at: datetime  # the second incident: covariate shift in one channel
+    reseller_channel: str
     sensitive_attribute: str
     seed: int
     build_seconds: float
@@ -243,6 +276,10 @@ class DemoFacts:
                 f"  stable features:   {', '.join(self.stable_features)}",
                 f"  region {self.shifted_score_region!r} is over-scored: precision falls",
                 f"  demographic parity across {self.sensitive_attribute!r} falls below 0.8",
+                f"incident on {self.reseller_at:%Y-%m-%d}: a lead reseller joins channel "
+                f"{self.reseller_channel!r}",
+                "  its leads score just above the threshold: precision falls there, "
+                "and the scores show it on the day",
             ]
         )
 
@@ -286,6 +323,8 @@ def build_demo_warehouse(path: Path | str, rows: int = 1_000_000, seed: int = 7)
         shifted_features=SHIFTED_FEATURES,
         stable_features=STABLE_FEATURES,
         shifted_score_region=SHIFTED_SCORE_REGION,
+        reseller_at=RESELLER_AT,
+        reseller_channel=RESELLER_CHANNEL,
         sensitive_attribute=SENSITIVE_ATTRIBUTE,
         seed=seed,
         build_seconds=time.perf_counter() - started,
@@ -399,12 +438,18 @@ def _audience_sql() -> str:
     """When the lead came, where from, and whether the campaign brought it.
 
     Four leads in five arrive in business hours, the rest at any hour. Region is drawn the same
-    way before and after the incident, so the campaign changes no region's volume share.
+    way before and after the incidents, so neither the campaign nor the reseller changes any
+    region's volume share. From ``RESELLER_AT`` the reseller's leads take the place of some of
+    the leads the campaign did not bring, so the campaign's share stays the same.
     """
     hour_of_day = f"({BUSINESS_HOURS_PEAK} + {BUSINESS_HOURS_SPREAD} * n_hour)"
     fraction_of_day = f"""CASE WHEN u_business_hours < {BUSINESS_HOURS_SHARE}
         THEN {hour_of_day} / 24 - floor({hour_of_day} / 24) ELSE u_any_hour END"""
     return f"""
+        SELECT *,
+            scored_at >= TIMESTAMP '{RESELLER_AT}' AND NOT from_campaign
+                AND u_reseller < {RESELLER_SHARE / (1 - CAMPAIGN_SHARE)} AS from_reseller
+        FROM (
         SELECT *,
             scored_at >= TIMESTAMP '{INCIDENT_AT}' AND u_campaign < {CAMPAIGN_SHARE}
                 AS from_campaign
@@ -414,7 +459,7 @@ def _audience_sql() -> str:
                     AS scored_at,
                 {_pick("u_region", REGION_MIX)} AS region
             FROM draws
-        )
+        ))
     """
 
 
@@ -462,6 +507,7 @@ def _features_sql() -> str:
                 AS country,
             {_pick("u_lead_source", LEAD_SOURCE_MIX)} AS lead_source,
             CASE WHEN from_campaign THEN '{CAMPAIGN_CHANNEL}'
+                 WHEN from_reseller THEN '{RESELLER_CHANNEL}'
                  ELSE {_pick("u_channel", CHANNEL_MIX)} END AS channel,
             CASE WHEN from_campaign THEN {_pick("u_gender", CAMPAIGN_GENDER_MIX)}
                  ELSE {_pick("u_gender", GENDER_MIX)} END AS gender,
@@ -482,6 +528,11 @@ def _logits_sql() -> str:
     The truth equals the model everywhere except for latam campaign leads: their click-farm
     visits carry no intent, so the truth counts their genuine visits instead. Their short
     sessions count in both: the model is right that those leads are weaker.
+
+    A reseller's lead is one its screening let through: whatever its logged features, the
+    signals the model sees beyond them add up to log-odds in ``RESELLER_LOGIT_RANGE``. The truth
+    follows the model there too, so the reseller moves leads to where the model is less sure
+    without changing what a score means (covariate shift).
     """
     genuine_visits = "floor(exp(latent_log_visits))"
     return f"""
@@ -490,12 +541,24 @@ def _logits_sql() -> str:
                  THEN model_logit
                       - {VISITS_WEIGHT} * (ln(1 + visits_7d) - ln(1 + {genuine_visits}))
                  ELSE model_logit END AS true_logit
-        FROM (SELECT *, {_model_logit_sql()} AS model_logit FROM features)
+        FROM (
+            SELECT *, CASE WHEN from_reseller THEN {_reseller_logit_sql()}
+                           ELSE logged_logit + {OTHER_SIGNALS_SPREAD} * n_other_signals
+                           END AS model_logit
+            FROM (SELECT *, {_logged_logit_sql()} AS logged_logit FROM features)
+        )
     """
 
 
-def _model_logit_sql() -> str:
-    """The v3 model's log-odds; missing values are imputed with typical ones, as in its pipeline."""
+def _reseller_logit_sql() -> str:
+    """The log-odds of a lead the reseller let through: uniform in ``RESELLER_LOGIT_RANGE``."""
+    low, high = RESELLER_LOGIT_RANGE
+    return f"({low} + {high - low} * u_reseller_logit)"
+
+
+def _logged_logit_sql() -> str:
+    """The v3 model's log-odds from the logged features, before the other signals it knows;
+    missing values are imputed with typical ones, as in its pipeline."""
     return f"""(
         {MODEL_INTERCEPT}
         + {VISITS_WEIGHT} * (ln(1 + visits_7d) - 1.3)
@@ -507,7 +570,6 @@ def _model_logit_sql() -> str:
         + {_case_of_values("company_tier", TIER_EFFECT)}
         + {_case_of_values("lead_source", LEAD_SOURCE_EFFECT)}
         + {_case_of_values("industry", INDUSTRY_EFFECT)}
-        + {OTHER_SIGNALS_SPREAD} * n_other_signals
     )"""
 
 
