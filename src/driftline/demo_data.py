@@ -47,9 +47,12 @@ shift, that the scores alone reveal on the day:
   the first day; the realized precision confirms it once that day's labels arrive (the last
   seven days have none yet). Outside latam they are about half of each region's predicted
   positives, so its precision falls by less (0.65 to about 0.58).
-* every one of its leads is accepted, whatever its gender, so every gender's selection rate
-  rises alike and the parity ratio recovers (0.87-0.97 a day): a ratio of rates can hide a gap
-  that is still there in the campaign's leads.
+* every one of its leads is accepted, and they replace leads the campaign did not bring, whose
+  gender mix is the old one, while the campaign's leads are mostly men. So ``f`` and ``x`` gain
+  more accepted leads than ``m``: outside latam, where the campaign's men were never
+  over-scored, men's selection rate is now two thirds of women's (demographic parity 0.64 a
+  week in each of na, emea and apac), while overall the ratio recovers to 0.80-0.89 a day. The
+  weekly fairness check fails in those regions from the week of 2026-10-15 on.
 
 How the data is made
 --------------------
