@@ -381,7 +381,7 @@ def test_precision_falls_in_the_reseller_channel_on_every_labeled_day(leads):
         assert psi(stable[feature], after[feature], categorical) < 0.1, feature
 
 
-def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature(tmp_path):
+def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature(tmp_path, capsys):
     """driftline on the reseller's first day: the estimate flags it at once, the labels later.
 
     The realized drop asserted here is recomputed from the raw rows (precision above)."""
@@ -393,7 +393,7 @@ def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature
     first_day = (RESELLER_AT - timedelta(days=1), RESELLER_AT + timedelta(days=1))
 
     def verdicts(at):
-        api.backfill(*first_day, project=directory, monitors=["lead_scoring"], at=at, notify=False)
+        verdicts.summary = api.backfill(*first_day, project=directory, monitors=["lead_scoring"], at=at, notify=False)
         results = api.Workspace.open(directory).con.table("driftline_results").to_pandas()
         partner = results[(results["segment_value"] == "partner")
                           & results["check_type"].isin(["performance", "estimated_performance"])]
@@ -417,3 +417,7 @@ def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature
         ).df()
     expected = precision_score(rows["converted"].astype(bool), rows["score"] >= THRESHOLD)
     assert values.loc[day, "performance"] == pytest.approx(expected, abs=1e-12)
+
+    demo._print_precision_catches(verdicts.summary)  # what ``driftline demo`` prints about it
+    assert ("channel=partner: estimated precision 2026-10-15 (on the day); "
+            "realized precision 2026-10-15 (known 2026-10-23, when its labels arrived)") in capsys.readouterr().out

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from driftline import api
-from driftline.demo_data import DEMO_END, INCIDENT_AT, build_demo_warehouse
+from driftline.demo_data import DEMO_END, INCIDENT_AT, LABEL_DELAY, RESELLER_CHANNEL, SHIFTED_SCORE_REGION, build_demo_warehouse
 from driftline.errors import ConfigError, Location
 
 PROJECT_FILE = """\
@@ -60,9 +60,10 @@ def run_demo(directory: Path, rows: int = 1_000_000) -> int:
         stale.unlink()
     facts = build_demo_warehouse(directory / "warehouse.duckdb", rows=rows)
     print(f"built {directory / 'warehouse.duckdb'}: {facts.rows:,} predictions, {facts.start:%Y-%m-%d} → {facts.end:%Y-%m-%d}, "
-          f"campaign change on {facts.incident_at:%Y-%m-%d}")
+          f"campaign change on {facts.incident_at:%Y-%m-%d}, reseller in {facts.reseller_channel} from {facts.reseller_at:%Y-%m-%d}")
     summary = api.backfill(start=_first_window(directory), end=DEMO_END, project=directory, at=DEMO_END + timedelta(hours=1), notify=True)
     _print_timeline(summary)
+    _print_precision_catches(summary)
     _print_alerts(summary)
     report = _write_report(directory)
     elapsed = time.perf_counter() - started
@@ -91,6 +92,34 @@ def _print_timeline(summary: api.RunSummary) -> None:
     before = len(summary.outcomes) - after
     print(f"\nwindows that end before the campaign change: {false_alarms} of {before} raised a breach (false alarms)")
     print(f"windows that hold campaign data: {detected} of {after} raised a breach")
+
+
+# The two precision drops the demo plants: concept drift (only labels show it) and covariate
+# shift (the scores show it on the day).
+PLANTED_DROPS = (("region", SHIFTED_SCORE_REGION), ("channel", RESELLER_CHANNEL))
+PRECISION_CHECKS = (("estimated_performance", "estimated precision"), ("performance", "realized precision"))
+
+
+def _print_precision_catches(summary: api.RunSummary) -> None:
+    """Which precision check flagged each planted drop, and from which day (window start)."""
+    print("\nprecision drops: the first daily window each check flagged")
+    for segment_key, segment_value in PLANTED_DROPS:
+        caught = []
+        for check_type, label in PRECISION_CHECKS:
+            windows = [o.window for o in summary.outcomes for r in o.results
+                       if r["check_type"] == check_type and r["segment_key"] == segment_key
+                       and r["segment_value"] == segment_value and r["status"] in ("warn", "fail")]
+            caught.append(_first_flagged(label, windows, labeled=check_type == "performance"))
+        print(f"  {segment_key}={segment_value}: {'; '.join(caught)}")
+
+
+def _first_flagged(label: str, windows: list, labeled: bool) -> str:
+    """``estimated precision 2026-10-15``; a realized check also says when its labels were in."""
+    if not windows:
+        return f"{label} never"
+    first = min(windows, key=lambda window: window.start)
+    known = f" (known {first.end + LABEL_DELAY:%Y-%m-%d}, when its labels arrived)" if labeled else " (on the day)"
+    return f"{label} {first.start:%Y-%m-%d}{known}"
 
 
 def _describe(breached: list[dict]) -> str:
