@@ -18,8 +18,9 @@ expected weights Σp and Σ(1 − p) of the rows with that score.
    in the profile as rows [score, probability, rows, positives].
 2. Per window, p is the fitted curve read at the row's score with linear interpolation between
    points and the end values beyond them (scikit-learn's ``IsotonicRegression(out_of_bounds=
-   "clip")``), written in SQL as a balanced tree of CASE expressions over the curve's knots
-   (about log2(knots) comparisons a row); the expected matrix comes from two sums of the
+   "clip")``), written in SQL as a binary search over the curve's knots (log2(knots) steps of
+   one comparison a row, each reading an array) and the line of the segment found; the
+   expected matrix comes from two sums of the
    window's one checks query (Σp and Σp·ŷ, beside the counts of rows and of ŷ), and the AUC
    from one more branch of it.
 
@@ -171,58 +172,77 @@ def _fingerprint(monitor: Monitor) -> str:
 
 
 STEEP = 1e6  # |slope · score| beyond which intercept + slope · score loses digits (1e-16 of it)
+# the curve's segment a row's score falls in; left among the rows' columns, as dropping it would
+# have ibis write the search out again in each branch that reads the rows
+SEGMENT_INDEX = "__calibration_segment"
 
 
-def calibrated(score: ir.FloatingValue, calibration: Calibration) -> ir.FloatingValue:
-    """p at ``score``: the curve's first value up to its first point, linear between points,
-    its last value beyond the last (as scikit-learn's isotonic predict with clip).
+def with_calibrated(rows: ir.Table, calibration: Calibration) -> ir.Table:
+    """``rows`` with the column PROBABILITY (and SEGMENT_INDEX): p at the row's score — the
+    curve's first value up to its first point, linear between points, its last value beyond
+    the last (as scikit-learn's isotonic predict with clip).
 
-    Written as intercept + slope · score, each looked up by a binary search over the knots
-    whose leaves are plain numbers: a leaf holding its own arithmetic costs ibis several times
-    as much to compile (about 0.2 s a query for the demo's 214 knots, against 0.05 s). Where
-    two knots lie so close that the slope between them is steep, intercept + slope · score
-    would cancel digits away, and each leaf is y + (score − x) · slope instead."""
+    p is intercept + slope · score of the segment between two knots the score falls in, both
+    read from arrays by the segment's index (:func:`_with_segment_index`). Where two knots lie
+    so close that the slope between them is steep, intercept + slope · score would cancel
+    digits away, and p is y + (score − x) · slope from the segment's start (x, y) instead."""
     xs, ys = _knots(calibration.scores, calibration.probabilities)
     # segment i holds the scores in (xs[i - 1], xs[i]]; the first and last are flat ends
     slopes = [0.0] + [(ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]) for i in range(1, len(xs))] + [0.0]
     starts = [xs[0]] + xs  # the knot each segment's line starts from
     bases = [ys[0]] + ys
+    rows, depth = _with_segment_index(rows, xs)
+    segment, score = rows[SEGMENT_INDEX], rows[SCORE]
+
+    def at_segment(values: list[float]) -> ir.FloatingValue:
+        padded = values + [values[-1]] * (2**depth - len(values))  # indexes past the last: the last
+        return _array(padded)[segment]
+
     if any(abs(slope * x) > STEEP for slope, x in zip(slopes, starts)):
-        leaves = [_literal(y) if slope == 0 else _literal(y) + (score - _literal(x)) * _literal(slope)
-                  for y, x, slope in zip(bases, starts, slopes)]  # fmt: skip
-        return _search(score, xs, leaves, 0, len(leaves) - 1)
-    intercepts = [y - slope * x for y, x, slope in zip(bases, starts, slopes)]
+        probability = at_segment(bases) + (score - at_segment(starts)) * at_segment(slopes)
+    elif not any(slopes):
+        probability = at_segment(bases)
+    else:
+        intercepts = [y - slope * x for y, x, slope in zip(bases, starts, slopes)]
+        probability = at_segment(intercepts) + at_segment(slopes) * score
+    return rows.mutate(**{PROBABILITY: probability})
 
-    def lookup(values: list[float]) -> ir.FloatingValue:
-        return _search(score, xs, [_literal(v) for v in values], 0, len(values) - 1)
 
-    if not any(slopes):
-        return lookup(intercepts)
-    return lookup(intercepts) + lookup(slopes) * score
+def _with_segment_index(rows: ir.Table, knots: list[float]) -> tuple[ir.Table, int]:
+    """``rows`` with SEGMENT_INDEX, the number of knots below the row's score (0 for a null
+    score), and the search's depth: a binary search over the knots, one comparison per level.
+
+    The knots, padded with the last to 2^depth − 1, are the nodes of a complete search tree;
+    level l holds 2^l of them, in one array read at the branch taken so far. Each level is a
+    step of its own, as it reads that branch twice. A nested CASE over the knots instead is
+    hundreds of expressions, which ibis rewrites node by node in every query: at the demo's
+    214 knots it made the check's compiling cost several times its running."""
+    depth = max(1, len(knots).bit_length())  # 2^depth − 1 ≥ len(knots)
+    padded = knots + [knots[-1]] * (2**depth - 1 - len(knots))  # a score beyond the last stays beyond
+    for level in range(depth):
+        span = 2 ** (depth - level)  # the padded knots under one node of this level
+        nodes = [padded[branch * span + span // 2 - 1] for branch in range(2**level)]
+        node = _literal(nodes[0]) if level == 0 else _array(nodes)[rows[SEGMENT_INDEX]]
+        above = ibis.ifelse(node < rows[SCORE], 1, 0).cast("int32")  # Spark indexes arrays by INT only
+        rows = rows.mutate(**{SEGMENT_INDEX: above if level == 0 else 2 * rows[SEGMENT_INDEX] + above})
+    return rows, depth
 
 
 def _literal(value: float) -> ir.FloatingScalar:
     return ibis.literal(value, "float64")
 
 
+def _array(values: Sequence[float]) -> ir.ArrayValue:
+    # one literal: ibis writes its elements as it writes float64 literals (dialects.py)
+    return ibis.literal(list(values), "array<float64>")
+
+
 def _knots(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
     """The points the curve bends at: of a run of equal probabilities (a pooled block) only its
-    first and last point, as the curve is flat between them. The same curve with fewer CASE
-    branches — the thousand bins of a large reference pool into a few hundred blocks."""
+    first and last point, as the curve is flat between them. The same curve with fewer
+    segments — the thousand bins of a large reference pool into a few hundred blocks."""
     kept = [i for i in range(len(xs)) if i in (0, len(xs) - 1) or not ys[i - 1] == ys[i] == ys[i + 1]]
     return [xs[i] for i in kept], [ys[i] for i in kept]
-
-
-def _search(score: ir.FloatingValue, uppers: Sequence[float], leaves: Sequence[ir.Value], low: int, high: int) -> ir.Value:
-    """A balanced binary search over the leaves low..high, as nested CASE expressions."""
-    if low == high:
-        return leaves[low]
-    middle = (low + high) // 2
-    return ibis.ifelse(
-        score <= ibis.literal(uppers[middle], "float64"),
-        _search(score, uppers, leaves, low, middle),
-        _search(score, uppers, leaves, middle + 1, high),
-    )
 
 
 # -- what the window's query computes ---------------------------------------------------------------
@@ -314,7 +334,7 @@ class EstimatedPerformance(CheckKind):
         calibration = stored_calibration(context.profile, context.monitor)
         if calibration is None:
             return
-        query.add_column(PROBABILITY, lambda rows: calibrated(rows[SCORE], calibration))
+        query.add_column(PROBABILITY, lambda rows: with_calibrated(rows, calibration))
         if check.metric == "roc_auc":
             query.add_branch(AUC_BRANCH, auc_branch)
         else:

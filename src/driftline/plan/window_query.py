@@ -94,12 +94,13 @@ class WindowQuery:
             self.by_columns.append(column)
         self.per_value.add(key, aggregate)
 
-    def add_column(self, name: str, build: Callable[[ir.Table], ir.Value]) -> None:
+    def add_column(self, name: str, extend: Callable[[ir.Table], ir.Table]) -> None:
         """A value computed once per row of the window, for several aggregates to read as
         ``t[name]`` (the calibrated probability of estimated performance): written once in the
-        SQL, not once per aggregate that reads it."""
+        SQL, not once per aggregate that reads it. ``extend`` returns the rows with the column
+        ``name`` added, in as many steps as it takes."""
         if name not in self.rows.columns:
-            self.rows = self.rows.mutate(**{name: build(self.rows)})
+            self.rows = extend(self.rows)
 
     def add_branch(self, name: str, build: BranchBuilder) -> None:
         """A grouped table with ``__grouping``, ``__segment`` (and ``__value``) keys and numbers."""
