@@ -419,5 +419,7 @@ def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature
     assert values.loc[day, "performance"] == pytest.approx(expected, abs=1e-12)
 
     demo._print_precision_catches(verdicts.summary)  # what ``driftline demo`` prints about it
+    printed = capsys.readouterr().out
     assert ("channel=partner: estimated precision 2026-10-15 (on the day); "
-            "realized precision 2026-10-15 (known 2026-10-23, when its labels arrived)") in capsys.readouterr().out
+            "realized precision 2026-10-15 (known 2026-10-23, when its labels arrived)") in printed
+    assert "region=latam: estimated precision never; realized precision 2026-10-14" in printed  # concept drift

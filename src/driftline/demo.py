@@ -107,7 +107,7 @@ def _print_precision_catches(summary: api.RunSummary) -> None:
         caught = []
         for check_type, label in PRECISION_CHECKS:
             windows = [o.window for o in summary.outcomes for r in o.results
-                       if r["check_type"] == check_type and r["segment_key"] == segment_key
+                       if r["check_type"] == check_type and r["metric"] == "precision" and r["segment_key"] == segment_key
                        and r["segment_value"] == segment_value and r["status"] in ("warn", "fail")]
             caught.append(_first_flagged(label, windows, labeled=check_type == "performance"))
         print(f"  {segment_key}={segment_value}: {'; '.join(caught)}")
