@@ -73,3 +73,17 @@ def test_days_and_values():
     assert day(datetime(2026, 9, 30, 6), TODAY) == "30 Sep 06:00"
     assert pair(0.6403, 0.3288) == ("0.64", "0.33")
     assert pair(0.6403, 0.6371) == ("0.64", "0.637")  # 2 digits read 0.64 twice
+
+
+def test_an_estimate_says_it_is_one_in_the_headline():
+    # estimated precision in partner: 0.6466 on the reference, 0.5079 now, a warn since 15 Oct;
+    # the realized precision in latam, a fail, comes first
+    oct15 = datetime(2026, 10, 15)
+    findings = [
+        Finding("estimated", "estimated_performance", "precision", None, "channel", "partner", "warn", 0.5079, reference=0.6466, since=oct15),
+        Finding("precision", "performance", "precision", None, "region", "latam", "fail", 0.3576, reference=0.6403, since=SEP30),
+    ]  # fmt: skip
+    assert summarize(findings, today=TODAY).headline == (
+        "precision in latam fell from 0.64 to 0.36 since 30 Sep; "
+        "estimated precision in partner fell from 0.65 to 0.51 since 15 Oct"
+    )

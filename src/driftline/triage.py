@@ -192,8 +192,8 @@ def _drift_clause(rows: list[CheckRow], features: int | None, when: str) -> str:
 
 def _change_clause(worst: Finding, when: str) -> str:
     """``precision in latam fell from 0.64 to 0.33``; without a reference value, the value and
-    the line it crossed."""
-    subject = worst.metric
+    the line it crossed. An estimate says so: its labels may not have arrived to confirm it."""
+    subject = ("estimated " if worst.check_type == "estimated_performance" else "") + worst.metric
     if worst.column:
         subject += f" of {worst.column}"
     if worst.segment_key is not None:
