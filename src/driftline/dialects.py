@@ -50,9 +50,8 @@ class DuckDBCompiler(IbisDuckDBCompiler):
     """
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
-        if dtype.is_float64() and math.isfinite(value):
-            return _double_literal(float(value))
-        return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+        written = _doubles(self, value, dtype)
+        return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
 class PySparkCompiler(IbisPySparkCompiler):
@@ -65,18 +64,28 @@ class PySparkCompiler(IbisPySparkCompiler):
     """
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
-        if dtype.is_float64() and math.isfinite(value):
-            return _double_literal(float(value))
-        return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+        written = _doubles(self, value, dtype)
+        return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
 class DatabricksCompiler(IbisDatabricksCompiler):
     """ibis's Databricks compiler (Spark SQL), with :class:`PySparkCompiler`'s double literals."""
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
-        if dtype.is_float64() and math.isfinite(value):
-            return _double_literal(float(value))
-        return super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+        written = _doubles(self, value, dtype)
+        return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+
+
+def _doubles(compiler: Any, value: Any, dtype: dt.DataType) -> sge.Expression | None:
+    """A finite DOUBLE literal, or an array of them, written as :func:`_double_literal`; None
+    for any other literal. An array's elements are written directly: ibis would build a literal
+    expression per element, which for the few hundred of estimated performance's arrays cost
+    more than compiling the rest of the query."""
+    if dtype.is_float64() and math.isfinite(value):
+        return _double_literal(float(value))
+    if dtype.is_array() and dtype.value_type.is_float64() and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
+        return compiler.f.array(*(_double_literal(float(v)) for v in value))
+    return None
 
 
 def _double_literal(value: float) -> sge.Expression:

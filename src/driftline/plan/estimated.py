@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
@@ -208,23 +209,44 @@ def with_calibrated(rows: ir.Table, calibration: Calibration) -> ir.Table:
     return rows.mutate(**{PROBABILITY: probability})
 
 
+LEVELS_PER_STEP = 3  # the search tree's levels one step resolves, by a CASE of 2^3 − 1 comparisons
+
+
 def _with_segment_index(rows: ir.Table, knots: list[float]) -> tuple[ir.Table, int]:
     """``rows`` with SEGMENT_INDEX, the number of knots below the row's score (0 for a null
     score), and the search's depth: a binary search over the knots, one comparison per level.
 
-    The knots, padded with the last to 2^depth − 1, are the nodes of a complete search tree;
-    level l holds 2^l of them, in one array read at the branch taken so far. Each level is a
-    step of its own, as it reads that branch twice. A nested CASE over the knots instead is
-    hundreds of expressions, which ibis rewrites node by node in every query: at the demo's
-    214 knots it made the check's compiling cost several times its running."""
+    The knots, padded with the last to 2^depth − 1, are the nodes of a complete search tree,
+    level l holding 2^l of them in one array. A step descends LEVELS_PER_STEP levels from the
+    branch the previous steps took, by a small CASE over those levels' arrays read at that
+    branch; each step is a column of its own, as it reads the previous one several times.
+    A nested CASE over all the knots instead is hundreds of expressions, which ibis rewrites
+    node by node in every query: at the demo's 214 knots compiling it cost more than running it."""
     depth = max(1, len(knots).bit_length())  # 2^depth − 1 ≥ len(knots)
     padded = knots + [knots[-1]] * (2**depth - 1 - len(knots))  # a score beyond the last stays beyond
-    for level in range(depth):
+
+    def level_nodes(level: int) -> list[float]:
         span = 2 ** (depth - level)  # the padded knots under one node of this level
-        nodes = [padded[branch * span + span // 2 - 1] for branch in range(2**level)]
-        node = _literal(nodes[0]) if level == 0 else _array(nodes)[rows[SEGMENT_INDEX]]
-        above = ibis.ifelse(node < rows[SCORE], 1, 0).cast("int32")  # Spark indexes arrays by INT only
-        rows = rows.mutate(**{SEGMENT_INDEX: above if level == 0 else 2 * rows[SEGMENT_INDEX] + above})
+        return [padded[branch * span + span // 2 - 1] for branch in range(2**level)]
+
+    def descend(taken: ir.IntegerValue | None, first: int, level: int, local: int = 0) -> ir.IntegerValue:
+        """The branch chosen from level ``first`` down to the step's last level, as a number
+        below ``taken`` (the branch of the steps before; None in the first step), ``local``
+        the part of it chosen down to ``level``."""
+        if level == min(first + LEVELS_PER_STEP, depth):
+            return ibis.literal(local, "int32")
+        if taken is None:  # the first step: the branch so far is a constant
+            node = _literal(level_nodes(level)[local])
+        else:
+            node = _array(level_nodes(level))[taken * 2 ** (level - first) + local]
+        deeper = partial(descend, taken, first, level + 1)
+        return ibis.ifelse(node < rows[SCORE], deeper(2 * local + 1), deeper(2 * local))
+
+    for first in range(0, depth, LEVELS_PER_STEP):
+        taken = rows[SEGMENT_INDEX] if first else None
+        below = descend(taken, first, first)
+        levels = min(LEVELS_PER_STEP, depth - first)
+        rows = rows.mutate(**{SEGMENT_INDEX: below if taken is None else taken * 2**levels + below})
     return rows, depth
 
 
