@@ -15,8 +15,6 @@ read of the previous run's result.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -33,7 +31,7 @@ from driftline.plan.frame import window_rows
 from driftline.plan.histograms import categories_query
 from driftline.plan.latency import Latency
 from driftline.plan.performance import Performance
-from driftline.plan.profile import ReferenceProfile
+from driftline.plan.profile import ReferenceProfile, StoredPerCheck
 from driftline.plan.window_query import Known, WindowQuery
 from driftline.spec.models import (
     Bound, CheckBase, EstimatedPerformanceCheck, FairnessCheck, LatencyCheck, MetricCheck, Monitor, PerformanceCheck, QualityCheck, check_name,
@@ -130,25 +128,11 @@ def _relative(check: CheckBase) -> bool:
     )
 
 
-class ReferenceValues:
-    """The reference window's value of each check with a relative threshold, and the rows it
-    was measured on, per column and segment, kept in ``profile.metrics`` with a fingerprint of
-    the check's configuration (a changed check is measured on the reference again)."""
+class ReferenceValues(StoredPerCheck):
+    """The reference window's value of each check with a relative threshold, its standard error
+    and the rows it was measured on, per column and segment."""
 
     KEY = "reference_values"
-
-    def __init__(self, profile: ReferenceProfile, monitor: Monitor):
-        self.stored: dict[str, Any] = profile.metrics.setdefault(self.KEY, {})
-        self.monitor = monitor
-
-    def fingerprint(self, check: CheckBase) -> str:
-        model = self.monitor.model.model_dump(mode="json") if self.monitor.model else None
-        config = json.dumps([check.model_dump(mode="json"), model, self.monitor.min_rows], sort_keys=True, default=str)
-        return hashlib.sha256(config.encode()).hexdigest()[:16]
-
-    def has(self, check: CheckBase) -> bool:
-        entry = self.stored.get(check_name(check))
-        return entry is not None and entry["fingerprint"] == self.fingerprint(check)
 
     def save(self, check: CheckBase, measurements: list[Measurement]) -> None:
         values = [[m.column_name, m.segment_key, m.segment_value, m.value, m.n_current, m.std_error] for m in measurements]

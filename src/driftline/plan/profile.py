@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from driftline.plan.columns import DriftColumn
+from driftline.spec.models import CheckBase, Monitor, check_name
 from driftline.windows import Window
 
 OTHER = "__other__"
@@ -82,6 +83,31 @@ class ReferenceProfile:
         counts = {tuple(item[:4]): item[4] for item in data["counts"]}
         rows = {tuple(item[:2]): item[2] for item in data["rows"]}
         return cls(key, window, bins, counts, rows, data.get("metrics", {}))
+
+
+class StoredPerCheck:
+    """What a reference profile keeps for each check under one key of ``profile.metrics``, with a
+    fingerprint of the check's configuration: a check whose configuration changed is measured on
+    the reference again rather than judged against values of another check."""
+
+    KEY: str  # where the entries live in the profile's metrics
+
+    def __init__(self, profile: ReferenceProfile, monitor: Monitor):
+        self.stored: dict[str, Any] = profile.metrics.setdefault(self.KEY, {})
+        self.monitor = monitor
+
+    def configuration(self, check: CheckBase) -> list[Any]:
+        """What the stored values depend on: the check, the model block and min_rows."""
+        model = self.monitor.model.model_dump(mode="json") if self.monitor.model else None
+        return [check.model_dump(mode="json"), model, self.monitor.min_rows]
+
+    def fingerprint(self, check: CheckBase) -> str:
+        config = json.dumps(self.configuration(check), sort_keys=True, default=str)
+        return hashlib.sha256(config.encode()).hexdigest()[:16]
+
+    def has(self, check: CheckBase) -> bool:
+        entry = self.stored.get(check_name(check))
+        return entry is not None and entry["fingerprint"] == self.fingerprint(check)
 
 
 def ordered_segments(*seen: Iterable[SegmentKey]) -> list[SegmentKey]:

@@ -19,8 +19,6 @@ metric shows.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Callable
 
 import ibis
@@ -31,7 +29,7 @@ from driftline.plan.check_kind import Context
 from driftline.plan.drift import Measurement
 from driftline.plan.frame import window_rows
 from driftline.plan.histograms import as_text
-from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey
+from driftline.plan.profile import NULL_SEGMENT, ReferenceProfile, SegmentKey, StoredPerCheck
 from driftline.plan.window_query import WindowFigures, WindowQuery
 from driftline.spec.models import Bound, CheckBase, Monitor, PerformanceCheck, check_name
 from driftline.windows import EPOCH, Window, windows_between
@@ -87,24 +85,14 @@ def decode(segment: SegmentKey, segments: list[str]) -> tuple[int, SegmentKey] |
     return int(index), (segments[segment_columns(segments).index(key) - 1], real_value)
 
 
-class ReferenceBands:
-    """The bands of every ``{reference_band}`` check, per column and segment, kept in
-    ``profile.metrics`` with a fingerprint of the check's configuration."""
+class ReferenceBands(StoredPerCheck):
+    """The bands of every ``{reference_band}`` check, per column and segment."""
 
-    def __init__(self, profile: ReferenceProfile, monitor: Monitor):
-        self.stored: dict[str, Any] = profile.metrics.setdefault(KEY, {})
-        self.monitor = monitor
-        self.profile = profile
+    KEY = KEY
 
-    def fingerprint(self, check: CheckBase) -> str:
-        model = self.monitor.model.model_dump(mode="json") if self.monitor.model else None
-        every = self.monitor.schedule.every.total_seconds()
-        config = json.dumps([check.model_dump(mode="json"), model, self.monitor.min_rows, every], sort_keys=True, default=str)
-        return hashlib.sha256(config.encode()).hexdigest()[:16]
-
-    def has(self, check: CheckBase) -> bool:
-        entry = self.stored.get(check_name(check))
-        return entry is not None and entry["fingerprint"] == self.fingerprint(check)
+    def configuration(self, check: CheckBase) -> list[Any]:
+        """The schedule's period too: the bands are over windows of that length."""
+        return [*super().configuration(check), self.monitor.schedule.every.total_seconds()]
 
     def due(self, checks: list[CheckBase]) -> list[CheckBase]:
         return [c for c in checks if banded(c) and not self.has(c)]

@@ -6,14 +6,11 @@ segment values, kept in the overall measurement's ``explain`` (shown when it bre
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
 
 from driftline import contributions
 from driftline.plan.drift import Measurement
-from driftline.plan.profile import ReferenceProfile
-from driftline.spec.models import CheckBase, MetricCheck, Monitor, PerformanceCheck, check_name
+from driftline.plan.profile import StoredPerCheck
+from driftline.spec.models import CheckBase, EstimatedPerformanceCheck, MetricCheck, PerformanceCheck, check_name
 
 KEY = "segment_shares"
 
@@ -21,7 +18,7 @@ KEY = "segment_shares"
 def decomposable(check: CheckBase) -> bool:
     """Performance, estimated performance and custom metric checks: overall values whose change a
     segment can explain."""
-    return isinstance(check, (PerformanceCheck, MetricCheck)) or type(check).__name__ == "EstimatedPerformanceCheck"
+    return isinstance(check, (PerformanceCheck, EstimatedPerformanceCheck, MetricCheck))
 
 
 def weight_of(m: Measurement) -> float | None:
@@ -36,22 +33,11 @@ def weight_of(m: Measurement) -> float | None:
     return None
 
 
-class SegmentShares:
+class SegmentShares(StoredPerCheck):
     """Per decomposable check: [column, segment_key, segment_value, value, weight] on the
-    reference, with a fingerprint of the check (a changed check is measured again)."""
+    reference."""
 
-    def __init__(self, profile: ReferenceProfile, monitor: Monitor):
-        self.stored: dict[str, Any] = profile.metrics.setdefault(KEY, {})
-        self.monitor = monitor
-
-    def fingerprint(self, check: CheckBase) -> str:
-        model = self.monitor.model.model_dump(mode="json") if self.monitor.model else None
-        config = json.dumps([check.model_dump(mode="json"), model, self.monitor.min_rows], sort_keys=True, default=str)
-        return hashlib.sha256(config.encode()).hexdigest()[:16]
-
-    def has(self, check: CheckBase) -> bool:
-        entry = self.stored.get(check_name(check))
-        return entry is not None and entry["fingerprint"] == self.fingerprint(check)
+    KEY = KEY
 
     def due(self, checks: list[CheckBase]) -> list[CheckBase]:
         if not self.monitor.segments:
