@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-VENV_PYTHON = HERE / ".venv-nannyml" / "bin" / "python"
-METRICS = ["roc_auc", "f1", "precision", "recall", "specificity", "accuracy"]
-SHIFT_DAYS = 3  # pandas weeks start on Monday, driftline's 7-day windows on Thursday
+from car_loan import METRICS, NANNYML_OPTIONS, SHIFT_DAYS, VENV_PYTHON, driftline_project, load_with_labels, overall_results, write_rows  # noqa: E402
+
 DATA_DIR = HERE / "data" / "nannyml"
 
 
@@ -55,16 +52,11 @@ def peak_rss_mb() -> float:
 def nannyml_child() -> None:
     """Fit CBPE on the reference, estimate the analysis weeks; write the data for driftline."""
     import nannyml as nml
-    import pandas as pd
 
     started = time.perf_counter()
-    reference, analysis, targets = nml.load_synthetic_car_loan_dataset()
-    analysis = analysis.merge(targets, on="id")
+    reference, analysis = load_with_labels()
     loaded = time.perf_counter()
-    estimator = nml.CBPE(
-        y_pred_proba="y_pred_proba", y_pred="y_pred", y_true="repaid", timestamp_column_name="timestamp",
-        metrics=METRICS, chunk_period="W", problem_type="classification_binary",
-    )
+    estimator = nml.CBPE(**NANNYML_OPTIONS)
     estimator.fit(reference)
     results = estimator.estimate(analysis).filter(period="analysis").to_df()
     finished = time.perf_counter()
@@ -76,9 +68,7 @@ def nannyml_child() -> None:
         for metric in METRICS:
             chunk[metric] = {k: row[(metric, k)] for k in ("value", "sampling_error", "realized")}
         chunks.append(chunk)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    columns = ["timestamp", "y_pred_proba", "y_pred", "repaid"]
-    pd.concat([reference[columns], analysis[columns]]).to_parquet(DATA_DIR / "car_loan.parquet")
+    write_rows(reference, analysis, DATA_DIR / "car_loan.parquet")
     print(json.dumps({
         "nannyml": nml.__version__,
         "rows_reference": len(reference), "rows_analysis": len(analysis),
@@ -92,46 +82,19 @@ def nannyml_child() -> None:
 # -- driftline ---------------------------------------------------------------------------------------
 
 
-MONITOR = """
-name: car_loan
-source: {{table: car_loan, timestamp: ts}}
-model: {{task: binary_classification, score: y_pred_proba, prediction: y_pred, label: repaid}}
-schedule: {{every: 7d}}
-reference: {{start: {reference_start}, end: {reference_end}}}
-min_rows: 1
-checks:
-{checks}
-"""
-
-
 def driftline_child(reference_start: str, reference_end: str, first_week: str, end: str) -> None:
     """A fresh project over the exported rows; one backfill of every analysis week, timed."""
-    import duckdb
     import pandas as pd
 
     from driftline import api
-    from driftline.result_schema import RESULTS
 
-    root = Path(tempfile.mkdtemp(prefix="bench_nannyml_"))
-    try:
-        with duckdb.connect(str(root / "warehouse.duckdb")) as con:
-            con.execute(f"""CREATE TABLE car_loan AS SELECT CAST(timestamp AS TIMESTAMP) + INTERVAL {SHIFT_DAYS} DAY AS ts,
-                            y_pred_proba, CAST(y_pred AS INTEGER) AS y_pred, CAST(repaid AS INTEGER) AS repaid
-                            FROM read_parquet('{DATA_DIR / "car_loan.parquet"}')""")
-        checks = "\n".join(f"  - {kind}: {{metric: {m}}}" for kind in ("estimated_performance", "performance") for m in METRICS)
-        (root / "monitors").mkdir()
-        (root / "monitors" / "car_loan.yml").write_text(
-            MONITOR.format(reference_start=reference_start, reference_end=reference_end, checks=checks))
-        (root / "driftline_project.yml").write_text("name: bench\nconnection: duckdb://warehouse.duckdb\n")
+    checks = "\n".join(f"  - {kind}: {{metric: {m}}}" for kind in ("estimated_performance", "performance") for m in METRICS)
+    with driftline_project(DATA_DIR / "car_loan.parquet", reference_start, reference_end, checks, "bench_nannyml_") as root:
         rss_before = peak_rss_mb()
         started = time.perf_counter()
         summary = api.backfill(pd.Timestamp(first_week), pd.Timestamp(end), project=root, at=pd.Timestamp(end) + pd.Timedelta(days=1), notify=False)
         finished = time.perf_counter()
-        failed = [o.error for o in summary.outcomes if o.status != "success"]
-        if failed:
-            raise RuntimeError(f"driftline failed: {failed[:3]}")
-        frame = api.Workspace.open(root).store.table(RESULTS).execute()
-        frame = frame[frame.segment_key.isna()]
+        frame = overall_results(root, summary)
         values = {
             f"{row.check_type}:{row.metric}:{pd.Timestamp(row.window_start) - pd.Timedelta(days=SHIFT_DAYS):%Y-%m-%d}":
             [None if pd.isna(row.value) else float(row.value), None if pd.isna(row.std_error) else float(row.std_error)]
@@ -142,8 +105,6 @@ def driftline_child(reference_start: str, reference_end: str, first_week: str, e
             "queries": sum(o.queries for o in summary.outcomes),
             "peak_rss_mb": peak_rss_mb(), "peak_rss_mb_before_run": rss_before, "values": values,
         }))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- the comparison ----------------------------------------------------------------------------------

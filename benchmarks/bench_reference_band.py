@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-VENV_PYTHON = HERE / ".venv-nannyml" / "bin" / "python"
-METRICS = ["roc_auc", "f1", "precision", "recall", "specificity", "accuracy"]
-SHIFT_DAYS = 3  # pandas weeks start on Monday, driftline's 7-day windows on Thursday
+from car_loan import METRICS, NANNYML_OPTIONS, SHIFT_DAYS, VENV_PYTHON, driftline_project, load_with_labels, overall_results, write_rows  # noqa: E402
+
 DATA = HERE / "data" / "nannyml_band" / "car_loan.parquet"
 
 
@@ -37,12 +34,8 @@ def nannyml_child() -> None:
     import nannyml as nml
     import pandas as pd
 
-    reference, analysis, targets = nml.load_synthetic_car_loan_dataset()
-    analysis = analysis.merge(targets, on="id")
-    calculator = nml.PerformanceCalculator(
-        y_pred_proba="y_pred_proba", y_pred="y_pred", y_true="repaid", timestamp_column_name="timestamp",
-        metrics=METRICS, chunk_period="W", problem_type="classification_binary",
-    )
+    reference, analysis = load_with_labels()
+    calculator = nml.PerformanceCalculator(**NANNYML_OPTIONS)
     calculator.fit(reference)
     frame = calculator.calculate(analysis).to_df()
     # The same calculator fitted on the reference's whole weeks only (its last week is partial),
@@ -51,10 +44,7 @@ def nannyml_child() -> None:
     counts = weeks.value_counts()
     partial = counts[counts < counts.median() * 0.9].index
     whole = reference[~weeks.isin(partial)]
-    on_whole = nml.PerformanceCalculator(
-        y_pred_proba="y_pred_proba", y_pred="y_pred", y_true="repaid", timestamp_column_name="timestamp",
-        metrics=METRICS, chunk_period="W", problem_type="classification_binary",
-    )
+    on_whole = nml.PerformanceCalculator(**NANNYML_OPTIONS)
     on_whole.fit(whole)
     whole_frame = on_whole.calculate(analysis).to_df()
     out = {"reference_start": str(reference.timestamp.min()), "reference_end": str(reference.timestamp.max()),
@@ -71,47 +61,20 @@ def nannyml_child() -> None:
             "alerts": {str(r[("chunk", "start_date")]): bool(r[(metric, "alert")]) for _, r in analysis_rows.iterrows()},
             "whole_weeks_alerts": {str(r[("chunk", "start_date")]): bool(r[(metric, "alert")]) for _, r in whole_rows.iterrows()},
         }
-    DATA.parent.mkdir(parents=True, exist_ok=True)
-    columns = ["timestamp", "y_pred_proba", "y_pred", "repaid"]
-    pd.concat([reference[columns], analysis[columns]]).to_parquet(DATA)
+    write_rows(reference, analysis, DATA)
     print(json.dumps(out, default=float))
 
 
-MONITOR = """
-name: car_loan
-source: {{table: car_loan, timestamp: ts}}
-model: {{task: binary_classification, score: y_pred_proba, prediction: y_pred, label: repaid}}
-schedule: {{every: 7d}}
-reference: {{start: "{start}", end: "{end}"}}
-min_rows: 1
-checks:
-{checks}
-"""
-
-
 def driftline_child(reference_start: str, reference_end: str, first_week: str, end: str) -> None:
-    import duckdb
+    """A fresh project over the exported rows; the bands and alerts of every analysis week."""
     import pandas as pd
 
     from driftline import api
-    from driftline.result_schema import RESULTS
 
-    root = Path(tempfile.mkdtemp(prefix="bench_band_"))
-    try:
-        with duckdb.connect(str(root / "warehouse.duckdb")) as con:
-            con.execute(f"""CREATE TABLE car_loan AS SELECT CAST(timestamp AS TIMESTAMP) + INTERVAL {SHIFT_DAYS} DAY AS ts,
-                            y_pred_proba, CAST(y_pred AS INTEGER) AS y_pred, CAST(repaid AS INTEGER) AS repaid
-                            FROM read_parquet('{DATA}')""")
-        checks = "\n".join(f"  - performance: {{metric: {m}, warn: {{reference_band: 3}}}}" for m in METRICS)
-        (root / "monitors").mkdir()
-        (root / "monitors" / "car_loan.yml").write_text(MONITOR.format(start=reference_start, end=reference_end, checks=checks))
-        (root / "driftline_project.yml").write_text("name: bench\nconnection: duckdb://warehouse.duckdb\n")
+    checks = "\n".join(f"  - performance: {{metric: {m}, warn: {{reference_band: 3}}}}" for m in METRICS)
+    with driftline_project(DATA, reference_start, reference_end, checks, "bench_band_") as root:
         summary = api.backfill(pd.Timestamp(first_week), pd.Timestamp(end), project=root, at=pd.Timestamp(end) + pd.Timedelta(days=30), notify=False)
-        failed = [o.error for o in summary.outcomes if o.status != "success"]
-        if failed:
-            raise RuntimeError(f"driftline failed: {failed[:3]}")
-        frame = api.Workspace.open(root).store.table(RESULTS).execute()
-        frame = frame[frame.segment_key.isna()]
+        frame = overall_results(root, summary)
         out = {}
         for metric in METRICS:
             rows = frame[frame.metric == metric].sort_values("window_start")
@@ -122,8 +85,6 @@ def driftline_child(reference_start: str, reference_end: str, first_week: str, e
                 "alerts": {f"{pd.Timestamp(r.window_start) - pd.Timedelta(days=SHIFT_DAYS):%Y-%m-%d}": r.status == "warn" for r in rows.itertuples()},
             }
         print(json.dumps(out))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def compare(nannyml: dict, driftline: dict) -> dict:
