@@ -12,6 +12,7 @@ import math
 import os
 import uuid
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +20,9 @@ from scipy.stats import rankdata
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
-from driftline import api
-from driftline.plan.estimated import MAX_BINS, pool_adjacent_violators
+from driftline import api, dialects
+from driftline.plan.estimated import MAX_BINS, PROBABILITY, SEGMENT_INDEX, Calibration, pool_adjacent_violators, with_calibrated
+from driftline.plan.frame import SCORE
 from model_projects import DAY, START, assert_value, make_project, result, results, rows_of
 
 METRICS = ["precision", "recall", "f1", "accuracy", "specificity", "roc_auc"]
@@ -356,3 +358,22 @@ def test_knots_a_hair_apart_keep_their_digits(tmp_path):
     for metric in METRICS:
         row = result(frame[frame.check_name == f"estimated_performance_{metric}"], START + 2 * DAY)
         assert_value(row, expected_metric(rows_of(data, START + 2 * DAY, None), model, metric))
+
+
+@pytest.mark.parametrize("knots", [1, 2, 3, 7, 8, 9, 63, 64, 65, 214])
+def test_the_calibrated_probability_finds_each_scores_segment(knots):
+    """The search over the knots in SQL against numpy's: each score's segment is the number of
+    knots below it (``np.searchsorted``), and p the curve read there with clipped ends
+    (``np.interp``), at the knots themselves, a hair either side of them, and beyond the ends;
+    the knot counts straddle the search tree's powers of two."""
+    rng = np.random.default_rng(knots)
+    xs = np.sort(rng.choice(np.arange(1, 1000), knots, replace=False)) / 1000
+    ys = np.sort(rng.uniform(0, 1, knots))  # strictly increasing, so every point is a knot
+    calibration = Calibration(tuple(xs), tuple(ys), (1,) * knots, (0,) * knots)
+    scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
+    con = dialects.use_driftline_compiler(ibis.duckdb.connect())
+    rows = ibis.memtable(pd.DataFrame({SCORE: scores, "row": np.arange(len(scores))}))
+    frame = con.execute(with_calibrated(rows, calibration).order_by("row"))
+    segments = np.minimum(frame[SEGMENT_INDEX].to_numpy(), knots)  # past the last knot: all one segment
+    assert (segments == np.searchsorted(xs, scores, side="left")).all()
+    np.testing.assert_allclose(frame[PROBABILITY], np.interp(scores, xs, ys), rtol=0, atol=1e-12)
