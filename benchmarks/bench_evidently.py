@@ -10,7 +10,7 @@ Two configurations: the preset's defaults (for >1000 rows Evidently picks Wasser
 for numeric and Jensen-Shannon for categorical columns), and ``method="psi"`` (what the
 driftline monitor computes).
 
-    python benchmarks/bench_evidently.py [--repeat 3]
+    python benchmarks/bench_evidently.py [--repeat 3] [--database data/bench_10m.duckdb --name evidently_10m]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(method: str) -> None:
+def child(method: str, database: Path = DEFAULT_DB) -> None:
     """One measured run in this process: load both windows into pandas, run the preset."""
     import duckdb
     import evidently
@@ -51,7 +51,7 @@ def child(method: str) -> None:
 
     columns = ", ".join(NUMERIC + CATEGORICAL)
     started = time.perf_counter()
-    with duckdb.connect(str(DEFAULT_DB), read_only=True) as con:
+    with duckdb.connect(str(database), read_only=True) as con:
         con.execute("SET enable_progress_bar = false")
         query = f"SELECT {columns} FROM {TABLE} WHERE event_time >= ? AND event_time < ?"
         reference = con.execute(query, [START, CURRENT_START]).df()
@@ -91,26 +91,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--methods", default="default,psi")
+    parser.add_argument("--database", type=Path, default=DEFAULT_DB, help="another table made by make_data.py --rows N --out PATH, to find the size Evidently fails at")
+    parser.add_argument("--name", default="evidently", help="the results file: data/results/<name>.json")
     parser.add_argument("--child", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.database)
         return
 
     from common import load_average, machine, run_child, save
 
-    payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat}
+    payload: dict = {"machine": machine(), "load_average_start": load_average(), "repeat": args.repeat, "database": str(args.database)}
     if not VENV_PYTHON.exists():
         payload["error"] = f"{VENV_PYTHON} is missing: create it with `make -C benchmarks evidently-venv`"
         print(f"[evidently] {payload['error']}")
-        save("evidently", payload)
+        save(args.name, payload)
         return
     import statistics
 
     for method in args.methods.split(","):
         print(f"[evidently] DataDriftPreset(method={method}) x {args.repeat}, each in a fresh process ...", flush=True)
         try:
-            runs = [run_child(VENV_PYTHON, Path(__file__), ["--child", method], timeout=3600) for _ in range(args.repeat)]
+            runs = [run_child(VENV_PYTHON, Path(__file__), ["--child", method, "--database", str(args.database)], timeout=3600) for _ in range(args.repeat)]
         except Exception as error:
             payload[method] = {"error": str(error)}
             print(f"  FAILED: {error}", flush=True)
@@ -134,7 +136,7 @@ def main() -> None:
             f"peak RSS {payload[method]['peak_rss_mb']:.0f} MB, load avg {load_average()[0]:.1f}",
             flush=True,
         )
-    print(f"[evidently] results: {save('evidently', payload)}")
+    print(f"[evidently] results: {save(args.name, payload)}")
 
 
 if __name__ == "__main__":
