@@ -394,7 +394,11 @@ def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature
 
     def verdicts(at):
         verdicts.summary = api.backfill(*first_day, project=directory, monitors=["lead_scoring"], at=at, notify=False)
-        results = api.Workspace.open(directory).con.table("driftline_results").to_pandas()
+        con = api.Workspace.open(directory).con
+        try:  # closed at once: the raw rows are read below through a read-only connection
+            results = con.table("driftline_results").to_pandas()
+        finally:
+            con.disconnect()
         partner = results[(results["segment_value"] == "partner")
                           & results["check_type"].isin(["performance", "estimated_performance"])]
         latest = partner.sort_values("created_at").groupby(["window_start", "check_type"]).last()

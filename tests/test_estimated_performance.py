@@ -306,9 +306,12 @@ def test_spark_estimates_equal_an_independent_implementation(tmp_path):
     rng = np.random.default_rng(11)
     data = grid_data(rng)
     table = f"leads_{uuid.uuid4().hex[:8]}"
-    root = make_project(tmp_path, MONITOR % (table, CHECKS), connection="pyspark://local", results_schema=f"driftline_{table}")
     started_here = SparkSession.getActiveSession() is None
-    connect.connect("pyspark://local", root)
+    # One Spark session per process, its warehouse fixed when it starts: attach to one that an
+    # earlier test left running rather than ask for another warehouse.
+    url = "pyspark://local" if started_here else "pyspark://"
+    root = make_project(tmp_path, MONITOR % (table, CHECKS), connection=url, results_schema=f"driftline_{table}")
+    connect.connect(url, root)
     spark = SparkSession.getActiveSession()
     import pyarrow as pa
 

@@ -223,12 +223,15 @@ def test_spark_writes_the_same_std_error(tmp_path, data):
     from pyspark.sql import SparkSession
 
     started_here = SparkSession.getActiveSession() is None
-    project = {"name": "spark_std_error", "connection": "pyspark://local", "results": {"schema": "std_error_results"}}
+    # One Spark session per process, its warehouse fixed when it starts: attach to one that an
+    # earlier test left running rather than ask for another warehouse.
+    url = "pyspark://local" if started_here else "pyspark://"
+    project = {"name": "spark_std_error", "connection": url, "results": {"schema": "std_error_results"}}
     (tmp_path / "driftline_project.yml").write_text(yaml.safe_dump(project), encoding="utf-8")
     (tmp_path / "monitors").mkdir()
     checks = "\n".join(line for line in MONITOR.splitlines() if "drift:" not in line).replace("table: leads", "table: leads_std_error")
     (tmp_path / "monitors" / "leads.yml").write_text(checks, encoding="utf-8")
-    spark = connect.connect("pyspark://local", tmp_path)
+    spark = connect.connect(url, tmp_path)
     try:
         SparkSession.getActiveSession().createDataFrame(data).write.mode("overwrite").saveAsTable("leads_std_error")
         summary = api.backfill(START + 3 * DAY, START + 4 * DAY, project=tmp_path, at=START + 9 * DAY, notify=False)
