@@ -25,7 +25,6 @@ fresh process.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from car_loan import METRICS, NANNYML_OPTIONS, SHIFT_DAYS, VENV_PYTHON, driftline_project, load_with_labels, overall_results, write_rows  # noqa: E402
+from car_loan import METRICS, NANNYML_OPTIONS, SHIFT_DAYS, VENV_PYTHON, driftline_project, load_with_labels, overall_results, ran_as_child, write_rows  # noqa: E402
 
 DATA_DIR = HERE / "data" / "nannyml"
 
@@ -145,15 +144,7 @@ def compare(nannyml: dict, driftline: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", choices=["nannyml", "driftline"], help=argparse.SUPPRESS)
-    parser.add_argument("--args", nargs="*", default=[], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child == "nannyml":
-        nannyml_child()
-        return
-    if args.child == "driftline":
-        driftline_child(*args.args)
+    if ran_as_child(__doc__.splitlines()[0], nannyml_child, driftline_child):
         return
 
     import pandas as pd

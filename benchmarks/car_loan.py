@@ -11,11 +11,12 @@ later in DuckDB: the same rows fall in each week.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
 VENV_PYTHON = HERE / ".venv-nannyml" / "bin" / "python"
@@ -84,3 +85,18 @@ def overall_results(root: Path, summary: Any) -> Any:
         raise RuntimeError(f"driftline failed: {failed[:3]}")
     frame = api.Workspace.open(root).store.table(RESULTS).execute()
     return frame[frame.segment_key.isna()]
+
+
+def ran_as_child(description: str, nannyml_child: Callable[[], None], driftline_child: Callable[..., None]) -> bool:
+    """Each benchmark runs its two sides as fresh processes of itself (``--child nannyml`` in
+    NannyML's venv, ``--child driftline`` in the project's): True when this process was one of
+    them and has run its side."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--child", choices=["nannyml", "driftline"], help=argparse.SUPPRESS)
+    parser.add_argument("--args", nargs="*", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "nannyml":
+        nannyml_child()
+    elif args.child == "driftline":
+        driftline_child(*args.args)
+    return args.child is not None
