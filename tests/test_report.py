@@ -7,10 +7,7 @@ The screenshot of the page goes to ``artifacts/report-overview.png`` at the repo
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -18,6 +15,7 @@ from urllib.parse import unquote
 import ibis
 import pandas as pd
 import pytest
+from headless_chromium import chromium, needs_chromium
 from report_fixture import MONITORS, fill_result_tables
 
 from driftline.reporting import MonitorInfo, build_report
@@ -25,10 +23,6 @@ from driftline.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = os.environ.get("DRIFTLINE_TEST_CHROMIUM") or shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)"
-)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
@@ -191,7 +185,7 @@ def test_screenshot(report, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-overview.png"
     shot.unlink(missing_ok=True)
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2000", path.as_uri())
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,2000", path.as_uri())
     assert shot.exists() and shot.stat().st_size > 20_000
 
 
@@ -218,20 +212,9 @@ def test_window_picker_shows_an_earlier_window(report, year_of_results, tmp_path
     assert page.captions and all(c.startswith(first) for c in page.captions), page.captions[:3]
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
 def _dump_dom(tmp_path: Path, url: str) -> tuple[str, str]:
     """The DOM after the page's script ran, and Chromium's log (console messages included)."""
-    done = _chromium(
+    done = chromium(
         tmp_path, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
         "--dump-dom", url,
     )  # fmt: skip

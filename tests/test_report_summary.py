@@ -10,9 +10,6 @@ monitor's summary goes to ``artifacts/report-summary-<monitor>.png``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -20,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
+from headless_chromium import chromium, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = os.environ.get("DRIFTLINE_TEST_CHROMIUM") or shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 SERIES = ["monitor", "check_name", "column_name", "segment_key", "segment_value"]
 WAITING = "labels_not_mature"
@@ -46,7 +43,7 @@ def demo(tmp_path_factory):
 def page(demo, tmp_path_factory):
     """The DOM after the page's script ran, and Chromium's log."""
     report, _ = demo
-    done = _chromium(tmp_path_factory.mktemp("chromium"), "--enable-logging=stderr", "--v=0",
+    done = chromium(tmp_path_factory.mktemp("chromium"), "--enable-logging=stderr", "--v=0",
                      "--virtual-time-budget=10000", "--dump-dom", report.as_uri())  # fmt: skip
     return BeautifulSoup(done.stdout, "html.parser"), done.stderr
 
@@ -164,7 +161,7 @@ def test_screenshot_of_each_monitors_summary(page, demo, tmp_path):
         summary.write_text(f"{head}<main>{html[start:end]}</section></main></body></html>", encoding="utf-8")
         shot = ARTIFACTS / f"report-summary-{monitor}.png"
         shot.unlink(missing_ok=True)
-        _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,1300", summary.as_uri())
+        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,1300", summary.as_uri())
         assert shot.stat().st_size > 20_000
 
 
@@ -282,12 +279,3 @@ def _str(value) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
