@@ -413,17 +413,13 @@ def test_estimated_precision_breaches_on_the_day_and_realized_once_labels_mature
     matured, values = verdicts(RESELLER_AT + LABEL_DELAY + timedelta(days=1, hours=1))
     assert matured.loc[day_before, "performance"] == "ok"
     assert matured.loc[day, "performance"] in ("warn", "fail")
-    # Through a connection configured as driftline's: the run summary keeps its own open, and
-    # DuckDB refuses a second one of another configuration (read-only, say) to the same file.
-    con = api.Workspace.open(directory).con
-    try:
-        rows = con.con.execute(
+    # Read-only, right after the API's runs in this process: they closed their connection.
+    with duckdb.connect(str(directory / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute(
             "SELECT p.score, o.converted FROM lead_predictions p JOIN lead_outcomes o USING (lead_id) "
             "WHERE p.model_version = 'v3' AND p.channel = 'partner' AND p.scored_at >= ? AND p.scored_at < ?",
             [RESELLER_AT, RESELLER_AT + timedelta(days=1)],
         ).df()
-    finally:
-        con.disconnect()
     expected = precision_score(rows["converted"].astype(bool), rows["score"] >= THRESHOLD)
     assert values.loc[day, "performance"] == pytest.approx(expected, abs=1e-12)
 

@@ -83,8 +83,8 @@ def _moment(value: datetime | str, option: str) -> datetime:
 
 def validate(project: str | Path = ".", connection: str | None = None) -> list[str]:
     """Parse every file and check every monitor against the warehouse schema."""
-    workspace = Workspace.open(project, connection)
-    return [b.loaded.name for b in workspace.bind()]
+    with Workspace.open(project, connection) as workspace:
+        return [b.loaded.name for b in workspace.bind()]
 
 
 def run(
@@ -109,9 +109,6 @@ def run(
     workspace = _open(project, connection, deadline)
     if isinstance(workspace, leases.Skip):
         return RunSummary(skipped=[workspace])
-    writers.check_writable(workspace.con, "run")
-    bound = workspace.bind(monitors)
-    workspace.store.ensure_tables()
 
     def plan(monitor: BoundMonitor) -> list[Window]:
         spec = monitor.loaded.spec
@@ -119,7 +116,11 @@ def run(
         again = _failed_before(workspace.store, spec) + _labels_matured(workspace.store, spec, now)
         return sorted(set(due) | set(again))
 
-    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
+    with workspace:
+        writers.check_writable(workspace.con, "run")
+        bound = workspace.bind(monitors)
+        workspace.store.ensure_tables()
+        return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
 
 
 def _deadline(wait: float | None) -> float:
@@ -190,14 +191,15 @@ def backfill(
     workspace = _open(project, connection, deadline)
     if isinstance(workspace, leases.Skip):
         return RunSummary(skipped=[workspace])
-    writers.check_writable(workspace.con, "backfill")
-    bound = workspace.bind(monitors)
-    workspace.store.ensure_tables()
 
     def plan(monitor: BoundMonitor) -> list[Window]:
         return _backfill_windows(monitor.loaded.spec, first, last, now)
 
-    return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
+    with workspace:
+        writers.check_writable(workspace.con, "backfill")
+        bound = workspace.bind(monitors)
+        workspace.store.ensure_tables()
+        return _evaluate(workspace, bound, plan, notify, now, dry_run, deadline, progress)
 
 
 MAX_BACKFILL_WINDOWS = 1_000
@@ -276,8 +278,8 @@ def compile(
 ) -> str:
     """The SQL a run executes for the latest due window of each monitor, in ``dialect``."""
     now = _moment(at, "at") if at is not None else now_utc()
-    workspace = Workspace.open(project, connection)
-    return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)
+    with Workspace.open(project, connection) as workspace:
+        return compile_monitors(workspace, [monitor] if monitor else None, dialect or workspace.con.name, now)
 
 
 def report(project: str | Path = ".", out: str | Path = "report.html", connection: str | None = None) -> Path:

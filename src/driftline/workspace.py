@@ -33,6 +33,19 @@ class Workspace:
         )
         return cls(loaded, con, ResultStore(con, loaded.results_schema))
 
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the warehouse connection, so the same process can open the file again in
+        another mode (DuckDB refuses a read-only connection beside a writable one). A Spark
+        session stays: it belongs to the process, and closing ibis's backend would stop it."""
+        if self.con.name != "pyspark":
+            self.con.disconnect()
+
     def bind(self, names: Sequence[str] | None = None, dialect: str | None = None) -> list[BoundMonitor]:
         bound, problems = [], []
         for loaded in self.project.select(list(names or [])):
