@@ -21,7 +21,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from driftline import api, dialects
-from driftline.plan.estimated import MAX_BINS, PROBABILITY, SEGMENT_INDEX, Calibration, pool_adjacent_violators, with_calibrated
+from driftline.plan.estimated import MAX_BINS, PROBABILITY, Calibration, pool_adjacent_violators, with_calibrated
 from driftline.plan.frame import SCORE
 from model_projects import DAY, START, assert_value, make_project, result, results, rows_of
 
@@ -363,20 +363,62 @@ def test_knots_a_hair_apart_keep_their_digits(tmp_path):
         assert_value(row, expected_metric(rows_of(data, START + 2 * DAY, None), model, metric))
 
 
-@pytest.mark.parametrize("knots", [1, 2, 3, 7, 8, 9, 63, 64, 65, 214])
-def test_the_calibrated_probability_finds_each_scores_segment(knots):
-    """The search over the knots in SQL against numpy's: each score's segment is the number of
-    knots below it (``np.searchsorted``), and p the curve read there with clipped ends
-    (``np.interp``), at the knots themselves, a hair either side of them, and beyond the ends;
-    the knot counts straddle the search tree's powers of two."""
+@pytest.mark.parametrize("knots", [1, 2, 3, 7, 8, 9, 63, 64, 65, 214, 1000])
+def test_the_calibrated_probability_is_numpys_interpolation(knots):
+    """The calibrated probability in SQL against numpy's ``interp`` (which scikit-learn's
+    isotonic predict with clip is), double for double: at the knots themselves, a hair either
+    side of them, beyond the ends, and at random; the knot counts straddle the CASE tree's
+    powers of two."""
     rng = np.random.default_rng(knots)
-    xs = np.sort(rng.choice(np.arange(1, 1000), knots, replace=False)) / 1000
+    xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
     ys = np.sort(rng.uniform(0, 1, knots))  # strictly increasing, so every point is a knot
     calibration = Calibration(tuple(xs), tuple(ys), (1,) * knots, (0,) * knots)
     scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
     con = dialects.use_driftline_compiler(ibis.duckdb.connect())
     rows = ibis.memtable(pd.DataFrame({SCORE: scores, "row": np.arange(len(scores))}))
     frame = con.execute(with_calibrated(rows, calibration).order_by("row"))
-    segments = np.minimum(frame[SEGMENT_INDEX].to_numpy(), knots)  # past the last knot: all one segment
-    assert (segments == np.searchsorted(xs, scores, side="left")).all()
-    np.testing.assert_allclose(frame[PROBABILITY], np.interp(scores, xs, ys), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(frame[PROBABILITY], np.interp(scores, xs, ys))
+
+
+def _curve(knots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A strictly increasing curve of ``knots`` points, and scores at, beside and between them."""
+    rng = np.random.default_rng(knots)
+    xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
+    ys = np.sort(rng.uniform(0, 1, knots))
+    scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
+    return xs, ys, scores
+
+
+@pytest.mark.parametrize("dialect", dialects.DIALECTS)
+def test_the_calibrated_probability_compiles_for_every_dialect(dialect):
+    """The CASE tree is written as text; every dialect's parser reads the statement back, with
+    one comparison per knot."""
+    import sqlglot
+
+    xs, ys, _ = _curve(214)
+    calibration = Calibration(tuple(xs), tuple(ys), (1,) * len(xs), (0,) * len(xs))
+    rows = ibis.table({SCORE: "float64", "row": "int64"}, name="scored")
+    sql = dialects.to_sql(with_calibrated(rows, calibration), dialect)
+    read = {"pyspark": "spark"}.get(dialect, dialect)
+    (statement,) = sqlglot.parse(sql, read=read)
+    assert len(list(statement.find_all(sqlglot.exp.Case))) == len(xs)
+
+
+def test_postgres_reads_the_calibrated_probability_as_numpy_does():
+    """PostgreSQL reads ``0.1e0`` as an exact NUMERIC and converts it to the double: the
+    probability is still numpy's, double for double."""
+    url = os.environ.get("DRIFTLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set DRIFTLINE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run on PostgreSQL")
+    from driftline import connect
+
+    xs, ys, scores = _curve(214)
+    calibration = Calibration(tuple(xs), tuple(ys), (1,) * len(xs), (0,) * len(xs))
+    con = connect.connect(url)
+    table = f"scores_{uuid.uuid4().hex[:8]}"
+    con.create_table(table, pd.DataFrame({SCORE: scores, "row": np.arange(len(scores))}), temp=True)
+    try:
+        frame = con.execute(with_calibrated(con.table(table), calibration).order_by("row"))
+    finally:
+        con.disconnect()
+    np.testing.assert_array_equal(frame[PROBABILITY], np.interp(scores, xs, ys))

@@ -73,8 +73,8 @@ def connect(
         if url.startswith("snowflake:"):
             from driftline import snowflake_engine
 
-            return snowflake_engine.connect(url, root)
-        return ibis.connect(url)
+            return use_driftline_compiler(snowflake_engine.connect(url, root))
+        return use_driftline_compiler(ibis.connect(url))
     except WarehouseError:
         raise
     except Exception as error:  # the driver's own error says what is wrong; keep it on one line

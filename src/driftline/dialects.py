@@ -2,10 +2,10 @@
 
 The planner builds portable ibis expressions; where a backend lacks an operation (ibis raises
 ``OperationNotDefinedError``), the portable fallback is chosen here, by dialect name, and each
-fallback is proven by a compile test for that dialect. DuckDB, Spark and Databricks compile with
-subclasses of ibis's compilers that write a double literal as a double (:class:`DuckDBCompiler`,
-:class:`PySparkCompiler`), set on driftline's own connections and used by :func:`to_sql`, not
-patched into ibis.
+fallback is proven by a compile test for that dialect. Every dialect compiles with a subclass of
+ibis's compiler, set on driftline's own connections and used by :func:`to_sql`, not patched into
+ibis: each knows driftline's own operation (:class:`PiecewiseLinear`), and DuckDB's, Spark's and
+Databricks' also write a double literal as a double (:class:`DuckDBCompiler`, :class:`PySparkCompiler`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,19 @@ from typing import Any, Sequence
 import ibis
 import ibis.backends.sql.compilers as sc
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
+import ibis.expr.rules as rlz
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
+from ibis.backends.sql.compilers.bigquery import BigQueryCompiler as IbisBigQueryCompiler
+from ibis.backends.sql.compilers.clickhouse import ClickHouseCompiler as IbisClickHouseCompiler
 from ibis.backends.sql.compilers.databricks import DatabricksCompiler as IbisDatabricksCompiler
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler as IbisDuckDBCompiler
+from ibis.backends.sql.compilers.postgres import PostgresCompiler as IbisPostgresCompiler
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler as IbisPySparkCompiler
+from ibis.backends.sql.compilers.snowflake import SnowflakeCompiler as IbisSnowflakeCompiler
+from ibis.backends.sql.compilers.trino import TrinoCompiler as IbisTrinoCompiler
+from ibis.common.typing import VarTuple
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "databricks", "clickhouse", "pyspark")
 # Dialects whose ibis compiler has no multi-quantile aggregate: one quantile per probability.
@@ -39,7 +47,80 @@ _NO_ORDERED_COLLECT = {"clickhouse"}
 _NATIVE_HISTOGRAM = {"duckdb"}
 
 
-class DuckDBCompiler(IbisDuckDBCompiler):
+class PiecewiseLinear(ops.Impure):
+    """The piecewise-linear function through the points (xs[i], ys[i]) (xs strictly ascending)
+    at ``arg``: ys[0] below xs[0], ys[-1] from xs[-1] on, and between two points the line
+    ``slope · (arg − xs[i]) + ys[i]`` from the lower one — numpy's ``interp``, with its
+    arithmetic, so the same doubles.
+
+    One node to ibis, written by :meth:`DriftlineRules.visit_PiecewiseLinear` as a CASE tree:
+    built from ibis expressions, a few hundred points are a few thousand nodes that ibis
+    rewrites again in every query, which cost more than running the query did. Impure, as ibis
+    takes a user's function to be: ibis then keeps it in a projection of its own, neither
+    inlining the expression behind ``arg`` (the tree names it once per point) nor copying the
+    tree into the projections that read its result."""
+
+    arg: ops.Value[dt.Numeric]
+    xs: VarTuple[float]
+    ys: VarTuple[float]
+
+    dtype = dt.float64
+    shape = rlz.shape_like("arg")
+
+
+def piecewise_linear(value: ir.NumericValue, xs: Sequence[float], ys: Sequence[float]) -> ir.FloatingValue:
+    """:class:`PiecewiseLinear` at ``value``; pass a column, as the SQL names it once per point."""
+    if len(xs) != len(ys) or not xs or any(not b > a for a, b in zip(xs, xs[1:])):
+        raise ValueError("a piecewise-linear function needs as many ys as xs, and xs strictly ascending")
+    if not all(math.isfinite(v) for v in (*xs, *ys)):
+        raise ValueError("a piecewise-linear function needs finite points")
+    return PiecewiseLinear(value, tuple(float(x) for x in xs), tuple(float(y) for y in ys)).to_expr()
+
+
+class DriftlineRules:
+    """The compile rule of driftline's own operation, mixed into every dialect's compiler."""
+
+    def visit_PiecewiseLinear(self, op, *, arg, xs, ys):
+        # Written as text, not as sqlglot nodes: generating a few thousand nodes again in every
+        # query cost 10-20 ms; the text is the same standard SQL in every dialect.
+        return sge.Var(this=_piecewise_linear_sql(arg.sql(dialect=self.dialect), xs, ys))
+
+
+def _piecewise_linear_sql(value: str, xs: Sequence[float], ys: Sequence[float]) -> str:
+    """A CASE tree over the points: a value's segment is how many points lie at or below it
+    (0 below the first, len(xs) from the last on), found in log2(len(xs)) comparisons, each
+    segment's line written with its own three numbers. Segment i ≥ 1 starts at point i − 1."""
+    numbers = [_double_text(v) for v in (*xs, *ys)]
+    x, y = numbers[: len(xs)], numbers[len(xs) :]
+
+    def line(i: int) -> str:
+        if i == 0 or i == len(xs) or ys[i] == ys[i - 1]:  # the flat ends, and flat segments
+            return y[max(i - 1, 0)]
+        slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+        return f"{_double_text(slope)} * ({value} - {x[i - 1]}) + {y[i - 1]}"
+
+    def tree(first: int, last: int) -> str:
+        """The value's line, its segment known to lie in first..last."""
+        if first == last:
+            return line(first)
+        middle = (first + last + 1) // 2  # segment ≥ middle ⟺ point middle − 1 ≤ value
+        # a line per branch, not indented: at a thousand points the indentation alone would
+        # double the statement (ClickHouse refuses one over 256 KiB by default)
+        return f"CASE WHEN {x[middle - 1]} <= {value}\nTHEN {tree(middle, last)}\nELSE {tree(first, middle - 1)}\nEND"
+
+    return f"({tree(0, len(xs))})"
+
+
+def _double_text(value: float) -> str:
+    """A double written so that every dialect reads it as that double: with an exponent
+    (``0.1e0``), which DuckDB, Spark, Snowflake, BigQuery, Trino and ClickHouse read as a
+    double and PostgreSQL as an exact NUMERIC that it converts to the double, correctly rounded."""
+    text = repr(abs(value))
+    text = text if "e" in text else f"{text}e0"
+    return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+
+class DuckDBCompiler(DriftlineRules, IbisDuckDBCompiler):
     """ibis's DuckDB compiler, writing a finite DOUBLE literal as ``62.79495413313312e0``.
 
     ibis writes it as ``62.79495413313312``, which DuckDB reads as a DECIMAL and converts to
@@ -54,7 +135,7 @@ class DuckDBCompiler(IbisDuckDBCompiler):
         return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
-class PySparkCompiler(IbisPySparkCompiler):
+class PySparkCompiler(DriftlineRules, IbisPySparkCompiler):
     """ibis's Spark compiler, writing a finite DOUBLE literal as ``0.1e0``.
 
     ibis writes it as ``0.1``, which Spark reads as a DECIMAL(1,1): ``avg(case when c then 1.0
@@ -68,7 +149,7 @@ class PySparkCompiler(IbisPySparkCompiler):
         return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
-class DatabricksCompiler(IbisDatabricksCompiler):
+class DatabricksCompiler(DriftlineRules, IbisDatabricksCompiler):
     """ibis's Databricks compiler (Spark SQL), with :class:`PySparkCompiler`'s double literals."""
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
@@ -76,11 +157,31 @@ class DatabricksCompiler(IbisDatabricksCompiler):
         return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
+class PostgresCompiler(DriftlineRules, IbisPostgresCompiler):
+    pass
+
+
+class SnowflakeCompiler(DriftlineRules, IbisSnowflakeCompiler):
+    pass
+
+
+class BigQueryCompiler(DriftlineRules, IbisBigQueryCompiler):
+    pass
+
+
+class TrinoCompiler(DriftlineRules, IbisTrinoCompiler):
+    pass
+
+
+class ClickHouseCompiler(DriftlineRules, IbisClickHouseCompiler):
+    pass
+
+
 def _doubles(compiler: Any, value: Any, dtype: dt.DataType) -> sge.Expression | None:
     """A finite DOUBLE literal, or an array of them, written as :func:`_double_literal`; None
     for any other literal. An array's elements are written directly: ibis would build a literal
-    expression per element, which for the few hundred of estimated performance's arrays cost
-    more than compiling the rest of the query."""
+    expression per element, which for the hundreds of a histogram's boundaries costs more than
+    compiling the rest of the query."""
     if dtype.is_float64() and math.isfinite(value):
         return _double_literal(float(value))
     if dtype.is_array() and dtype.value_type.is_float64() and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value):
@@ -90,12 +191,20 @@ def _doubles(compiler: Any, value: Any, dtype: dt.DataType) -> sge.Expression | 
 
 def _double_literal(value: float) -> sge.Expression:
     # Built by hand: sqlglot's Literal.number rewrites a negative number's text without the exponent.
-    text = repr(abs(value))
-    literal = sge.Literal(this=text if "e" in text else f"{text}e0", is_string=False)
+    literal = sge.Literal(this=_double_text(abs(value)), is_string=False)
     return sge.Neg(this=literal) if math.copysign(1.0, value) < 0 else literal
 
 
-_COMPILERS = {"duckdb": DuckDBCompiler(), "pyspark": PySparkCompiler(), "databricks": DatabricksCompiler()}
+_COMPILERS = {
+    "duckdb": DuckDBCompiler(),
+    "pyspark": PySparkCompiler(),
+    "databricks": DatabricksCompiler(),
+    "postgres": PostgresCompiler(),
+    "snowflake": SnowflakeCompiler(),
+    "bigquery": BigQueryCompiler(),
+    "trino": TrinoCompiler(),
+    "clickhouse": ClickHouseCompiler(),
+}
 
 
 def use_driftline_compiler(con: Any) -> Any:

@@ -18,9 +18,8 @@ expected weights Σp and Σ(1 − p) of the rows with that score.
    in the profile as rows [score, probability, rows, positives].
 2. Per window, p is the fitted curve read at the row's score with linear interpolation between
    points and the end values beyond them (scikit-learn's ``IsotonicRegression(out_of_bounds=
-   "clip")``), written in SQL as a binary search over the curve's knots (log2(knots) steps of
-   one comparison a row, each reading an array) and the line of the segment found; the
-   expected matrix comes from two sums of the
+   "clip")``), written in SQL as a CASE tree over the curve's knots (log2(knots) comparisons a
+   row) that ends in the line of the segment found; the expected matrix comes from two sums of the
    window's one checks query (Σp and Σp·ŷ, beside the counts of rows and of ŷ), and the AUC
    from one more branch of it.
 
@@ -35,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
@@ -43,7 +41,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from driftline import metrics, reasons, standard_errors
+from driftline import dialects, metrics, reasons, standard_errors
 from driftline.plan.aggregates import Figures, count_where, ratio
 from driftline.plan.check_kind import CheckKind, Context, Value
 from driftline.plan.frame import LABEL, PREDICTED, SCORE, window_rows
@@ -172,91 +170,14 @@ def _fingerprint(monitor: Monitor) -> str:
 # -- the calibrated probability, in SQL -------------------------------------------------------------
 
 
-STEEP = 1e6  # |slope · score| beyond which intercept + slope · score loses digits (1e-16 of it)
-# the curve's segment a row's score falls in; left among the rows' columns, as dropping it would
-# have ibis write the search out again in each branch that reads the rows
-SEGMENT_INDEX = "__calibration_segment"
-
-
 def with_calibrated(rows: ir.Table, calibration: Calibration) -> ir.Table:
-    """``rows`` with the column PROBABILITY (and SEGMENT_INDEX): p at the row's score — the
-    curve's first value up to its first point, linear between points, its last value beyond
-    the last (as scikit-learn's isotonic predict with clip).
-
-    p is intercept + slope · score of the segment between two knots the score falls in, both
-    read from arrays by the segment's index (:func:`_with_segment_index`). Where two knots lie
-    so close that the slope between them is steep, intercept + slope · score would cancel
-    digits away, and p is y + (score − x) · slope from the segment's start (x, y) instead."""
+    """``rows`` with the column PROBABILITY: p at the row's score — the curve's first value
+    below its first point, linear between points, its last value from the last on (as
+    scikit-learn's isotonic predict with clip, which is numpy's ``interp``), written as a
+    CASE tree over the curve's knots (``dialects.piecewise_linear``). A row without a score
+    gets the first value; the sums and the AUC leave such rows out."""
     xs, ys = _knots(calibration.scores, calibration.probabilities)
-    # segment i holds the scores in (xs[i - 1], xs[i]]; the first and last are flat ends
-    slopes = [0.0] + [(ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]) for i in range(1, len(xs))] + [0.0]
-    starts = [xs[0]] + xs  # the knot each segment's line starts from
-    bases = [ys[0]] + ys
-    rows, depth = _with_segment_index(rows, xs)
-    segment, score = rows[SEGMENT_INDEX], rows[SCORE]
-
-    def at_segment(values: list[float]) -> ir.FloatingValue:
-        padded = values + [values[-1]] * (2**depth - len(values))  # indexes past the last: the last
-        return _array(padded)[segment]
-
-    if any(abs(slope * x) > STEEP for slope, x in zip(slopes, starts)):
-        probability = at_segment(bases) + (score - at_segment(starts)) * at_segment(slopes)
-    elif not any(slopes):
-        probability = at_segment(bases)
-    else:
-        intercepts = [y - slope * x for y, x, slope in zip(bases, starts, slopes)]
-        probability = at_segment(intercepts) + at_segment(slopes) * score
-    return rows.mutate(**{PROBABILITY: probability})
-
-
-LEVELS_PER_STEP = 3  # the search tree's levels one step resolves, by a CASE of 2^3 − 1 comparisons
-
-
-def _with_segment_index(rows: ir.Table, knots: list[float]) -> tuple[ir.Table, int]:
-    """``rows`` with SEGMENT_INDEX, the number of knots below the row's score (0 for a null
-    score), and the search's depth: a binary search over the knots, one comparison per level.
-
-    The knots, padded with the last to 2^depth − 1, are the nodes of a complete search tree,
-    level l holding 2^l of them in one array. A step descends LEVELS_PER_STEP levels from the
-    branch the previous steps took, by a small CASE over those levels' arrays read at that
-    branch; each step is a column of its own, as it reads the previous one several times.
-    A nested CASE over all the knots instead is hundreds of expressions, which ibis rewrites
-    node by node in every query: at the demo's 214 knots compiling it cost more than running it."""
-    depth = max(1, len(knots).bit_length())  # 2^depth − 1 ≥ len(knots)
-    padded = knots + [knots[-1]] * (2**depth - 1 - len(knots))  # a score beyond the last stays beyond
-
-    def level_nodes(level: int) -> list[float]:
-        span = 2 ** (depth - level)  # the padded knots under one node of this level
-        return [padded[branch * span + span // 2 - 1] for branch in range(2**level)]
-
-    def descend(taken: ir.IntegerValue | None, first: int, level: int, local: int = 0) -> ir.IntegerValue:
-        """The branch chosen from level ``first`` down to the step's last level, as a number
-        below ``taken`` (the branch of the steps before; None in the first step), ``local``
-        the part of it chosen down to ``level``."""
-        if level == min(first + LEVELS_PER_STEP, depth):
-            return ibis.literal(local, "int32")
-        if taken is None:  # the first step: the branch so far is a constant
-            node = _literal(level_nodes(level)[local])
-        else:
-            node = _array(level_nodes(level))[taken * 2 ** (level - first) + local]
-        deeper = partial(descend, taken, first, level + 1)
-        return ibis.ifelse(node < rows[SCORE], deeper(2 * local + 1), deeper(2 * local))
-
-    for first in range(0, depth, LEVELS_PER_STEP):
-        taken = rows[SEGMENT_INDEX] if first else None
-        below = descend(taken, first, first)
-        levels = min(LEVELS_PER_STEP, depth - first)
-        rows = rows.mutate(**{SEGMENT_INDEX: below if taken is None else taken * 2**levels + below})
-    return rows, depth
-
-
-def _literal(value: float) -> ir.FloatingScalar:
-    return ibis.literal(value, "float64")
-
-
-def _array(values: Sequence[float]) -> ir.ArrayValue:
-    # one literal: ibis writes its elements as it writes float64 literals (dialects.py)
-    return ibis.literal(list(values), "array<float64>")
+    return rows.mutate(**{PROBABILITY: dialects.piecewise_linear(rows[SCORE], xs, ys)})
 
 
 def _knots(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
