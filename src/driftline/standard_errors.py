@@ -6,8 +6,9 @@ query already returns; none needs a query of its own. None whenever the formula 
 
 - a rate p = k / n (accuracy, precision, recall, specificity, ...): binomial sqrt(p(1 − p) / n),
   n the rate's own denominator (precision: the predicted positives; recall: the actual ones);
-- a mean of per-row values (mae, log_loss, a custom ``avg(x)``): s / sqrt(n), s the sample
-  standard deviation;
+- a mean of per-row values (mae, mape, log_loss, a custom ``avg(x)``): s / sqrt(n), s the
+  sample standard deviation; rmse = sqrt(mean of e²) by the delta method, that mean's error
+  over 2 · rmse;
 - ROC AUC: Hanley & McNeil (1982), from the AUC and the counts of positives P and negatives N;
 - F1 = 2J / (1 + J), J = TP / (TP + FP + FN): the delta method on J's binomial error, given
   the TP + FP + FN rows where the label or the prediction is positive;

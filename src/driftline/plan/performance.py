@@ -104,13 +104,19 @@ def _add_regression(add: Callable, add_sum: Callable) -> None:
     def error(t: ir.Table) -> ir.FloatingValue:
         return t[PREDICTED] - t[LABEL]
 
+    def percentage_error(t: ir.Table) -> ir.FloatingValue:
+        return error(t).abs() / ibis.greatest(t[LABEL].abs(), MAPE_EPSILON)
+
     add_sum(ROWS_KEY, lambda t: t.count())
     add_sum("labeled", lambda t: t[LABEL].count())
     add_sum("evaluated", lambda t: count_where(known(t)))
     add_sum("error_sum", lambda t: error(t).sum(where=known(t)))
     add_sum("absolute_error_sum", lambda t: error(t).abs().sum(where=known(t)))
     add_sum("squared_error_sum", lambda t: (error(t) ** 2).sum(where=known(t)))
-    add_sum("percentage_error_sum", lambda t: (error(t).abs() / ibis.greatest(t[LABEL].abs(), MAPE_EPSILON)).sum(where=known(t)))
+    add_sum("percentage_error_sum", lambda t: percentage_error(t).sum(where=known(t)))
+    # the squares of the per-row values averaged by mse and mape, for their standard errors
+    add_sum("fourth_power_error_sum", lambda t: (error(t) ** 4).sum(where=known(t)))
+    add_sum("percentage_error_square_sum", lambda t: (percentage_error(t) ** 2).sum(where=known(t)))
     # The warehouse's own (numerically stable) variance: Σ(y - ȳ)² = n · var_pop(y); not a sum.
     add("label_variance", lambda t: t[LABEL].var(how="pop", where=known(t)))
 
@@ -292,9 +298,19 @@ def _regression_mean(total: str) -> Callable[[Figures], float | None]:
     return lambda f: standard_errors.mean_from_sums(f[total], f["squared_error_sum"], f.count("evaluated"))
 
 
+def _rmse_error(f: Figures) -> float | None:
+    """The delta method on rmse = sqrt(mse): the error of the mean of e² (from Σe² and Σe⁴)
+    over 2 · rmse."""
+    rmse = REGRESSION["rmse"](f)
+    mse_error = standard_errors.mean_from_sums(f["squared_error_sum"], f["fourth_power_error_sum"], f.count("evaluated"))
+    return None if rmse is None or mse_error is None or rmse <= 0 else mse_error / (2.0 * rmse)
+
+
 REGRESSION_ERRORS: dict[str, Callable[[Figures], float | None]] = {
     "mae": _regression_mean("absolute_error_sum"),
     "mean_error": _regression_mean("error_sum"),
+    "mape": lambda f: standard_errors.mean_from_sums(f["percentage_error_sum"], f["percentage_error_square_sum"], f.count("evaluated")),
+    "rmse": _rmse_error,
 }
 
 
