@@ -367,7 +367,7 @@ def test_knots_a_hair_apart_keep_their_digits(tmp_path):
 def test_the_calibrated_probability_is_numpys_interpolation(knots):
     """The calibrated probability in SQL against numpy's ``interp`` (which scikit-learn's
     isotonic predict with clip is), double for double: at the knots themselves, a hair either
-    side of them, beyond the ends, and at random; the knot counts straddle the CASE tree's
+    side of them, beyond the ends, and at random; the knot counts straddle the search tree's
     powers of two."""
     rng = np.random.default_rng(knots)
     xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
@@ -391,8 +391,8 @@ def _curve(knots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("dialect", dialects.DIALECTS)
 def test_the_calibrated_probability_compiles_for_every_dialect(dialect):
-    """The CASE tree is written as text; every dialect's parser reads the statement back, with
-    one comparison per knot."""
+    """The search and the line are written as text, each dialect's arrays in its own syntax;
+    every dialect's parser reads the statement back."""
     import sqlglot
 
     xs, ys, _ = _curve(214)
@@ -401,7 +401,7 @@ def test_the_calibrated_probability_compiles_for_every_dialect(dialect):
     sql = dialects.to_sql(with_calibrated(rows, calibration), dialect)
     read = {"pyspark": "spark"}.get(dialect, dialect)
     (statement,) = sqlglot.parse(sql, read=read)
-    assert len(list(statement.find_all(sqlglot.exp.Case))) == len(xs)
+    assert statement.find(sqlglot.exp.Case) is not None
 
 
 def test_postgres_reads_the_calibrated_probability_as_numpy_does():

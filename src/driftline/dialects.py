@@ -4,14 +4,14 @@ The planner builds portable ibis expressions; where a backend lacks an operation
 ``OperationNotDefinedError``), the portable fallback is chosen here, by dialect name, and each
 fallback is proven by a compile test for that dialect. Every dialect compiles with a subclass of
 ibis's compiler, set on driftline's own connections and used by :func:`to_sql`, not patched into
-ibis: each knows driftline's own operation (:class:`PiecewiseLinear`), and DuckDB's, Spark's and
-Databricks' also write a double literal as a double (:class:`DuckDBCompiler`, :class:`PySparkCompiler`).
+ibis: each knows driftline's own operations (:class:`SearchStep`, :class:`SegmentLine`), and DuckDB's,
+Spark's and Databricks' also write a double literal as a double (:class:`DuckDBCompiler`, :class:`PySparkCompiler`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import ibis
 import ibis.backends.sql.compilers as sc
@@ -47,75 +47,134 @@ _NO_ORDERED_COLLECT = {"clickhouse"}
 _NATIVE_HISTOGRAM = {"duckdb"}
 
 
-class PiecewiseLinear(ops.Impure):
-    """The piecewise-linear function through the points (xs[i], ys[i]) (xs strictly ascending)
-    at ``arg``: ys[0] below xs[0], ys[-1] from xs[-1] on, and between two points the line
-    ``slope · (arg − xs[i]) + ys[i]`` from the lower one — numpy's ``interp``, with its
-    arithmetic, so the same doubles.
+# -- a piecewise-linear function in SQL (estimated performance's calibration curve) ----------------
+#
+# numpy's ``interp`` of a column over a few hundred points: a binary search for the row's segment
+# over the points in arrays, a few levels of the search per projection, then the segment's line.
+# Each step is one ibis operation that driftline's compilers write as text (DriftlineRules):
+# built from ibis expressions, the search is a few thousand nodes that ibis rewrites in every
+# query, which cost more than running the query. A CASE tree over the points instead compiles
+# cheaply but runs slowly (DuckDB evaluates each of its branches per chunk of rows: 7x slower at
+# a thousand points). The operations are Impure, as ibis takes a user's function to be: ibis
+# then keeps each in its projection, neither inlining the expressions it reads (named several
+# times in its text) nor copying it into the projections that read its result.
 
-    One node to ibis, written by :meth:`DriftlineRules.visit_PiecewiseLinear` as a CASE tree:
-    built from ibis expressions, a few hundred points are a few thousand nodes that ibis
-    rewrites again in every query, which cost more than running the query did. Impure, as ibis
-    takes a user's function to be: ibis then keeps it in a projection of its own, neither
-    inlining the expression behind ``arg`` (the tree names it once per point) nor copying the
-    tree into the projections that read its result."""
+
+class SearchStep(ops.Impure):
+    """The next levels of a binary search of ``arg`` in a complete search tree of points: the
+    branch taken so far (``taken``; None in the first step) extended by len(levels) levels,
+    levels[l] holding the nodes of that level (2^l · 2^(levels before) of them), each level a
+    comparison node ≤ arg. After every step, the branch is the number of points ≤ arg."""
 
     arg: ops.Value[dt.Numeric]
-    xs: VarTuple[float]
-    ys: VarTuple[float]
+    taken: Optional[ops.Value[dt.Integer]]
+    levels: VarTuple[VarTuple[float]]
+
+    dtype = dt.int64
+    shape = rlz.shape_like("arg")
+
+
+class SegmentLine(ops.Impure):
+    """The line of segment ``index`` at ``arg``: slopes[index] · (arg − starts[index]) +
+    bases[index], numpy's arithmetic."""
+
+    arg: ops.Value[dt.Numeric]
+    index: ops.Value[dt.Integer]
+    starts: VarTuple[float]
+    slopes: VarTuple[float]
+    bases: VarTuple[float]
 
     dtype = dt.float64
     shape = rlz.shape_like("arg")
 
 
-def piecewise_linear(value: ir.NumericValue, xs: Sequence[float], ys: Sequence[float]) -> ir.FloatingValue:
-    """:class:`PiecewiseLinear` at ``value``; pass a column, as the SQL names it once per point."""
-    if len(xs) != len(ys) or not xs or any(not b > a for a, b in zip(xs, xs[1:])):
-        raise ValueError("a piecewise-linear function needs as many ys as xs, and xs strictly ascending")
-    if not all(math.isfinite(v) for v in (*xs, *ys)):
-        raise ValueError("a piecewise-linear function needs finite points")
-    return PiecewiseLinear(value, tuple(float(x) for x in xs), tuple(float(y) for y in ys)).to_expr()
+def search_levels(points: Sequence[float]) -> list[tuple[float, ...]]:
+    """The levels of the complete search tree over ``points`` (ascending), padded with the last
+    point to 2^depth − 1 nodes: a value at or beyond the last point passes every padded node,
+    so its branch counts them all."""
+    depth = max(1, len(points).bit_length())
+    padded = [*points, *[points[-1]] * (2**depth - 1 - len(points))]
+    levels = []
+    for level in range(depth):
+        span = 2 ** (depth - level)  # the padded points under one node of this level
+        levels.append(tuple(padded[branch * span + span // 2 - 1] for branch in range(2**level)))
+    return levels
+
+
+def search_step(value: ir.NumericValue, taken: ir.IntegerValue | None, levels: Sequence[Sequence[float]]) -> ir.IntegerValue:
+    return SearchStep(value, taken, tuple(tuple(float(v) for v in level) for level in levels)).to_expr()
+
+
+def segment_line(value: ir.NumericValue, index: ir.IntegerValue, xs: Sequence[float], ys: Sequence[float], segments: int) -> ir.FloatingValue:
+    """numpy's ``interp`` of ``value`` over the points (xs, ys), given ``index``, the number of
+    points ≤ value (0 ... ``segments`` − 1, those from len(xs) on past the last point): ys[0]
+    below the first point, ys[-1] from the last on, between two the line from the lower one."""
+    if not all(math.isfinite(v) for v in (*xs, *ys)) or any(not b > a for a, b in zip(xs, xs[1:])):
+        raise ValueError("a piecewise-linear function needs finite points, xs strictly ascending")
+    xs, ys = [float(x) for x in xs], [float(y) for y in ys]
+    slopes = [0.0] + [(ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]) for i in range(1, len(xs))]
+    starts, bases = [xs[0], *xs[:-1]], [ys[0], *ys[:-1]]  # segment i > 0 starts at point i − 1
+    flat_end = segments - len(xs)  # segments from len(xs) on: the last value
+    line = SegmentLine(value, index, tuple([*starts, *[xs[-1]] * flat_end]), tuple([*slopes, *[0.0] * flat_end]), tuple([*bases, *[ys[-1]] * flat_end]))
+    return line.to_expr()
 
 
 class DriftlineRules:
-    """The compile rule of driftline's own operation, mixed into every dialect's compiler."""
+    """The compile rules of driftline's own operations, mixed into every dialect's compiler;
+    ``dialect_name`` picks the array syntax (:data:`_ARRAY_LITERAL`, :data:`_ARRAY_READ`)."""
 
-    def visit_PiecewiseLinear(self, op, *, arg, xs, ys):
-        # Written as text, not as sqlglot nodes: generating a few thousand nodes again in every
-        # query cost 10-20 ms; the text is the same standard SQL in every dialect.
-        return sge.Var(this=_piecewise_linear_sql(arg.sql(dialect=self.dialect), xs, ys))
+    dialect_name: str
+
+    def visit_SearchStep(self, op, *, arg, taken, levels):
+        value = arg.sql(dialect=self.dialect)
+        branch = None if taken is None else f"({taken.sql(dialect=self.dialect)})"
+        arrays = [_array_text(self.dialect_name, level) for level in levels]
+
+        def descend(level: int, local: int) -> str:
+            if level == len(levels):
+                return str(local)
+            if branch is None:  # the first step: its nodes are constants
+                node = _double_text(levels[level][local])
+            else:
+                node = _array_read(self.dialect_name, arrays[level], f"{branch} * {2**level} + {local}")
+            return f"CASE WHEN {node} <= {value} THEN {descend(level + 1, 2 * local + 1)} ELSE {descend(level + 1, 2 * local)} END"
+
+        below = descend(0, 0)
+        return sge.Var(this=f"({below})" if branch is None else f"({branch} * {2 ** len(levels)} + {below})")
+
+    def visit_SegmentLine(self, op, *, arg, index, starts, slopes, bases):
+        value, at = arg.sql(dialect=self.dialect), index.sql(dialect=self.dialect)
+        slope, start, base = (_array_read(self.dialect_name, _array_text(self.dialect_name, v), at) for v in (slopes, starts, bases))
+        return sge.Var(this=f"({slope} * ({value} - {start}) + {base})")
 
 
-def _piecewise_linear_sql(value: str, xs: Sequence[float], ys: Sequence[float]) -> str:
-    """A CASE tree over the points: a value's segment is how many points lie at or below it
-    (0 below the first, len(xs) from the last on), found in log2(len(xs)) comparisons, each
-    segment's line written with its own three numbers. Segment i ≥ 1 starts at point i − 1."""
-    numbers = [_double_text(v) for v in (*xs, *ys)]
-    x, y = numbers[: len(xs)], numbers[len(xs) :]
+# How each dialect writes an array of doubles, and reads its element at a 0-based index ≥ 0.
+_ARRAY_LITERAL = {
+    "duckdb": "[{}]", "clickhouse": "[{}]", "bigquery": "[{}]", "trino": "ARRAY[{}]",
+    "postgres": "ARRAY[{}]::DOUBLE PRECISION[]",  # of NUMERIC literals otherwise
+    "pyspark": "ARRAY({})", "databricks": "ARRAY({})", "snowflake": "ARRAY_CONSTRUCT({})",
+}
+_ARRAY_READ = {
+    "duckdb": "LIST_EXTRACT({array}, {index} + 1)", "postgres": "({array})[{index} + 1]",
+    "pyspark": "ELEMENT_AT({array}, {index} + 1)", "databricks": "ELEMENT_AT({array}, {index} + 1)",
+    "trino": "ELEMENT_AT({array}, {index} + 1)", "clickhouse": "arrayElement({array}, {index} + 1)",
+    "bigquery": "{array}[OFFSET({index})]", "snowflake": "CAST(GET({array}, {index}) AS DOUBLE)",
+}
 
-    def line(i: int) -> str:
-        if i == 0 or i == len(xs) or ys[i] == ys[i - 1]:  # the flat ends, and flat segments
-            return y[max(i - 1, 0)]
-        slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
-        return f"{_double_text(slope)} * ({value} - {x[i - 1]}) + {y[i - 1]}"
 
-    def tree(first: int, last: int) -> str:
-        """The value's line, its segment known to lie in first..last."""
-        if first == last:
-            return line(first)
-        middle = (first + last + 1) // 2  # segment ≥ middle ⟺ point middle − 1 ≤ value
-        # a line per branch, not indented: at a thousand points the indentation alone would
-        # double the statement (ClickHouse refuses one over 256 KiB by default)
-        return f"CASE WHEN {x[middle - 1]} <= {value}\nTHEN {tree(middle, last)}\nELSE {tree(first, middle - 1)}\nEND"
+def _array_text(dialect: str, values: Sequence[float]) -> str:
+    return _ARRAY_LITERAL[dialect].format(", ".join(_double_text(v) for v in values))
 
-    return f"({tree(0, len(xs))})"
+
+def _array_read(dialect: str, array: str, index: str) -> str:
+    return _ARRAY_READ[dialect].format(array=array, index=index)
 
 
 def _double_text(value: float) -> str:
     """A double written so that every dialect reads it as that double: with an exponent
     (``0.1e0``), which DuckDB, Spark, Snowflake, BigQuery, Trino and ClickHouse read as a
     double and PostgreSQL as an exact NUMERIC that it converts to the double, correctly rounded."""
-    text = repr(abs(value))
+    text = repr(abs(float(value)))  # float(): numpy's repr is np.float64(...)
     text = text if "e" in text else f"{text}e0"
     return f"(-{text})" if math.copysign(1.0, value) < 0 else text
 
@@ -129,6 +188,8 @@ class DuckDBCompiler(DriftlineRules, IbisDuckDBCompiler):
     value equal to its edge would fall into the wrong bin. With an exponent DuckDB parses the
     text as a DOUBLE, exactly. (PostgreSQL converts its decimal literals exactly.)
     """
+
+    dialect_name = "duckdb"
 
     def visit_NonNullLiteral(self, op, *, value, dtype):
         written = _doubles(self, value, dtype)
@@ -144,6 +205,8 @@ class PySparkCompiler(DriftlineRules, IbisPySparkCompiler):
     text as a DOUBLE, exactly.
     """
 
+    dialect_name = "pyspark"
+
     def visit_NonNullLiteral(self, op, *, value, dtype):
         written = _doubles(self, value, dtype)
         return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
@@ -152,29 +215,31 @@ class PySparkCompiler(DriftlineRules, IbisPySparkCompiler):
 class DatabricksCompiler(DriftlineRules, IbisDatabricksCompiler):
     """ibis's Databricks compiler (Spark SQL), with :class:`PySparkCompiler`'s double literals."""
 
+    dialect_name = "databricks"
+
     def visit_NonNullLiteral(self, op, *, value, dtype):
         written = _doubles(self, value, dtype)
         return written if written is not None else super().visit_NonNullLiteral(op, value=value, dtype=dtype)
 
 
 class PostgresCompiler(DriftlineRules, IbisPostgresCompiler):
-    pass
+    dialect_name = "postgres"
 
 
 class SnowflakeCompiler(DriftlineRules, IbisSnowflakeCompiler):
-    pass
+    dialect_name = "snowflake"
 
 
 class BigQueryCompiler(DriftlineRules, IbisBigQueryCompiler):
-    pass
+    dialect_name = "bigquery"
 
 
 class TrinoCompiler(DriftlineRules, IbisTrinoCompiler):
-    pass
+    dialect_name = "trino"
 
 
 class ClickHouseCompiler(DriftlineRules, IbisClickHouseCompiler):
-    pass
+    dialect_name = "clickhouse"
 
 
 def _doubles(compiler: Any, value: Any, dtype: dt.DataType) -> sge.Expression | None:

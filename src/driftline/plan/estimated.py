@@ -18,8 +18,9 @@ expected weights Σp and Σ(1 − p) of the rows with that score.
    in the profile as rows [score, probability, rows, positives].
 2. Per window, p is the fitted curve read at the row's score with linear interpolation between
    points and the end values beyond them (scikit-learn's ``IsotonicRegression(out_of_bounds=
-   "clip")``), written in SQL as a CASE tree over the curve's knots (log2(knots) comparisons a
-   row) that ends in the line of the segment found; the expected matrix comes from two sums of the
+   "clip")``), written in SQL as a binary search over the curve's knots (log2(knots) comparisons
+   a row, the knots in arrays) and the line of the segment found; the expected matrix comes from
+   two sums of the
    window's one checks query (Σp and Σp·ŷ, beside the counts of rows and of ŷ), and the AUC
    from one more branch of it.
 
@@ -170,14 +171,25 @@ def _fingerprint(monitor: Monitor) -> str:
 # -- the calibrated probability, in SQL -------------------------------------------------------------
 
 
+# the number of the curve's knots at or below the row's score: left among the rows' columns, as
+# dropping it would have ibis write the search out again in each branch that reads the rows
+SEGMENT_INDEX = "__calibration_segment"
+LEVELS_PER_STEP = 3  # the search tree's levels one projection resolves, by a CASE of 2^3 − 1 comparisons
+
+
 def with_calibrated(rows: ir.Table, calibration: Calibration) -> ir.Table:
-    """``rows`` with the column PROBABILITY: p at the row's score — the curve's first value
-    below its first point, linear between points, its last value from the last on (as
-    scikit-learn's isotonic predict with clip, which is numpy's ``interp``), written as a
-    CASE tree over the curve's knots (``dialects.piecewise_linear``). A row without a score
-    gets the first value; the sums and the AUC leave such rows out."""
+    """``rows`` with the column PROBABILITY (and SEGMENT_INDEX): p at the row's score — the
+    curve's first value below its first knot, linear between knots, its last value from the
+    last on (scikit-learn's isotonic predict with clip, which is numpy's ``interp``, double for
+    double). The score's segment is found by a binary search over the knots, LEVELS_PER_STEP
+    levels of it per projection (``dialects.search_step``); then the segment's line."""
     xs, ys = _knots(calibration.scores, calibration.probabilities)
-    return rows.mutate(**{PROBABILITY: dialects.piecewise_linear(rows[SCORE], xs, ys)})
+    levels = dialects.search_levels(xs)
+    for first in range(0, len(levels), LEVELS_PER_STEP):
+        taken = rows[SEGMENT_INDEX] if first else None
+        rows = rows.mutate(**{SEGMENT_INDEX: dialects.search_step(rows[SCORE], taken, levels[first : first + LEVELS_PER_STEP])})
+    line = dialects.segment_line(rows[SCORE], rows[SEGMENT_INDEX], xs, ys, segments=2 ** len(levels))
+    return rows.mutate(**{PROBABILITY: line})
 
 
 def _knots(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
