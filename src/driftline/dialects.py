@@ -61,10 +61,10 @@ _NATIVE_HISTOGRAM = {"duckdb"}
 
 
 class SearchStep(ops.Impure):
-    """The next levels of a binary search of ``arg`` in a complete search tree of points: the
-    branch taken so far (``taken``; None in the first step) extended by len(levels) levels,
-    levels[l] holding the nodes of that level (2^l · 2^(levels before) of them), each level a
-    comparison node ≤ arg. After every step, the branch is the number of points ≤ arg."""
+    """The next levels of a binary search of ``arg`` in a complete search tree of points
+    (:func:`search_levels`): the branch taken so far (``taken``; None in the first step),
+    extended by one bit per level of ``levels`` — 1 where the level's node on the way is ≤ arg.
+    After the last step the branch is the number of points ≤ arg."""
 
     arg: ops.Value[dt.Numeric]
     taken: Optional[ops.Value[dt.Integer]]
