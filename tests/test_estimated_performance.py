@@ -363,30 +363,28 @@ def test_knots_a_hair_apart_keep_their_digits(tmp_path):
         assert_value(row, expected_metric(rows_of(data, START + 2 * DAY, None), model, metric))
 
 
+def _curve(knots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A strictly increasing curve of ``knots`` points (every point a knot), and scores at them,
+    one ulp either side of them, and at random, beyond the ends too."""
+    rng = np.random.default_rng(knots)
+    xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
+    ys = np.sort(rng.uniform(0, 1, knots))
+    scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
+    return xs, ys, scores
+
+
 @pytest.mark.parametrize("knots", [1, 2, 3, 7, 8, 9, 63, 64, 65, 214, 1000])
 def test_the_calibrated_probability_is_numpys_interpolation(knots):
     """The calibrated probability in SQL against numpy's ``interp`` (which scikit-learn's
     isotonic predict with clip is), double for double: at the knots themselves, a hair either
     side of them, beyond the ends, and at random; the knot counts straddle the search tree's
     powers of two."""
-    rng = np.random.default_rng(knots)
-    xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
-    ys = np.sort(rng.uniform(0, 1, knots))  # strictly increasing, so every point is a knot
+    xs, ys, scores = _curve(knots)
     calibration = Calibration(tuple(xs), tuple(ys), (1,) * knots, (0,) * knots)
-    scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
     con = dialects.use_driftline_compiler(ibis.duckdb.connect())
     rows = ibis.memtable(pd.DataFrame({SCORE: scores, "row": np.arange(len(scores))}))
     frame = con.execute(with_calibrated(rows, calibration).order_by("row"))
     np.testing.assert_array_equal(frame[PROBABILITY], np.interp(scores, xs, ys))
-
-
-def _curve(knots: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A strictly increasing curve of ``knots`` points, and scores at, beside and between them."""
-    rng = np.random.default_rng(knots)
-    xs = np.sort(rng.choice(np.arange(1, 10_000), knots, replace=False)) / 10_000
-    ys = np.sort(rng.uniform(0, 1, knots))
-    scores = np.concatenate([xs, np.nextafter(xs, 0), np.nextafter(xs, 1), rng.uniform(-0.1, 1.1, 500)])
-    return xs, ys, scores
 
 
 @pytest.mark.parametrize("dialect", dialects.DIALECTS)
@@ -405,8 +403,8 @@ def test_the_calibrated_probability_compiles_for_every_dialect(dialect):
 
 
 def test_postgres_reads_the_calibrated_probability_as_numpy_does():
-    """PostgreSQL reads ``0.1e0`` as an exact NUMERIC and converts it to the double: the
-    probability is still numpy's, double for double."""
+    """PostgreSQL reads the knots' ``0.1e0`` as exact NUMERICs, cast to an array of doubles:
+    the probability is still numpy's, double for double."""
     url = os.environ.get("DRIFTLINE_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("set DRIFTLINE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run on PostgreSQL")
