@@ -292,24 +292,25 @@ REGRESSION: dict[str, Callable[[Figures], float | None]] = {
 }
 
 
-def _regression_mean(total: str) -> Callable[[Figures], float | None]:
-    """The error of a mean of per-row errors whose squares sum to Σe² (``squared_error_sum``):
-    |e|² = e², so mae and mean_error share it."""
-    return lambda f: standard_errors.mean_from_sums(f[total], f["squared_error_sum"], f.count("evaluated"))
+def _regression_mean(total: str, squares: str = "squared_error_sum") -> Callable[[Figures], float | None]:
+    """The error of a mean of per-row values from their sum and the sum of their squares; the
+    squares of e and of |e| are both Σe² (``squared_error_sum``), so mae and mean_error share it."""
+    return lambda f: standard_errors.mean_from_sums(f[total], f[squares], f.count("evaluated"))
+
+
+_MSE_ERROR = _regression_mean("squared_error_sum", "fourth_power_error_sum")
 
 
 def _rmse_error(f: Figures) -> float | None:
-    """The delta method on rmse = sqrt(mse): the error of the mean of e² (from Σe² and Σe⁴)
-    over 2 · rmse."""
-    rmse = REGRESSION["rmse"](f)
-    mse_error = standard_errors.mean_from_sums(f["squared_error_sum"], f["fourth_power_error_sum"], f.count("evaluated"))
+    """The delta method on rmse = sqrt(mse): the error of the mean of e² over 2 · rmse."""
+    rmse, mse_error = REGRESSION["rmse"](f), _MSE_ERROR(f)
     return None if rmse is None or mse_error is None or rmse <= 0 else mse_error / (2.0 * rmse)
 
 
 REGRESSION_ERRORS: dict[str, Callable[[Figures], float | None]] = {
     "mae": _regression_mean("absolute_error_sum"),
     "mean_error": _regression_mean("error_sum"),
-    "mape": lambda f: standard_errors.mean_from_sums(f["percentage_error_sum"], f["percentage_error_square_sum"], f.count("evaluated")),
+    "mape": _regression_mean("percentage_error_sum", "percentage_error_square_sum"),
     "rmse": _rmse_error,
 }
 
