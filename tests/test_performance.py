@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn import metrics as sk
 
 from driftline import api
@@ -314,6 +315,33 @@ def test_regression_metric_equals_sklearn(regression_case, metric):
     for row in rows.itertuples():
         window = rows_of(data, row.window_start, segment_of(row))
         assert_value(pd.Series(row._asdict()), expected_regression(window, metric))
+
+
+def expected_regression_error(rows: pd.DataFrame, metric: str) -> float:
+    """Each regression metric's standard error from the rows themselves: scipy's standard error
+    of the mean of the per-row values; rmse = sqrt(mean e²) by the delta method."""
+    rows = rows[rows.actual.notna()]
+    y, yhat = rows.actual.to_numpy(), rows.predicted.to_numpy()
+    e = yhat - y
+    if metric == "rmse":
+        return float(stats.sem(e**2)) / (2 * sk.root_mean_squared_error(y, yhat))
+    per_row = {"mae": np.abs(e), "mean_error": e, "mape": np.abs(e) / np.maximum(np.abs(y), np.finfo(float).eps)}
+    return float(stats.sem(per_row[metric]))
+
+
+@pytest.mark.parametrize("metric", ["mae", "mean_error", "rmse", "mape"])
+def test_regression_std_error_equals_scipy(regression_case, metric):
+    frame, data = regression_case
+    rows = frame[frame.check_name == f"performance_{metric}"]
+    assert len(rows) >= 2 * 3
+    for row in rows.itertuples():
+        window = rows_of(data, row.window_start, segment_of(row))
+        assert row.std_error == pytest.approx(expected_regression_error(window, metric), rel=1e-9), (row.window_start, segment_of(row))
+
+
+def test_r2_has_no_std_error(regression_case):
+    frame, _ = regression_case
+    assert frame[frame.check_name == "performance_r2"].std_error.isna().all()
 
 
 MULTICLASS_MONITOR = """

@@ -169,60 +169,6 @@ def test_no_std_error_where_no_closed_form_applies(stored):
         assert stored[stored.check_name == name].std_error.isna().all(), name
 
 
-# -- regression ---------------------------------------------------------------------------------------
-
-REGRESSION_MONITOR = """
-name: prices
-source: {table: prices, timestamp: ts}
-model: {task: regression, prediction: predicted, label: actual}
-schedule: {every: 1d}
-reference: {start: 2024-03-01, end: 2024-03-03}
-segments: [region]
-min_rows: 1
-checks:
-  - performance: {metric: mae}
-  - performance: {metric: mean_error}
-  - performance: {metric: rmse}
-  - performance: {metric: mape}
-  - performance: {metric: r2}
-"""
-
-
-@pytest.fixture(scope="module")
-def prices() -> pd.DataFrame:
-    rng = np.random.default_rng(61)
-    n = 1200
-    actual = rng.gamma(3.0, 40.0, n)
-    return pd.DataFrame({
-        "ts": START + pd.to_timedelta(rng.integers(0, 4 * 86400, n), unit="s"),
-        "region": rng.choice(["north", "south", "east"], n),
-        "actual": actual,
-        "predicted": actual * rng.lognormal(0.0, 0.2, n) + rng.normal(0.0, 5.0, n),
-    })  # fmt: skip
-
-
-def expected_regression(rows: pd.DataFrame, metric: str) -> float:
-    """The error of each regression metric from the rows themselves: scipy's standard error of
-    the mean of the per-row values; rmse = sqrt(mean e²) by the delta method."""
-    e = rows.predicted.to_numpy() - rows.actual.to_numpy()
-    if metric == "rmse":
-        return float(stats.sem(e**2)) / (2 * sk.root_mean_squared_error(rows.actual, rows.predicted))
-    per_row = {"mae": np.abs(e), "mean_error": e, "mape": np.abs(e) / np.maximum(np.abs(rows.actual.to_numpy()), np.finfo(float).eps)}
-    return float(stats.sem(per_row[metric]))
-
-
-def test_regression_std_error(tmp_path, prices):
-    root = make_project(tmp_path, REGRESSION_MONITOR, {"prices": prices})
-    summary = api.backfill(START + 3 * DAY, START + 4 * DAY, project=root, at=START + 9 * DAY)
-    assert [o.status for o in summary.outcomes] == ["success"], [o.error for o in summary.outcomes]
-    stored = results(root)
-    for metric in ("mae", "mean_error", "rmse", "mape"):
-        for segment in SEGMENTS:
-            row = result(stored[stored.check_name == f"performance_{metric}"], WINDOW, segment)
-            assert row.std_error == pytest.approx(expected_regression(rows_of(prices, WINDOW, segment), metric), rel=1e-9), (metric, segment)
-    assert stored[stored.check_name == "performance_r2"].std_error.isna().all()
-
-
 # -- results written before the column ---------------------------------------------------------
 
 
