@@ -90,11 +90,16 @@ class SegmentLine(ops.Impure):
     shape = rlz.shape_like("arg")
 
 
+def _search_depth(points: int) -> int:
+    """The levels of the complete search tree over ``points``: 2^depth − 1 ≥ points nodes."""
+    return max(1, points.bit_length())
+
+
 def search_levels(points: Sequence[float]) -> list[tuple[float, ...]]:
     """The levels of the complete search tree over ``points`` (ascending), padded with the last
     point to 2^depth − 1 nodes: a value at or beyond the last point passes every padded node,
     so its branch counts them all."""
-    depth = max(1, len(points).bit_length())
+    depth = _search_depth(len(points))
     padded = [*points, *[points[-1]] * (2**depth - 1 - len(points))]
     levels = []
     for level in range(depth):
@@ -107,16 +112,17 @@ def search_step(value: ir.NumericValue, taken: ir.IntegerValue | None, levels: S
     return SearchStep(value, taken, tuple(tuple(float(v) for v in level) for level in levels)).to_expr()
 
 
-def segment_line(value: ir.NumericValue, index: ir.IntegerValue, xs: Sequence[float], ys: Sequence[float], segments: int) -> ir.FloatingValue:
-    """numpy's ``interp`` of ``value`` over the points (xs, ys), given ``index``, the number of
-    points ≤ value (0 ... ``segments`` − 1, those from len(xs) on past the last point): ys[0]
-    below the first point, ys[-1] from the last on, between two the line from the lower one."""
+def segment_line(value: ir.NumericValue, index: ir.IntegerValue, xs: Sequence[float], ys: Sequence[float]) -> ir.FloatingValue:
+    """numpy's ``interp`` of ``value`` over the points (xs, ys), given ``index``, the branch the
+    search over xs found (the number of points ≤ value; the padded nodes count past the last
+    point): ys[0] below the first point, ys[-1] from the last on, between two the line from
+    the lower one."""
     if not all(math.isfinite(v) for v in (*xs, *ys)) or any(not b > a for a, b in zip(xs, xs[1:])):
         raise ValueError("a piecewise-linear function needs finite points, xs strictly ascending")
     xs, ys = [float(x) for x in xs], [float(y) for y in ys]
     slopes = [0.0] + [(ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]) for i in range(1, len(xs))]
     starts, bases = [xs[0], *xs[:-1]], [ys[0], *ys[:-1]]  # segment i > 0 starts at point i − 1
-    flat_end = segments - len(xs)  # segments from len(xs) on: the last value
+    flat_end = 2 ** _search_depth(len(xs)) - len(xs)  # the branches from len(xs) on: the last value
     line = SegmentLine(value, index, tuple([*starts, *[xs[-1]] * flat_end]), tuple([*slopes, *[0.0] * flat_end]), tuple([*bases, *[ys[-1]] * flat_end]))
     return line.to_expr()
 
@@ -263,14 +269,8 @@ def _double_literal(value: float) -> sge.Expression:
 
 
 _COMPILERS = {
-    "duckdb": DuckDBCompiler(),
-    "pyspark": PySparkCompiler(),
-    "databricks": DatabricksCompiler(),
-    "postgres": PostgresCompiler(),
-    "snowflake": SnowflakeCompiler(),
-    "bigquery": BigQueryCompiler(),
-    "trino": TrinoCompiler(),
-    "clickhouse": ClickHouseCompiler(),
+    compiler.dialect_name: compiler()
+    for compiler in (DuckDBCompiler, PySparkCompiler, DatabricksCompiler, PostgresCompiler, SnowflakeCompiler, BigQueryCompiler, TrinoCompiler, ClickHouseCompiler)
 }
 
 

@@ -188,7 +188,7 @@ def with_calibrated(rows: ir.Table, calibration: Calibration) -> ir.Table:
     for first in range(0, len(levels), LEVELS_PER_STEP):
         taken = rows[SEGMENT_INDEX] if first else None
         rows = rows.mutate(**{SEGMENT_INDEX: dialects.search_step(rows[SCORE], taken, levels[first : first + LEVELS_PER_STEP])})
-    line = dialects.segment_line(rows[SCORE], rows[SEGMENT_INDEX], xs, ys, segments=2 ** len(levels))
+    line = dialects.segment_line(rows[SCORE], rows[SEGMENT_INDEX], xs, ys)
     return rows.mutate(**{PROBABILITY: line})
 
 
