@@ -28,7 +28,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -49,6 +48,17 @@ COMPILE_DIALECTS = ("duckdb", "snowflake", "databricks")
 
 def database_for(rows: int) -> Path:
     return DATA / f"bench_{rows // 1_000_000}m.duckdb" if rows % 1_000_000 == 0 else DATA / f"bench_{rows}.duckdb"
+
+
+def ready_database(rows: int, database: Path | None = None) -> Path:
+    """``database`` (by default the one for ``rows``), made by make_data.py when missing."""
+    database = database or database_for(rows)
+    if not database.exists():
+        from make_data import make
+
+        print(f"[data] generating {database.name} ({rows:,} rows) ...", flush=True)
+        print(f"  {make(database, rows=rows)['seconds']:.0f}s", flush=True)
+    return database
 
 
 def project(database: Path, memory_limit: str | None, threads: int | None) -> Path:
@@ -187,13 +197,7 @@ def main() -> None:
     parser.add_argument("--interleave", help="only first runs, with each of these comma-separated memory_limits in turn (e.g. none,512MB)")
     args = parser.parse_args()
     memory_limit = None if args.memory_limit.lower() == "none" else args.memory_limit
-    database = args.database or database_for(args.rows)
-    if not database.exists():
-        from make_data import make
-
-        print(f"[large] generating {database.name} ({args.rows:,} rows) ...", flush=True)
-        made = make(database, rows=args.rows)
-        print(f"  {made['seconds']:.0f}s", flush=True)
+    database = ready_database(args.rows, args.database)
     if args.interleave:
         runs = interleaved(database, args.interleave.split(","), args.repeat, args.threads)
         print(f"[large] results: {save(args.name, {'machine': machine(), 'database': str(database), 'threads': args.threads, 'first_runs': runs})}")

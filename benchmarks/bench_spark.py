@@ -55,7 +55,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_large import CATEGORICAL, DRIFTLINE, MONITOR, NUMERIC, SEGMENTS, database_for, forget_profile  # noqa: E402
+from bench_large import CATEGORICAL, DRIFTLINE, MONITOR, NUMERIC, SEGMENTS, forget_profile, ready_database  # noqa: E402
 from bench_large import project as duckdb_project  # noqa: E402
 from common import (  # noqa: E402
     AT, CURRENT_END, CURRENT_START, REFERENCE_START, RESULTS_SCHEMA, TABLE, TIMESTAMP, categorical_features, load_average, machine,
@@ -585,13 +585,7 @@ def main() -> None:
     parser.add_argument("--name", default="spark", help="the results file: data/results/<name>.json")
     args = parser.parse_args()
     memory_limit = None if args.memory_limit.lower() == "none" else args.memory_limit
-    database = args.database or database_for(args.rows)
-    if not database.exists():
-        from make_data import make
-
-        print(f"[spark] generating {database.name} ({args.rows:,} rows) ...", flush=True)
-        made = make(database, rows=args.rows)
-        print(f"  {made['seconds']:.0f}s", flush=True)
+    database = ready_database(args.rows, args.database)
     payload: dict = {"machine": {**machine(), **engines()}, "load_average_start": load_average(), "database": str(database),
                      "rows": args.rows, "memory_limit": memory_limit, "monitor": MONITOR}
     seen: dict[int, str] = {}

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_large import database_for  # noqa: E402
+from bench_large import ready_database  # noqa: E402
 from common import CURRENT_START, TABLE, load_average, machine, numeric_features, save  # noqa: E402
 
 NUMERIC = 20
@@ -72,9 +72,7 @@ def main() -> None:
         return
     import duckdb
 
-    database = database_for(args.rows)
-    if not database.exists():
-        subprocess.run([sys.executable, str(HERE / "make_data.py"), "--rows", str(args.rows), "--out", str(database)], check=True)
+    database = ready_database(args.rows)
     with tempfile.TemporaryDirectory(prefix="exact_edges_") as folder:
         parquet = Path(folder) / "reference.parquet"
         with duckdb.connect(str(database), read_only=True) as con:
